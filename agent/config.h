@@ -1,0 +1,73 @@
+/*
+ * config.h: the agent's configuration, its embedded defaults and the INI parser.
+ *
+ * A config is plain data, filled once at start-up and read-only afterwards.
+ */
+#ifndef RA_CONFIG_H
+#define RA_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "log.h"
+
+#define CONFIG_MAX_CIDRS    256
+#define CONFIG_MAX_PORTS    64
+#define CONFIG_AGENT_ID_MAX 32
+#define CONFIG_SOCKET_MAX   108 /* sizeof(sun_path) */
+
+/* Exit status for a configuration error (sysexits.h EX_CONFIG). */
+#define CONFIG_EXIT_CODE 78
+
+struct config {
+	/* [agent] */
+	enum log_level log_level;
+
+	/* [proxy] */
+	uint16_t listen_port;
+	uint32_t mark;                          /* this agent's bit(s); never 0 */
+	char agent_id[CONFIG_AGENT_ID_MAX + 1]; /* [A-Za-z0-9_-], names the nft table */
+	struct port_range redirect_ports[CONFIG_MAX_PORTS];
+	size_t n_redirect_ports;
+	struct cidr redirect_cidrs[CONFIG_MAX_CIDRS];
+	size_t n_redirect_cidrs;
+	struct cidr exclude_cidrs[CONFIG_MAX_CIDRS];
+	size_t n_exclude_cidrs;
+	unsigned connect_timeout_ms;
+	unsigned idle_timeout_s; /* 0: no idle timeout */
+	unsigned max_sessions;
+	unsigned workers;          /* 0: one per online CPU */
+	unsigned drain_timeout_ms; /* how long stop waits for open sessions */
+
+	/* [db] */
+	char db_path[PATH_MAX];
+	unsigned retention_days; /* 0: keep rows forever */
+	uint64_t max_rows;       /* 0: no row cap */
+	unsigned queue_size;     /* events the writer queue holds */
+
+	/* [api] */
+	char local_socket[CONFIG_SOCKET_MAX];
+};
+
+/*
+ * Fill cfg with the embedded defaults. The database lives in
+ * $STATE_DIRECTORY (systemd) or /var/lib/redirect-agent, the local socket in
+ * $RUNTIME_DIRECTORY or /run/redirect-agent.
+ */
+void config_defaults(struct config *cfg);
+
+/*
+ * Read an INI file over the values already in cfg (normally the defaults).
+ * Unknown sections and keys are errors, so a typo never goes unnoticed.
+ * Returns 0, or -1 with err set to "FILE:LINE: [section] key: reason" (or
+ * "FILE: reason" when the file cannot be read). cfg may be partly changed on
+ * failure; the caller exits.
+ */
+int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* The same for INI text held in memory; name stands in for the file name in errors. */
+int config_load_string(
+    struct config *cfg, const char *name, const char *text, char *err, size_t errlen);
+
+#endif

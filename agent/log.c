@@ -1,0 +1,156 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_target log_target = LOG_TARGET_STDERR;
+static enum log_level log_level = LOG_LEVEL_INFO;
+
+void
+log_init(const char *ident, enum log_target target, enum log_level level)
+{
+	log_target = target;
+	log_level = level;
+	if (target == LOG_TARGET_SYSLOG)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} names[] = {
+	    {"error", LOG_LEVEL_ERROR},
+	    {"warn", LOG_LEVEL_WARN},
+	    {"info", LOG_LEVEL_INFO},
+	    {"debug", LOG_LEVEL_DEBUG},
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcasecmp(s, names[i].name) == 0) {
+			*out = names[i].level;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return log_level;
+}
+
+static void
+log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
+{
+	static const char *const names[8] = {
+	    [LOG_LEVEL_ERROR] = "error",
+	    [LOG_LEVEL_WARN] = "warn",
+	    [LOG_LEVEL_INFO] = "info",
+	    [LOG_LEVEL_DEBUG] = "debug",
+	};
+	char line[2048];
+	size_t off = 0;
+	int n;
+
+	if (level > log_level)
+		return;
+
+	if (log_target == LOG_TARGET_JOURNAL) {
+		n = snprintf(line, sizeof(line), "<%d>", (int)level);
+		off = n > 0 ? (size_t)n : 0;
+	} else if (log_target == LOG_TARGET_STDERR) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		off = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		n = snprintf(line + off, sizeof(line) - off, ".%03ldZ %s: ", ts.tv_nsec / 1000000L,
+		    names[level]);
+		off += n > 0 ? (size_t)n : 0;
+	}
+
+	n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+	if (n > 0)
+		off += (size_t)n;
+	if (off >= sizeof(line) - 1)
+		off = sizeof(line) - 2; /* truncated: keep the newline */
+	if (errnum != 0) {
+		n = snprintf(line + off, sizeof(line) - off, ": %s", strerror(errnum));
+		if (n > 0)
+			off += (size_t)n;
+		if (off >= sizeof(line) - 1)
+			off = sizeof(line) - 2;
+	}
+
+	if (log_target == LOG_TARGET_SYSLOG) {
+		line[off] = '\0';
+		syslog((int)level, "%s", line);
+		return;
+	}
+	line[off++] = '\n';
+	/* One write per line; a short write to stderr is not worth retrying. */
+	if (write(STDERR_FILENO, line, off) < 0)
+		return;
+}
+
+#define LOG_BODY(level, errnum)                                                                    \
+	do {                                                                                       \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		log_vwrite(level, errnum, fmt, ap);                                                \
+		va_end(ap);                                                                        \
+	} while (0)
+
+void
+log_warn(const char *fmt, ...)
+{
+	int saved = errno;
+
+	LOG_BODY(LOG_LEVEL_WARN, saved);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_WARN, 0);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_INFO, 0);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_DEBUG, 0);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+
+	LOG_BODY(LOG_LEVEL_ERROR, saved);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_ERROR, 0);
+	exit(1);
+}

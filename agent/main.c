@@ -1,0 +1,280 @@
+/*
+ * redirect-agent: the daemon's entry point.
+ *
+ * Start-up order matters: database first (so every connection can be
+ * recorded), then the listeners, and only then the redirect rules, so that
+ * no redirected connection ever finds nobody listening. Stop runs the other
+ * way: rules out first (new connections go direct again), then drain the
+ * sessions, then commit the last events.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "redirect.h"
+#include "store.h"
+#include "worker.h"
+
+#ifndef AGENT_VERSION
+#define AGENT_VERSION "0.0.0-dev"
+#endif
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: redirect-agent [--config FILE] [--foreground] [--check-config]\n"
+		   "       redirect-agent --version | --help\n"
+		   "\n"
+		   "Redirects chosen outbound TCP connections to itself (nftables), relays them\n"
+		   "to their original destination and records every connection in SQLite.\n"
+		   "\n"
+		   "  -c, --config FILE   read settings from FILE (INI); without it the embedded\n"
+		   "                      defaults apply (see README)\n"
+		   "  -f, --foreground    stay in the foreground and log to stderr\n"
+		   "  -n, --check-config  check the configuration and exit (0 good, 78 bad)\n"
+		   "  -V, --version       print the version and exit\n"
+		   "  -h, --help          print this help and exit\n");
+}
+
+/*
+ * Detach from the terminal. The parent waits on a pipe until the child says
+ * it is ready (or why it is not), so a failing start still fails the command.
+ * Returns the write end of that pipe in the child.
+ */
+static int
+daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		fatal("pipe");
+	if ((pid = fork()) < 0)
+		fatal("fork");
+	if (pid > 0) {
+		unsigned char status = 1;
+
+		close(p[1]);
+		if (read(p[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		fatal("setsid");
+	if (chdir("/") != 0)
+		fatal("chdir /");
+	return p[1];
+}
+
+static void
+daemon_ready(int fd, unsigned char status)
+{
+	int null;
+
+	if (fd < 0)
+		return;
+	if (write(fd, &status, 1) != 1)
+		log_warn("cannot report start-up status");
+	close(fd);
+	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+}
+
+/* Each session needs two descriptors; keep the limit and the session cap consistent. */
+static void
+raise_fd_limit(struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("cannot raise the open file limit to %llu",
+			    (unsigned long long)rl.rlim_max);
+	}
+	need = (rlim_t)cfg->max_sessions * 2 + 256;
+	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+		unsigned fit = rl.rlim_cur > 256 ? (unsigned)((rl.rlim_cur - 256) / 2) : 1;
+
+		log_warnx("max_sessions %u needs %llu descriptors but the limit is %llu: using %u",
+		    cfg->max_sessions, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+		    fit);
+		cfg->max_sessions = fit;
+	}
+}
+
+static void
+on_signal(uv_signal_t *sig, int signum)
+{
+	log_info("received signal %d (%s), stopping", signum, strsignal(signum));
+	uv_stop(sig->loop);
+}
+
+static void
+log_summary(const struct proxy_stats_snapshot *pp, struct store *st)
+{
+	const struct proxy_stats_snapshot p = *pp;
+	struct store_stats s;
+
+	store_get_stats(st, &s);
+	log_info("accepted %llu, relayed %llu, failed %llu, refused %llu, bytes up %llu down %llu;"
+		 " rows written %llu in %llu batches, events dropped %llu, queue high-water %llu",
+	    (unsigned long long)p.accepted, (unsigned long long)p.relayed,
+	    (unsigned long long)p.failed, (unsigned long long)p.refused,
+	    (unsigned long long)p.bytes_up, (unsigned long long)p.bytes_down,
+	    (unsigned long long)s.rows_written, (unsigned long long)s.batches,
+	    (unsigned long long)s.events_dropped, (unsigned long long)s.queue_high_water);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"check-config", no_argument, NULL, 'n'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	static struct config cfg; /* large: not on the stack */
+	const char *config_path = NULL;
+	int foreground = 0, check_only = 0, ready_fd = -1, c;
+	char err[1024];
+	struct store *store = NULL;
+	struct workers *workers = NULL;
+	struct proxy_stats_snapshot final;
+	struct store_options so;
+	uv_loop_t *loop;
+	uv_signal_t sigint, sigterm;
+
+	while ((c = getopt_long(argc, argv, "c:fnVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'n':
+			check_only = 1;
+			break;
+		case 'V':
+			printf("redirect-agent %s\n", AGENT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "redirect-agent: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	config_defaults(&cfg);
+	if (config_path != NULL && config_load_file(&cfg, config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "redirect-agent: configuration error: %s\n", err);
+		return CONFIG_EXIT_CODE;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n",
+		    config_path != NULL ? config_path : "(defaults)");
+		return 0;
+	}
+
+	if (!foreground)
+		ready_fd = daemonize();
+	log_init("redirect-agent",
+	    !foreground
+		? LOG_TARGET_SYSLOG
+		: (getenv("JOURNAL_STREAM") != NULL ? LOG_TARGET_JOURNAL : LOG_TARGET_STDERR),
+	    cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(&cfg);
+	if (cfg.n_redirect_ports == 0 || cfg.n_redirect_cidrs == 0)
+		log_warnx(
+		    "redirect_ports or redirect_cidrs is empty: no connection will be redirected");
+
+	so = (struct store_options){
+	    .path = cfg.db_path,
+	    .queue_size = cfg.queue_size,
+	    .retention_days = cfg.retention_days,
+	    .max_rows = cfg.max_rows,
+	};
+	if (store_open(&store, &so, err, sizeof(err)) != 0) {
+		log_warnx("cannot open the database: %s", err);
+		daemon_ready(ready_fd, 1);
+		return 1;
+	}
+	{
+		struct store_stats s;
+
+		store_get_stats(store, &s);
+		if (s.interrupted_at_start > 0)
+			log_info(
+			    "marked %llu connections left open by a previous run as interrupted",
+			    (unsigned long long)s.interrupted_at_start);
+	}
+	if (workers_start(&workers, &cfg, store, err, sizeof(err)) != 0) {
+		log_warnx("cannot start the proxy: %s", err);
+		store_close(store);
+		daemon_ready(ready_fd, 1);
+		return 1;
+	}
+	if (redirect_setup(&cfg, err, sizeof(err)) != 0) {
+		log_warnx("cannot install the redirect rules: %s", err);
+		redirect_teardown(&cfg);
+		workers_stop(workers, NULL);
+		store_close(store);
+		daemon_ready(ready_fd, 1);
+		return 1;
+	}
+
+	loop = uv_default_loop();
+	uv_signal_init(loop, &sigint);
+	uv_signal_init(loop, &sigterm);
+	uv_signal_start(&sigint, on_signal, SIGINT);
+	uv_signal_start(&sigterm, on_signal, SIGTERM);
+
+	log_info(
+	    "redirect-agent %s started: agent %s, mark 0x%x, listening on port %u, database %s",
+	    AGENT_VERSION, cfg.agent_id, cfg.mark, (unsigned)cfg.listen_port, cfg.db_path);
+	daemon_ready(ready_fd, 0);
+
+	uv_run(loop, UV_RUN_DEFAULT);
+
+	redirect_teardown(&cfg);
+	workers_stop(workers, &final);
+	log_summary(&final, store);
+	store_close(store);
+	uv_close((uv_handle_t *)&sigint, NULL);
+	uv_close((uv_handle_t *)&sigterm, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	uv_loop_close(loop);
+	log_info("stopped");
+	return 0;
+}

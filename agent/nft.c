@@ -1,0 +1,185 @@
+#include "nft.h"
+
+#include <errno.h>
+#include <nftables/libnftables.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+nft_table_name(const struct config *cfg, char *buf, size_t len)
+{
+	snprintf(buf, len, "redirect_agent_%s", cfg->agent_id);
+}
+
+/* A bounded appender: once full, it stays full and the caller sees -ENOSPC. */
+struct sbuf {
+	char *p;
+	size_t len, off;
+	int overflow;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (sb->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(sb->p + sb->off, sb->len - sb->off, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sb->len - sb->off) {
+		sb->overflow = 1;
+		return;
+	}
+	sb->off += (size_t)n;
+}
+
+static void
+sb_cidr_set(struct sbuf *sb, const char *name, int family, const struct cidr *c, size_t n)
+{
+	char text[ADDR_CIDR_STRLEN];
+	const char *sep = "";
+
+	sb_printf(sb, "\tset %s {\n\t\ttype %s; flags interval; auto-merge;\n", name,
+	    family == AF_INET ? "ipv4_addr" : "ipv6_addr");
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].family != family)
+			continue;
+		if (*sep == '\0')
+			sb_printf(sb, "\t\telements = { ");
+		sb_printf(sb, "%s%s", sep, addr_format_cidr(&c[i], text, sizeof(text)));
+		sep = ", ";
+	}
+	if (*sep != '\0')
+		sb_printf(sb, " }\n");
+	sb_printf(sb, "\t}\n");
+}
+
+int
+nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
+{
+	struct sbuf sb = {buf, len, 0, 0};
+	char table[NFT_TABLE_NAME_MAX];
+	const char *sep = "";
+
+	if (len == 0)
+		return -ENOSPC;
+	nft_table_name(cfg, table, sizeof(table));
+	sb_printf(&sb, "add table inet %s\ndelete table inet %s\n", table, table);
+	sb_printf(&sb, "table inet %s {\n", table);
+	sb_cidr_set(&sb, "redirect_v4", AF_INET, cfg->redirect_cidrs, cfg->n_redirect_cidrs);
+	sb_cidr_set(&sb, "redirect_v6", AF_INET6, cfg->redirect_cidrs, cfg->n_redirect_cidrs);
+	sb_cidr_set(&sb, "exclude_v4", AF_INET, cfg->exclude_cidrs, cfg->n_exclude_cidrs);
+	sb_cidr_set(&sb, "exclude_v6", AF_INET6, cfg->exclude_cidrs, cfg->n_exclude_cidrs);
+
+	sb_printf(&sb, "\tset ports {\n\t\ttype inet_service; flags interval; auto-merge;\n");
+	for (size_t i = 0; i < cfg->n_redirect_ports; i++) {
+		const struct port_range *pr = &cfg->redirect_ports[i];
+
+		if (i == 0)
+			sb_printf(&sb, "\t\telements = { ");
+		if (pr->lo == pr->hi)
+			sb_printf(&sb, "%s%u", sep, (unsigned)pr->lo);
+		else
+			sb_printf(&sb, "%s%u-%u", sep, (unsigned)pr->lo, (unsigned)pr->hi);
+		sep = ", ";
+	}
+	if (cfg->n_redirect_ports > 0)
+		sb_printf(&sb, " }\n");
+	sb_printf(&sb, "\t}\n");
+
+	/*
+	 * The nat output hook sees only the first packet of each connection, so
+	 * only new outbound connections are redirected. Packets carrying this
+	 * agent's mark are its own upstream connections: they must pass.
+	 */
+	sb_printf(&sb,
+	    "\tchain output {\n"
+	    "\t\ttype nat hook output priority -100; policy accept;\n"
+	    "\t\tmeta l4proto != tcp return\n"
+	    "\t\tmeta mark & 0x%x == 0x%x return\n"
+	    "\t\tip daddr @exclude_v4 return\n"
+	    "\t\tip6 daddr @exclude_v6 return\n"
+	    "\t\tip daddr @redirect_v4 tcp dport @ports counter redirect to :%u\n"
+	    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter redirect to :%u\n"
+	    "\t}\n"
+	    "}\n",
+	    cfg->mark, cfg->mark, (unsigned)cfg->listen_port, (unsigned)cfg->listen_port);
+
+	if (sb.overflow)
+		return -ENOSPC;
+	return (int)sb.off;
+}
+
+/* Run one nft script; on failure copy nft's error text (first line kept short) into err. */
+static int
+nft_run(const char *script, char *err, size_t errlen)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int rc;
+
+	if (ctx == NULL) {
+		if (err != NULL)
+			snprintf(err, errlen, "cannot create an nftables context");
+		return -ENOMEM;
+	}
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	rc = nft_run_cmd_from_buffer(ctx, script);
+	if (rc != 0 && err != NULL) {
+		const char *e = nft_ctx_get_error_buffer(ctx);
+		size_t n;
+
+		snprintf(err, errlen, "%s", e != NULL && e[0] != '\0' ? e : "nft command failed");
+		n = strlen(err);
+		while (n > 0 && err[n - 1] == '\n')
+			err[--n] = '\0';
+	}
+	nft_ctx_free(ctx);
+	return rc == 0 ? 0 : -EPERM;
+}
+
+int
+nft_table_install(const struct config *cfg, char *err, size_t errlen)
+{
+	/* Every element costs at most ~50 bytes of text. */
+	size_t len =
+	    4096 + 64 * (cfg->n_redirect_cidrs + cfg->n_exclude_cidrs + cfg->n_redirect_ports);
+	char *script = malloc(len);
+	int r;
+
+	if (script == NULL)
+		return -ENOMEM;
+	r = nft_ruleset_format(cfg, script, len);
+	if (r >= 0)
+		r = nft_run(script, err, errlen);
+	else if (err != NULL)
+		snprintf(err, errlen, "rule set larger than %zu bytes", len);
+	free(script);
+	return r;
+}
+
+int
+nft_table_remove(const struct config *cfg, char *err, size_t errlen)
+{
+	char table[NFT_TABLE_NAME_MAX];
+	char script[2 * NFT_TABLE_NAME_MAX + 64];
+
+	nft_table_name(cfg, table, sizeof(table));
+	snprintf(script, sizeof(script), "add table inet %s\ndelete table inet %s\n", table, table);
+	return nft_run(script, err, errlen);
+}
+
+int
+nft_table_exists(const struct config *cfg)
+{
+	char table[NFT_TABLE_NAME_MAX];
+	char script[NFT_TABLE_NAME_MAX + 32];
+
+	nft_table_name(cfg, table, sizeof(table));
+	snprintf(script, sizeof(script), "list table inet %s\n", table);
+	return nft_run(script, NULL, 0) == 0 ? 1 : 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * nft.h: the agent's own nftables table (Linux).
+ *
+ * The table is written as nft script text and applied through libnftables in
+ * one transaction, so the kernel never sees a half-built rule set. The text
+ * builder is separate from the apply step so that tests can read the rules.
+ */
+#ifndef RA_NFT_H
+#define RA_NFT_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+#define NFT_TABLE_NAME_MAX 64
+
+/* "redirect_agent_<agent_id>": one table per agent, so agents never touch each other's rules. */
+void nft_table_name(const struct config *cfg, char *buf, size_t len);
+
+/*
+ * Write the script that replaces (or creates) the agent's table: the
+ * "add table; delete table" prefix makes a stale table left by a crash go
+ * away in the same transaction. Returns the length written, or -ENOSPC when
+ * buf is too small.
+ */
+int nft_ruleset_format(const struct config *cfg, char *buf, size_t len);
+
+/*
+ * Install the table. Returns 0, or a negative errno with nft's own message
+ * in err. Needs CAP_NET_ADMIN.
+ */
+int nft_table_install(const struct config *cfg, char *err, size_t errlen);
+
+/* Remove the table if it exists. Returns 0 or a negative errno with err set. */
+int nft_table_remove(const struct config *cfg, char *err, size_t errlen);
+
+/* 1 if the table exists, 0 if not, negative errno on failure. */
+int nft_table_exists(const struct config *cfg);
+
+#endif

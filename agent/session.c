@@ -1,0 +1,533 @@
+#include "session.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "redirect.h"
+#include "store.h"
+#include "worker.h"
+
+enum session_state {
+	SESSION_ACCEPTED,   /* examined, not yet connecting */
+	SESSION_CONNECTING, /* upstream connect in flight */
+	SESSION_RELAYING,   /* bytes flow both ways (or one, after a half-close) */
+	SESSION_CLOSING,    /* handles closing; freed by the last close callback */
+};
+
+struct half {
+	uv_tcp_t tcp;
+	struct session *s;
+	struct half *peer;
+	const char *name;
+	uv_write_t wreq;    /* the one write of this side's bytes to the peer */
+	uv_shutdown_t sreq; /* shutdown of this side's write direction */
+	char *pending;      /* buffer of that write, NULL when none */
+	uint64_t bytes;     /* read from this side */
+	unsigned open : 1;  /* handle initialised: must be closed */
+	unsigned eof : 1;   /* this side sent FIN */
+	unsigned shut : 1;  /* we sent FIN to this side */
+};
+
+struct session {
+	struct session *prev, *next; /* the worker's list */
+	struct worker *w;
+	enum session_state state;
+	struct half client, upstream;
+	uv_connect_t creq;
+	uv_timer_t timer; /* connect timeout, then idle timeout */
+	unsigned timer_open : 1;
+	unsigned handles; /* handles not yet closed */
+	uint64_t last_activity_ms;
+	uint64_t connect_start_ns;
+	struct redirect_info ri;
+	struct conn_record rec;
+};
+
+const char *
+session_close_reason_name(enum close_reason r)
+{
+	switch (r) {
+	case CLOSE_COMPLETED:
+		return "completed";
+	case CLOSE_CLIENT_ERROR:
+		return "client error";
+	case CLOSE_UPSTREAM_ERROR:
+		return "upstream error";
+	case CLOSE_CONNECT_FAILED:
+		return "upstream connect failed";
+	case CLOSE_CONNECT_TIMEOUT:
+		return "upstream connect timeout";
+	case CLOSE_IDLE_TIMEOUT:
+		return "idle timeout";
+	case CLOSE_NOT_REDIRECTED:
+		return "not redirected: direct connection to the agent's listener";
+	case CLOSE_LOOP:
+		return "loop: original destination is the agent's own listener";
+	case CLOSE_NO_ORIGINAL_DST:
+		return "original destination unknown";
+	case CLOSE_LOCAL_ERROR:
+		return "local resource error";
+	case CLOSE_SHUTDOWN:
+		return "agent shutdown";
+	}
+	return "unknown";
+}
+
+static int64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+session_log(const struct session *s, int failed)
+{
+	char c[ADDR_STRLEN], d[ADDR_STRLEN];
+	const struct conn_record *r = &s->rec;
+	const char *fmt = "session %llu: %s:%u -> %s:%u %s (%s%s%s), up %llu down %llu bytes, "
+			  "%lld ms";
+	long long ms = (long long)(r->closed_at_us - r->opened_at_us) / 1000;
+
+	endpoint_format_addr(&r->client, c, sizeof(c));
+	endpoint_format_addr(&r->orig_dst, d, sizeof(d));
+	if (failed)
+		log_info(fmt, (unsigned long long)r->id, c, (unsigned)r->client.port, d,
+		    (unsigned)r->orig_dst.port, conn_state_name(r->state), r->close_reason,
+		    r->error != NULL ? ": " : "", r->error != NULL ? r->error : "",
+		    (unsigned long long)r->bytes_up, (unsigned long long)r->bytes_down, ms);
+	else if (log_get_level() >= LOG_LEVEL_DEBUG)
+		log_debug(fmt, (unsigned long long)r->id, c, (unsigned)r->client.port, d,
+		    (unsigned)r->orig_dst.port, conn_state_name(r->state), r->close_reason,
+		    r->error != NULL ? ": " : "", r->error != NULL ? r->error : "",
+		    (unsigned long long)r->bytes_up, (unsigned long long)r->bytes_down, ms);
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct session *s = h->data;
+	struct worker *w = s->w;
+
+	if (--s->handles > 0)
+		return;
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	free(s);
+	worker_session_gone(w);
+}
+
+static void
+close_half(struct half *h, int reset)
+{
+	if (!h->open)
+		return;
+	h->open = 0;
+	/* A reset tells the peer the connection did not end cleanly; libuv
+	 * refuses it on a handle already shutting down, then plain close. */
+	if (!reset || uv_tcp_close_reset(&h->tcp, on_handle_closed) != 0)
+		uv_close((uv_handle_t *)&h->tcp, on_handle_closed);
+}
+
+void
+session_close(struct session *s, enum close_reason reason, int err)
+{
+	struct worker *w = s->w;
+	enum session_state prev = s->state;
+	int failed = prev != SESSION_RELAYING;
+
+	if (prev == SESSION_CLOSING)
+		return;
+	s->state = SESSION_CLOSING;
+
+	s->rec.closed_at_us = wall_us();
+	s->rec.bytes_up = s->client.bytes;
+	s->rec.bytes_down = s->upstream.bytes;
+	s->rec.state = failed ? CONN_FAILED : CONN_CLOSED;
+	s->rec.close_reason = session_close_reason_name(reason);
+	s->rec.error = err != 0 ? uv_strerror(err) : NULL;
+	if (reason == CLOSE_NOT_REDIRECTED || reason == CLOSE_LOOP)
+		s->rec.verdict = "refuse";
+	store_submit(w->store, &s->rec);
+	session_log(s, failed || reason != CLOSE_COMPLETED);
+
+	stat_sub(&w->stats.active, 1);
+	stat_add(&w->stats.bytes_up, s->rec.bytes_up);
+	stat_add(&w->stats.bytes_down, s->rec.bytes_down);
+	if (reason == CLOSE_NOT_REDIRECTED || reason == CLOSE_LOOP)
+		stat_add(&w->stats.refused, 1);
+	else if (failed)
+		stat_add(&w->stats.failed, 1);
+
+	if (s->timer_open) {
+		s->timer_open = 0;
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	}
+	close_half(&s->client, reason != CLOSE_COMPLETED);
+	close_half(&s->upstream, reason != CLOSE_COMPLETED);
+}
+
+void
+session_close_all(struct worker *w)
+{
+	struct session *s = w->sessions;
+
+	/* session_close never frees synchronously, so the list stays walkable. */
+	for (; s != NULL; s = s->next)
+		session_close(s, CLOSE_SHUTDOWN, 0);
+}
+
+/* ---- relay ---- */
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static struct half *
+half_of(uv_handle_t *h)
+{
+	return (struct half *)((char *)h - offsetof(struct half, tcp));
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct session *s = half_of(h)->s;
+	char *b = bufpool_get(&s->w->pool);
+
+	(void)suggested;
+	*buf = uv_buf_init(b, b != NULL ? BUFPOOL_BUF_SIZE : 0); /* 0: libuv reports UV_ENOBUFS */
+}
+
+static void
+maybe_finished(struct session *s)
+{
+	if (s->client.eof && s->upstream.eof && s->client.shut && s->upstream.shut)
+		session_close(s, CLOSE_COMPLETED, 0);
+}
+
+static enum close_reason
+error_reason(const struct half *h)
+{
+	return h == &h->s->client ? CLOSE_CLIENT_ERROR : CLOSE_UPSTREAM_ERROR;
+}
+
+static void
+on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct half *h = req->data;
+	struct session *s = h->s;
+
+	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
+		return;
+	if (status < 0) {
+		session_close(s, error_reason(h), status);
+		return;
+	}
+	h->shut = 1;
+	maybe_finished(s);
+}
+
+/* h sent FIN and all its bytes reached the peer: pass the FIN on. */
+static void
+forward_eof(struct half *h)
+{
+	struct half *p = h->peer;
+	int r;
+
+	p->sreq.data = p;
+	if ((r = uv_shutdown(&p->sreq, (uv_stream_t *)&p->tcp, on_shutdown)) != 0)
+		session_close(h->s, error_reason(p), r);
+}
+
+static void
+on_write(uv_write_t *req, int status)
+{
+	struct half *h = req->data;
+	struct session *s = h->s;
+
+	bufpool_put(&s->w->pool, h->pending);
+	h->pending = NULL;
+	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
+		return;
+	if (status < 0) {
+		session_close(s, error_reason(h->peer), status);
+		return;
+	}
+	if (h->eof)
+		forward_eof(h);
+	else
+		uv_read_start((uv_stream_t *)&h->tcp, on_alloc, on_read);
+}
+
+/*
+ * Pass len bytes read from h to its peer. Most writes complete at once; when
+ * the peer's socket buffer is full, the rest waits in one queued write and h
+ * stops reading until it drains: one buffer per direction, at most.
+ */
+static void
+relay(struct half *h, char *base, size_t len)
+{
+	struct half *p = h->peer;
+	struct session *s = h->s;
+	uv_buf_t b = uv_buf_init(base, (unsigned)len);
+	int n = uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
+	int r;
+
+	if (n == (int)len) {
+		bufpool_put(&s->w->pool, base);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		bufpool_put(&s->w->pool, base);
+		session_close(s, error_reason(p), n);
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	h->pending = base;
+	b = uv_buf_init(base + n, (unsigned)(len - (size_t)n));
+	uv_read_stop((uv_stream_t *)&h->tcp);
+	h->wreq.data = h;
+	if ((r = uv_write(&h->wreq, (uv_stream_t *)&p->tcp, &b, 1, on_write)) != 0) {
+		bufpool_put(&s->w->pool, base);
+		h->pending = NULL;
+		session_close(s, error_reason(p), r);
+	}
+}
+
+static void
+on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct half *h = half_of((uv_handle_t *)stream);
+	struct session *s = h->s;
+
+	if (nread > 0) {
+		h->bytes += (uint64_t)nread;
+		s->last_activity_ms = uv_now(&s->w->loop);
+		relay(h, buf->base, (size_t)nread);
+		return;
+	}
+	bufpool_put(&s->w->pool, buf->base);
+	if (nread == 0)
+		return;
+	if (nread == UV_EOF) {
+		h->eof = 1;
+		uv_read_stop(stream);
+		if (h->pending == NULL)
+			forward_eof(h);
+		return;
+	}
+	session_close(s, error_reason(h), (int)nread);
+}
+
+/* ---- timers ---- */
+
+static void
+on_timer(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	uint64_t idle_ms = (uint64_t)s->w->cfg->idle_timeout_s * 1000;
+	uint64_t quiet;
+
+	if (s->state == SESSION_CONNECTING) {
+		session_close(s, CLOSE_CONNECT_TIMEOUT, UV_ETIMEDOUT);
+		return;
+	}
+	if (s->state != SESSION_RELAYING || idle_ms == 0)
+		return;
+	quiet = uv_now(&s->w->loop) - s->last_activity_ms;
+	if (quiet >= idle_ms)
+		session_close(s, CLOSE_IDLE_TIMEOUT, 0);
+	else
+		uv_timer_start(t, on_timer, idle_ms - quiet, 0);
+}
+
+/* ---- connect ---- */
+
+static void
+on_connect(uv_connect_t *req, int status)
+{
+	struct session *s = req->data;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	uint64_t idle_ms = (uint64_t)s->w->cfg->idle_timeout_s * 1000;
+
+	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
+		return;
+	if (status < 0) {
+		session_close(s, CLOSE_CONNECT_FAILED, status);
+		return;
+	}
+	s->state = SESSION_RELAYING;
+	s->rec.state = CONN_RELAYING;
+	s->rec.connect_us = (int64_t)((uv_hrtime() - s->connect_start_ns) / 1000);
+	if (uv_tcp_getsockname(&s->upstream.tcp, (struct sockaddr *)&ss, &len) == 0)
+		(void)endpoint_from_sockaddr(&s->rec.upstream_local, (struct sockaddr *)&ss);
+	store_submit(s->w->store, &s->rec);
+	stat_add(&s->w->stats.relayed, 1);
+
+	s->last_activity_ms = uv_now(&s->w->loop);
+	if (idle_ms > 0)
+		uv_timer_start(&s->timer, on_timer, idle_ms, 0);
+	else
+		uv_timer_stop(&s->timer);
+	uv_read_start((uv_stream_t *)&s->client.tcp, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)&s->upstream.tcp, on_alloc, on_read);
+}
+
+static void
+half_init(struct session *s, struct half *h, struct half *peer, const char *name)
+{
+	h->s = s;
+	h->peer = peer;
+	h->name = name;
+	h->tcp.data = s;
+	h->open = 1;
+	s->handles++;
+}
+
+/* Open the upstream socket, marked before connect so no rule redirects it again. */
+static void
+session_connect(struct session *s)
+{
+	struct worker *w = s->w;
+	struct sockaddr_storage ss;
+	int fd, r;
+
+	if (endpoint_to_sockaddr(&s->ri.orig_dst, &ss) < 0) {
+		session_close(s, CLOSE_NO_ORIGINAL_DST, UV_EAFNOSUPPORT);
+		return;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		session_close(s, CLOSE_LOCAL_ERROR, -errno);
+		return;
+	}
+	if ((r = redirect_prepare_upstream(fd, w->cfg, &s->ri)) != 0) {
+		close(fd);
+		session_close(s, CLOSE_LOCAL_ERROR, r);
+		return;
+	}
+	uv_tcp_init(&w->loop, &s->upstream.tcp);
+	half_init(s, &s->upstream, &s->client, "upstream");
+	if ((r = uv_tcp_open(&s->upstream.tcp, fd)) != 0) {
+		close(fd);
+		session_close(s, CLOSE_LOCAL_ERROR, r);
+		return;
+	}
+	uv_tcp_nodelay(&s->upstream.tcp, 1);
+	s->creq.data = s;
+	s->connect_start_ns = uv_hrtime();
+	if ((r = uv_tcp_connect(&s->creq, &s->upstream.tcp, (struct sockaddr *)&ss, on_connect)) !=
+	    0) {
+		session_close(s, CLOSE_CONNECT_FAILED, r);
+		return;
+	}
+	s->state = SESSION_CONNECTING;
+	uv_timer_start(&s->timer, on_timer, w->cfg->connect_timeout_ms, 0);
+}
+
+static int
+is_own_listener(const struct worker *w, const struct endpoint *dst, const struct endpoint *local)
+{
+	if (dst->port != w->cfg->listen_port)
+		return 0;
+	return endpoint_is_loopback(dst) ||
+	       (dst->family == local->family && memcmp(dst->addr, local->addr, 16) == 0);
+}
+
+void
+session_accept(struct worker *w, uv_stream_t *server)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	struct sockaddr_storage ss;
+	struct endpoint local;
+	int len, fd, r;
+
+	if (s == NULL) {
+		/* Take the connection off the listener anyway, or accept stalls. */
+		uv_tcp_t *t = malloc(sizeof(*t));
+
+		log_warnx("out of memory: connection dropped");
+		if (t != NULL && uv_tcp_init(&w->loop, t) == 0 &&
+		    uv_accept(server, (uv_stream_t *)t) == 0)
+			uv_close((uv_handle_t *)t, (uv_close_cb)free);
+		else
+			free(t);
+		return;
+	}
+	s->w = w;
+	s->state = SESSION_ACCEPTED;
+	s->next = w->sessions;
+	if (w->sessions != NULL)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->n_sessions++;
+	stat_add(&w->stats.accepted, 1);
+	stat_add(&w->stats.active, 1);
+
+	s->rec.id = store_next_id(w->store);
+	s->rec.opened_at_us = wall_us();
+	s->rec.connect_us = -1;
+	s->rec.uid = -1;
+	s->rec.pid = -1;
+	s->rec.verdict = "allow";
+	s->rec.state = CONN_OPEN;
+	s->rec.redirect_state = redirect_state_name(REDIRECT_NONE);
+
+	uv_timer_init(&w->loop, &s->timer);
+	s->timer.data = s;
+	s->timer_open = 1;
+	s->handles++;
+	uv_tcp_init(&w->loop, &s->client.tcp);
+	half_init(s, &s->client, &s->upstream, "client");
+	s->client.tcp.data = s;
+	if ((r = uv_accept(server, (uv_stream_t *)&s->client.tcp)) != 0) {
+		session_close(s, CLOSE_LOCAL_ERROR, r);
+		return;
+	}
+	uv_tcp_nodelay(&s->client.tcp, 1);
+	len = sizeof(ss);
+	if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) == 0)
+		(void)endpoint_from_sockaddr(&s->rec.client, (struct sockaddr *)&ss);
+	len = sizeof(ss);
+	if ((r = uv_tcp_getsockname(&s->client.tcp, (struct sockaddr *)&ss, &len)) != 0 ||
+	    (r = endpoint_from_sockaddr(&local, (struct sockaddr *)&ss)) != 0 ||
+	    (r = uv_fileno((uv_handle_t *)&s->client.tcp, &fd)) != 0) {
+		session_close(s, CLOSE_NO_ORIGINAL_DST, r);
+		return;
+	}
+
+	r = redirect_query(fd, &local, w->cfg, &s->ri);
+	if (r == -ENOENT) {
+		s->rec.orig_dst = local;
+		session_close(s, CLOSE_NOT_REDIRECTED, 0);
+		return;
+	}
+	if (r != 0) {
+		session_close(s, CLOSE_NO_ORIGINAL_DST, r);
+		return;
+	}
+	s->rec.orig_dst = s->ri.orig_dst;
+	s->rec.records_mark = s->ri.records_mark;
+	s->rec.redirect_state = redirect_state_name(s->ri.state);
+	if (s->ri.state == REDIRECT_BY_SELF)
+		stat_add(&w->stats.by_self, 1);
+	if (is_own_listener(w, &s->ri.orig_dst, &local)) {
+		session_close(s, CLOSE_LOOP, 0);
+		return;
+	}
+	store_submit(w->store, &s->rec);
+	session_connect(s);
+}

@@ -1,0 +1,52 @@
+/*
+ * session.h: one relayed connection.
+ *
+ * A session is two halves, the client side (accepted from the redirect) and
+ * the upstream side (our connection to the original destination), that
+ * point at each other. Its life is one state enum and ends in one function,
+ * session_close(), which copes with half-built sessions, writes the final
+ * record, logs one summary line and is the only path to free.
+ */
+#ifndef RA_SESSION_H
+#define RA_SESSION_H
+
+#include <uv.h>
+
+struct worker;
+struct session;
+
+enum close_reason {
+	CLOSE_COMPLETED,       /* both sides closed cleanly */
+	CLOSE_CLIENT_ERROR,    /* the client reset or failed */
+	CLOSE_UPSTREAM_ERROR,  /* the destination reset or failed */
+	CLOSE_CONNECT_FAILED,  /* the destination refused or was unreachable */
+	CLOSE_CONNECT_TIMEOUT, /* no answer within connect_timeout_ms */
+	CLOSE_IDLE_TIMEOUT,    /* nothing moved for idle_timeout_s */
+	CLOSE_NOT_REDIRECTED,  /* a direct connection to the listener */
+	CLOSE_LOOP,            /* the original destination is our own listener */
+	CLOSE_NO_ORIGINAL_DST, /* the kernel could not say where it was going */
+	CLOSE_LOCAL_ERROR,     /* out of fds or memory for the upstream side */
+	CLOSE_SHUTDOWN,        /* the agent stopped before the session ended */
+};
+
+const char *session_close_reason_name(enum close_reason r);
+
+/*
+ * Accept one pending connection from server and start relaying it. Any
+ * failure is recorded on the connection's row and closes that connection
+ * only. Loop thread only.
+ */
+void session_accept(struct worker *w, uv_stream_t *server);
+
+/*
+ * End the session: record state, bytes, reason and error (a libuv error
+ * code, 0 for none), log the summary, close every handle and free the
+ * session once libuv has released them. Safe to call more than once and on
+ * a session still connecting.
+ */
+void session_close(struct session *s, enum close_reason reason, int err);
+
+/* Close every session of w with CLOSE_SHUTDOWN. */
+void session_close_all(struct worker *w);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * worker.h: the proxy's event loops, one per core.
+ *
+ * Each worker is a thread running its own libuv loop with its own
+ * SO_REUSEPORT listeners (IPv4 127.0.0.1 and IPv6 ::1, where the nft
+ * "redirect" statement sends locally generated connections); the kernel
+ * spreads connections over them. A worker never shares a session with
+ * another.
+ */
+#ifndef RA_WORKER_H
+#define RA_WORKER_H
+
+#include <uv.h>
+
+#include "bufpool.h"
+#include "config.h"
+#include "proxy_stats.h"
+
+struct store;
+struct session;
+struct workers;
+
+#define WORKER_MAX_LISTENERS 2
+
+struct worker {
+	unsigned index;
+	uv_loop_t loop;
+	int loop_ready;
+	uv_thread_t thread;
+	uv_async_t stop_async;
+	uv_timer_t drain_timer;
+	uv_tcp_t listeners[WORKER_MAX_LISTENERS];
+	unsigned n_listeners;
+	unsigned paused; /* bit i: listener i holds a connection until a session ends */
+
+	const struct config *cfg;
+	struct store *store;
+	struct session *sessions; /* every live session, for draining */
+	unsigned n_sessions;
+	unsigned max_sessions;
+	int draining;
+
+	struct bufpool pool;
+	struct proxy_stats stats;
+};
+
+/*
+ * Bind the listeners and start one worker per configured core. Fails when
+ * the listen port is already taken (another agent). Returns 0 with *out set,
+ * or -1 with err set.
+ */
+int workers_start(
+    struct workers **out, const struct config *cfg, struct store *store, char *err, size_t errlen);
+
+/*
+ * Stop accepting, let open sessions finish for up to drain_timeout_ms, close
+ * the rest with reason "agent shutdown", join the threads and free ws. The
+ * final counters go to *final when it is not NULL.
+ */
+void workers_stop(struct workers *ws, struct proxy_stats_snapshot *final);
+
+/* Sum of every worker's counters. Thread-safe. */
+void workers_get_stats(struct workers *ws, struct proxy_stats_snapshot *out);
+
+/* session.c tells its worker that a session is gone (loop thread only). */
+void worker_session_gone(struct worker *w);
+
+#endif

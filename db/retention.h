@@ -1,0 +1,26 @@
+/*
+ * retention.h: pruning old connection rows in small batches.
+ *
+ * Rows of connections still open (or relaying) are never pruned, whatever
+ * their age: their close event must find them.
+ */
+#ifndef RA_RETENTION_H
+#define RA_RETENTION_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+struct retention_policy {
+	unsigned days;     /* prune rows opened longer ago than this; 0: no age limit */
+	uint64_t max_rows; /* keep at most this many rows (newest); 0: no cap */
+	unsigned batch;    /* rows deleted per call, at most */
+};
+
+/*
+ * Delete at most policy->batch rows that fall outside the policy, oldest
+ * first, in one transaction. Returns the number deleted (0: nothing left to
+ * do), or -1 on a database error.
+ */
+int retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_t now_us);
+
+#endif

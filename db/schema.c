@@ -1,0 +1,111 @@
+#include "schema.h"
+
+#include <stdio.h>
+
+/*
+ * Migration N takes the schema from version N-1 to N. Append only: a
+ * released migration is never edited, since databases in the field ran it.
+ */
+static const char *const migrations[] = {
+    /* 1: connections */
+    "CREATE TABLE connections (\n"
+    "  id                  INTEGER PRIMARY KEY,\n"
+    "  opened_at_us        INTEGER NOT NULL,\n"
+    "  closed_at_us        INTEGER,\n"
+    "  family              INTEGER NOT NULL,          -- 4 or 6\n"
+    "  client_addr         TEXT NOT NULL,\n"
+    "  client_port         INTEGER NOT NULL,\n"
+    "  orig_dst_addr       TEXT,\n"
+    "  orig_dst_port       INTEGER,\n"
+    "  orig_dst_bin        BLOB,                      -- 4 or 16 bytes, for CIDR ranges\n"
+    "  upstream_local_addr TEXT,\n"
+    "  upstream_local_port INTEGER,\n"
+    "  redirect_state      TEXT NOT NULL,\n"
+    "  redirect_records    BLOB,\n"
+    "  redirect_context    BLOB,\n"
+    "  records_mark        INTEGER,\n"
+    "  verdict             TEXT NOT NULL,\n"
+    "  state               TEXT NOT NULL CHECK (state IN\n"
+    "                        ('open','relaying','closed','failed','interrupted')),\n"
+    "  bytes_up            INTEGER NOT NULL DEFAULT 0,\n"
+    "  bytes_down          INTEGER NOT NULL DEFAULT 0,\n"
+    "  connect_us          INTEGER,\n"
+    "  close_reason        TEXT,\n"
+    "  error               TEXT,\n"
+    "  uid                 INTEGER,\n"
+    "  pid                 INTEGER,\n"
+    "  exe                 TEXT\n"
+    ");\n"
+    "CREATE INDEX connections_opened ON connections (opened_at_us);\n"
+    "CREATE INDEX connections_dst ON connections (orig_dst_bin, orig_dst_port);\n"
+    "CREATE INDEX connections_state ON connections (state, id);\n",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int
+schema_latest_version(void)
+{
+	return N_MIGRATIONS;
+}
+
+int
+schema_version(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int
+schema_migrate_to(sqlite3 *db, int target, char *err, size_t errlen)
+{
+	int v = schema_version(db);
+
+	if (v < 0) {
+		snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (v > N_MIGRATIONS) {
+		snprintf(err, errlen,
+		    "database schema version %d is newer than this agent understands (%d); "
+		    "refusing to touch it",
+		    v, N_MIGRATIONS);
+		return -1;
+	}
+	for (; v < target && v < N_MIGRATIONS; v++) {
+		char sql[64];
+		char *msg = NULL;
+
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK)
+			goto rollback;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+			goto rollback;
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+			goto rollback;
+		continue;
+	rollback:
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	fail:
+		snprintf(err, errlen, "migration %d failed: %s", v + 1,
+		    msg != NULL ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+schema_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	return schema_migrate_to(db, N_MIGRATIONS, err, errlen);
+}

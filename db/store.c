@@ -1,0 +1,504 @@
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "retention.h"
+#include "schema.h"
+
+#define STORE_BATCH_MAX         4096
+#define STORE_PRUNE_INTERVAL_MS 60000
+#define STORE_PRUNE_BATCH       1000
+
+struct store {
+	sqlite3 *db; /* used by the writer thread only, once it runs */
+	sqlite3_stmt *upsert;
+	pthread_t writer;
+	int writer_running;
+	struct retention_policy retention;
+	unsigned prune_interval_ms;
+
+	_Atomic uint64_t next_id;
+
+	/* The queue: a ring of whole records under one short-held lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;      /* writer: work or stop */
+	pthread_cond_t committed; /* store_flush waiters */
+	struct conn_record *ring;
+	unsigned cap, head, count;
+	int stopping;
+
+	/* Counters; those the writer alone changes are still read by others. */
+	uint64_t submitted;  /* under lock */
+	uint64_t settled;    /* committed or dropped, under lock */
+	uint64_t dropped;    /* under lock */
+	uint64_t high_water; /* under lock */
+	_Atomic uint64_t rows_written;
+	_Atomic uint64_t batches;
+	_Atomic uint64_t rows_pruned;
+	uint64_t interrupted_at_start;
+	time_t last_drop_log;
+};
+
+const char *
+conn_state_name(enum conn_state st)
+{
+	switch (st) {
+	case CONN_OPEN:
+		return "open";
+	case CONN_RELAYING:
+		return "relaying";
+	case CONN_CLOSED:
+		return "closed";
+	case CONN_FAILED:
+		return "failed";
+	case CONN_INTERRUPTED:
+		return "interrupted";
+	}
+	return "failed";
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char upsert_sql[] =
+    "INSERT INTO connections (id, opened_at_us, closed_at_us, family, client_addr, client_port,"
+    " orig_dst_addr, orig_dst_port, orig_dst_bin, upstream_local_addr, upstream_local_port,"
+    " redirect_state, records_mark, verdict, state, bytes_up, bytes_down, connect_us,"
+    " close_reason, error, uid, pid)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19, ?20, ?21, ?22)"
+    " ON CONFLICT (id) DO UPDATE SET"
+    " closed_at_us = excluded.closed_at_us,"
+    " upstream_local_addr = excluded.upstream_local_addr,"
+    " upstream_local_port = excluded.upstream_local_port,"
+    " verdict = excluded.verdict, state = excluded.state,"
+    " bytes_up = excluded.bytes_up, bytes_down = excluded.bytes_down,"
+    " connect_us = excluded.connect_us, close_reason = excluded.close_reason,"
+    " error = excluded.error";
+
+static void
+bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s != NULL)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+bind_endpoint(sqlite3_stmt *st, int iaddr, int iport, const struct endpoint *e)
+{
+	char buf[ADDR_STRLEN];
+
+	if (e->family == 0) {
+		sqlite3_bind_null(st, iaddr);
+		sqlite3_bind_null(st, iport);
+		return;
+	}
+	sqlite3_bind_text(
+	    st, iaddr, endpoint_format_addr(e, buf, sizeof(buf)), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, iport, e->port);
+}
+
+static int
+write_one(struct store *s, const struct conn_record *r)
+{
+	sqlite3_stmt *st = s->upsert;
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
+	sqlite3_bind_int64(st, 2, r->opened_at_us);
+	if (r->closed_at_us != 0)
+		sqlite3_bind_int64(st, 3, r->closed_at_us);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int(st, 4, r->client.family == AF_INET6 ? 6 : 4);
+	bind_endpoint(st, 5, 6, &r->client);
+	bind_endpoint(st, 7, 8, &r->orig_dst);
+	if (r->orig_dst.family != 0)
+		sqlite3_bind_blob(st, 9, r->orig_dst.addr, r->orig_dst.family == AF_INET ? 4 : 16,
+		    SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 9);
+	bind_endpoint(st, 10, 11, &r->upstream_local);
+	bind_text_or_null(st, 12, r->redirect_state != NULL ? r->redirect_state : "none");
+	sqlite3_bind_int64(st, 13, r->records_mark);
+	bind_text_or_null(st, 14, r->verdict != NULL ? r->verdict : "allow");
+	bind_text_or_null(st, 15, conn_state_name(r->state));
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)r->bytes_up);
+	sqlite3_bind_int64(st, 17, (sqlite3_int64)r->bytes_down);
+	if (r->connect_us >= 0)
+		sqlite3_bind_int64(st, 18, r->connect_us);
+	else
+		sqlite3_bind_null(st, 18);
+	bind_text_or_null(st, 19, r->close_reason);
+	bind_text_or_null(st, 20, r->error);
+	if (r->uid >= 0)
+		sqlite3_bind_int(st, 21, r->uid);
+	else
+		sqlite3_bind_null(st, 21);
+	if (r->pid >= 0)
+		sqlite3_bind_int(st, 22, r->pid);
+	else
+		sqlite3_bind_null(st, 22);
+	rc = sqlite3_step(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Commit one batch. On a database error the whole batch counts as dropped. */
+static void
+write_batch(struct store *s, const struct conn_record *recs, unsigned n)
+{
+	int ok = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+
+	for (unsigned i = 0; ok && i < n; i++)
+		ok = write_one(s, &recs[i]) == 0;
+	if (ok)
+		ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+
+	pthread_mutex_lock(&s->lock);
+	s->settled += n;
+	if (!ok)
+		s->dropped += n;
+	pthread_cond_broadcast(&s->committed);
+	pthread_mutex_unlock(&s->lock);
+
+	if (ok) {
+		atomic_fetch_add_explicit(&s->rows_written, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+	} else {
+		log_warnx("store: a batch of %u events was lost: %s", n, sqlite3_errmsg(s->db));
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+}
+
+static void
+deadline_after(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int
+deadline_passed(const struct timespec *ts)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+}
+
+/*
+ * The writer: take everything queued (up to a batch) under the lock, write it
+ * outside the lock, repeat. Pruning runs one small batch at a time, only when
+ * no event waits, so it never delays a connection's row by more than a batch.
+ */
+static void *
+writer_main(void *arg)
+{
+	struct store *s = arg;
+	struct conn_record *batch = malloc(sizeof(*batch) * STORE_BATCH_MAX);
+	struct timespec next_prune;
+	int pruning = 1; /* prune once at start */
+
+	if (batch == NULL)
+		fatalx("store: out of memory for the writer batch");
+	deadline_after(&next_prune, s->prune_interval_ms);
+
+	for (;;) {
+		unsigned n = 0;
+		int stop;
+
+		pthread_mutex_lock(&s->lock);
+		while (s->count == 0 && !s->stopping && !pruning) {
+			if (pthread_cond_timedwait(&s->wake, &s->lock, &next_prune) == ETIMEDOUT)
+				break;
+		}
+		while (n < STORE_BATCH_MAX && s->count > 0) {
+			batch[n++] = s->ring[s->head];
+			s->head = (s->head + 1) % s->cap;
+			s->count--;
+		}
+		stop = s->stopping && s->count == 0;
+		pthread_mutex_unlock(&s->lock);
+
+		if (n > 0) {
+			write_batch(s, batch, n);
+		} else if (!stop) {
+			if (!pruning && deadline_passed(&next_prune))
+				pruning = 1;
+			if (pruning) {
+				int d = retention_prune_batch(s->db, &s->retention, now_us());
+
+				if (d > 0)
+					atomic_fetch_add_explicit(
+					    &s->rows_pruned, (uint64_t)d, memory_order_relaxed);
+				else if (d < 0)
+					log_warnx(
+					    "store: pruning failed: %s", sqlite3_errmsg(s->db));
+				if (d <= 0) {
+					pruning = 0;
+					deadline_after(&next_prune, s->prune_interval_ms);
+				}
+			}
+		}
+		if (stop && n == 0)
+			break;
+	}
+	free(batch);
+	return NULL;
+}
+
+static int
+make_parent_dir(const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+	return -1;
+}
+
+static int
+exec_or_err(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "%s: %s", sql, msg != NULL ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return -1;
+}
+
+/* Rows a crash left open: their process is gone, so are their sockets. */
+static int
+recover_interrupted(struct store *s, char *err, size_t errlen)
+{
+	if (exec_or_err(s->db,
+		"UPDATE connections SET state = 'interrupted',"
+		" close_reason = 'agent stopped before the connection closed'"
+		" WHERE state IN ('open', 'relaying')",
+		err, errlen) != 0)
+		return -1;
+	s->interrupted_at_start = (uint64_t)sqlite3_changes(s->db);
+	return 0;
+}
+
+static int
+load_next_id(struct store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	uint64_t next = 1;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT MAX(id) FROM connections", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		next = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+	sqlite3_finalize(st);
+	atomic_store(&s->next_id, next);
+	return 0;
+}
+
+int
+store_open(struct store **out, const struct store_options *opt, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
+	char serr[256];
+
+	*out = NULL;
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->cap = opt->queue_size > 0 ? opt->queue_size : 65536;
+	s->ring = malloc(sizeof(*s->ring) * s->cap);
+	s->retention =
+	    (struct retention_policy){opt->retention_days, opt->max_rows, STORE_PRUNE_BATCH};
+	s->prune_interval_ms =
+	    opt->prune_interval_ms > 0 ? opt->prune_interval_ms : STORE_PRUNE_INTERVAL_MS;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wake, &ca);
+	pthread_cond_init(&s->committed, &ca);
+	pthread_condattr_destroy(&ca);
+	if (s->ring == NULL) {
+		snprintf(err, errlen, "out of memory for a queue of %u events", s->cap);
+		goto fail;
+	}
+
+	if (make_parent_dir(opt->path, err, errlen) != 0)
+		goto fail;
+	if (sqlite3_open_v2(opt->path, &s->db,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+		NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", opt->path,
+		    s->db != NULL ? sqlite3_errmsg(s->db) : "cannot open");
+		goto fail;
+	}
+	(void)chmod(opt->path, 0640);
+	sqlite3_busy_timeout(s->db, 5000);
+	if (exec_or_err(s->db, "PRAGMA journal_mode = WAL", serr, sizeof(serr)) != 0 ||
+	    exec_or_err(s->db, "PRAGMA synchronous = NORMAL", serr, sizeof(serr)) != 0 ||
+	    schema_migrate(s->db, serr, sizeof(serr)) != 0 ||
+	    recover_interrupted(s, serr, sizeof(serr)) != 0 ||
+	    load_next_id(s, serr, sizeof(serr)) != 0) {
+		snprintf(err, errlen, "%s: %s", opt->path, serr);
+		goto fail;
+	}
+	if (sqlite3_prepare_v3(
+		s->db, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", opt->path, sqlite3_errmsg(s->db));
+		goto fail;
+	}
+	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+		snprintf(err, errlen, "cannot start the database writer thread");
+		goto fail;
+	}
+	s->writer_running = 1;
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return -1;
+}
+
+uint64_t
+store_next_id(struct store *s)
+{
+	return atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed);
+}
+
+void
+store_submit(struct store *s, const struct conn_record *rec)
+{
+	int dropped = 0, log_it = 0;
+	uint64_t total_dropped = 0;
+
+	pthread_mutex_lock(&s->lock);
+	s->submitted++;
+	if (s->count == s->cap) {
+		time_t now = time(NULL);
+
+		s->dropped++;
+		s->settled++;
+		dropped = 1;
+		total_dropped = s->dropped;
+		if (now != s->last_drop_log) {
+			s->last_drop_log = now;
+			log_it = 1;
+		}
+	} else {
+		s->ring[(s->head + s->count) % s->cap] = *rec;
+		if (s->count++ == 0)
+			pthread_cond_signal(&s->wake);
+		if (s->count > s->high_water)
+			s->high_water = s->count;
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	if (dropped && log_it)
+		log_warnx("store: event queue full (%u events): connection %llu's event dropped, "
+			  "%llu dropped so far",
+		    s->cap, (unsigned long long)rec->id, (unsigned long long)total_dropped);
+}
+
+int
+store_flush(struct store *s, unsigned timeout_ms)
+{
+	struct timespec deadline;
+	uint64_t target;
+	int rc = 0;
+
+	deadline_after(&deadline, timeout_ms);
+	pthread_mutex_lock(&s->lock);
+	target = s->submitted;
+	while (s->settled < target && rc == 0) {
+		if (pthread_cond_timedwait(&s->committed, &s->lock, &deadline) == ETIMEDOUT)
+			rc = -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void
+store_get_stats(struct store *s, struct store_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	out->submitted = s->submitted;
+	out->events_dropped = s->dropped;
+	out->queue_depth = s->count;
+	out->queue_high_water = s->high_water;
+	pthread_mutex_unlock(&s->lock);
+	out->rows_written = atomic_load_explicit(&s->rows_written, memory_order_relaxed);
+	out->batches = atomic_load_explicit(&s->batches, memory_order_relaxed);
+	out->rows_pruned = atomic_load_explicit(&s->rows_pruned, memory_order_relaxed);
+	out->interrupted_at_start = s->interrupted_at_start;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->writer_running) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = 1;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->writer, NULL);
+	}
+	sqlite3_finalize(s->upsert);
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->committed);
+	pthread_mutex_destroy(&s->lock);
+	free(s->ring);
+	free(s);
+}

@@ -1,0 +1,99 @@
+/*
+ * store.h: the connection record, kept in SQLite by one writer thread.
+ *
+ * The proxy calls store_submit() from its event loops: it copies the record
+ * into a bounded queue and never blocks on the database. The writer thread
+ * drains the queue and commits in batched transactions (WAL). Every event
+ * carries the whole record and is written as an UPSERT, so the row exists
+ * from the first event and the last one leaves the final bytes and reason.
+ */
+#ifndef RA_STORE_H
+#define RA_STORE_H
+
+#include <stdint.h>
+
+#include "addr.h"
+
+struct store;
+
+enum conn_state {
+	CONN_OPEN,
+	CONN_RELAYING,
+	CONN_CLOSED,
+	CONN_FAILED,
+	CONN_INTERRUPTED, /* written only by crash recovery */
+};
+
+const char *conn_state_name(enum conn_state st);
+
+/*
+ * One connection as the proxy knows it at the moment of an event. String
+ * members must point at storage that outlives the agent (string literals,
+ * uv_strerror()): the queue copies the struct, not the strings.
+ */
+struct conn_record {
+	uint64_t id;
+	int64_t opened_at_us; /* wall clock, microseconds since the epoch */
+	int64_t closed_at_us; /* 0 until closed */
+	struct endpoint client;
+	struct endpoint orig_dst;
+	struct endpoint upstream_local; /* family 0 until connected */
+	const char *redirect_state;
+	uint32_t records_mark;
+	const char *verdict;
+	enum conn_state state;
+	uint64_t bytes_up;   /* client to destination */
+	uint64_t bytes_down; /* destination to client */
+	int64_t connect_us;  /* -1 until connected */
+	const char *close_reason;
+	const char *error;
+	int32_t uid, pid; /* -1 when unknown */
+};
+
+struct store_options {
+	const char *path;
+	unsigned queue_size;        /* events the queue holds before it drops */
+	unsigned retention_days;    /* 0: no age limit */
+	uint64_t max_rows;          /* 0: no cap */
+	unsigned prune_interval_ms; /* 0: default (60 s) */
+};
+
+struct store_stats {
+	uint64_t submitted;      /* events handed to store_submit */
+	uint64_t rows_written;   /* events committed */
+	uint64_t batches;        /* transactions committed */
+	uint64_t events_dropped; /* queue full or write failed */
+	uint64_t queue_depth;
+	uint64_t queue_high_water;
+	uint64_t interrupted_at_start; /* rows recovery marked 'interrupted' */
+	uint64_t rows_pruned;
+};
+
+/*
+ * Open (creating if needed, with its directory) the database, bring the
+ * schema up to date, mark rows a crash left open as interrupted, and start
+ * the writer thread. Returns 0 with *out set, or -1 with err set.
+ */
+int store_open(struct store **out, const struct store_options *opt, char *err, size_t errlen);
+
+/* A fresh connection id, unique in this database. Thread-safe, lock-free. */
+uint64_t store_next_id(struct store *st);
+
+/*
+ * Queue one event. Never blocks on I/O: when the queue is full the event is
+ * dropped, counted in events_dropped and logged (rate-limited). Thread-safe.
+ */
+void store_submit(struct store *st, const struct conn_record *rec);
+
+/*
+ * Wait until every event submitted before the call is committed (or
+ * dropped), at most timeout_ms. Returns 0, or -ETIMEDOUT.
+ */
+int store_flush(struct store *st, unsigned timeout_ms);
+
+void store_get_stats(struct store *st, struct store_stats *out);
+
+/* Commit everything queued, stop the writer and close the database. st is freed. */
+void store_close(struct store *st);
+
+#endif

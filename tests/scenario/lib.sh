@@ -1,0 +1,159 @@
+# Shared set-up for the scenario tests: sourced, not run.
+#
+# Two network namespaces joined by a veth pair:
+#   client ns ($CNS): 10.77.0.1/24, fd77::1/64 -- runs the agent and the clients
+#   server ns ($SNS): 10.77.0.2/24, fd77::2/64 -- runs real servers
+# Everything a test starts is stopped, and both namespaces removed, on exit.
+set -euo pipefail
+
+: "${AGENT:?AGENT must point at the redirect-agent binary}"
+: "${SRCDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+PY=/usr/bin/python3
+ID="ra$$"
+CNS="${ID}c"
+SNS="${ID}s"
+WORK=$(mktemp -d "/tmp/${ID}.XXXX")
+SRV4=10.77.0.2
+SRV6=fd77::2
+PIDS=()
+FAILS=0
+PASSES=0
+
+cleanup() {
+	local rc=$?
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	ip netns del "$CNS" 2>/dev/null || true
+	ip netns del "$SNS" 2>/dev/null || true
+	if [ "$rc" -ne 0 ] || [ "$FAILS" -ne 0 ]; then
+		echo "--- agent log ---"
+		cat "$WORK"/agent*.log 2>/dev/null | tail -50 || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+in_c() { ip netns exec "$CNS" "$@"; }
+in_s() { ip netns exec "$SNS" "$@"; }
+
+setup_net() {
+	ip netns add "$CNS"
+	ip netns add "$SNS"
+	ip link add "${ID}a" netns "$CNS" type veth peer name "${ID}b" netns "$SNS"
+	in_c ip link set lo up
+	in_s ip link set lo up
+	in_c ip addr add 10.77.0.1/24 dev "${ID}a"
+	in_s ip addr add 10.77.0.2/24 dev "${ID}b"
+	in_c ip addr add fd77::1/64 dev "${ID}a" nodad
+	in_s ip addr add fd77::2/64 dev "${ID}b" nodad
+	in_c ip link set "${ID}a" up
+	in_s ip link set "${ID}b" up
+}
+
+# start_httpd PORT: a real HTTP server in the server namespace.
+start_httpd() {
+	# Never background a shell function: $! would be a subshell, not the server.
+	ip netns exec "$SNS" "$PY" "$SRCDIR/tests/scenario/httpd.py" "$1" >"$WORK/httpd$1.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "$SNS" "$1"
+}
+
+# wait_port NS PORT: until something listens on PORT in NS (10 s at most).
+wait_port() {
+	for _ in $(seq 100); do
+		if ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q LISTEN; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing listens on port $2 in $1" >&2
+	return 1
+}
+
+# write_config FILE [extra INI lines...]: a config for the test's own database.
+write_config() {
+	local f=$1; shift
+	{
+		echo "[proxy]"
+		echo "listen_port = 15001"
+		echo "connect_timeout_ms = 1500"
+		echo "drain_timeout_ms = 2000"
+		echo "workers = 2"
+		echo "[db]"
+		echo "path = $WORK/agent.db"
+		echo "[api]"
+		echo "local_socket = $WORK/agent.sock"
+		for line in "$@"; do echo "$line"; done
+	} >"$f"
+}
+
+# start_agent CONFIG: run the agent in the client namespace; AGENT_PID is set.
+start_agent() {
+	local n=${#PIDS[@]}
+	ip netns exec "$CNS" "$AGENT" --foreground --config "$1" >>"$WORK/agent$n.log" 2>&1 &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+	for _ in $(seq 100); do
+		if has_table; then return 0; fi
+		if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+			echo "agent exited at start" >&2
+			cat "$WORK/agent$n.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "agent did not install its nft table" >&2
+	return 1
+}
+
+# stop_agent: SIGTERM and wait for a clean exit (status 0).
+stop_agent() {
+	kill -TERM "$AGENT_PID"
+	local rc=0
+	wait "$AGENT_PID" || rc=$?
+	check "agent exits 0 on SIGTERM" [ "$rc" -eq 0 ]
+}
+
+# has_table [AGENT_ID]: the agent's nft table exists in the client namespace.
+has_table() { in_c nft list table inet "redirect_agent_${1:-default}" >/dev/null 2>&1; }
+
+sql() { sqlite3 -batch -noheader "$WORK/agent.db" "$@"; }
+
+# check DESCRIPTION COMMAND...: one assertion, counted.
+check() {
+	local what=$1; shift
+	if "$@"; then
+		echo "ok - $what"
+		PASSES=$((PASSES + 1))
+	else
+		echo "not ok - $what"
+		FAILS=$((FAILS + 1))
+	fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+	if [ "$2" == "$3" ]; then
+		echo "ok - $1"
+		PASSES=$((PASSES + 1))
+	else
+		echo "not ok - $1: expected '$2', got '$3'"
+		FAILS=$((FAILS + 1))
+	fi
+}
+
+# wait_sql QUERY EXPECTED: poll the database until QUERY prints EXPECTED (10 s at most).
+wait_sql() {
+	local got=""
+	for _ in $(seq 100); do
+		got=$(sql "$1" 2>/dev/null || true)
+		[ "$got" == "$2" ] && break
+		sleep 0.1
+	done
+	echo "$got"
+}
+
+not() { ! "$@"; }
+
+finish() {
+	echo "$PASSES passed, $FAILS failed"
+	[ "$FAILS" -eq 0 ]
+}
