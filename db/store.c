@@ -174,6 +174,11 @@ write_batch(struct store *s, const struct conn_record *recs, unsigned n)
 	if (ok)
 		ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
 
+	/* Counters first, then settled: a store_flush() that returns sees them. */
+	if (ok) {
+		atomic_fetch_add_explicit(&s->rows_written, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+	}
 	pthread_mutex_lock(&s->lock);
 	s->settled += n;
 	if (!ok)
@@ -181,10 +186,7 @@ write_batch(struct store *s, const struct conn_record *recs, unsigned n)
 	pthread_cond_broadcast(&s->committed);
 	pthread_mutex_unlock(&s->lock);
 
-	if (ok) {
-		atomic_fetch_add_explicit(&s->rows_written, n, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
-	} else {
+	if (!ok) {
 		log_warnx("store: a batch of %u events was lost: %s", n, sqlite3_errmsg(s->db));
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	}

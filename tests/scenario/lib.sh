@@ -48,6 +48,11 @@ setup_net() {
 	in_s ip addr add fd77::2/64 dev "${ID}b" nodad
 	in_c ip link set "${ID}a" up
 	in_s ip link set "${ID}b" up
+	# Until duplicate address detection ends, the first IPv6 SYN is lost.
+	for _ in $(seq 50); do
+		[ -z "$(in_c ip -6 addr show tentative)$(in_s ip -6 addr show tentative)" ] && return 0
+		sleep 0.1
+	done
 }
 
 # start_httpd PORT: a real HTTP server in the server namespace.

@@ -1,1 +1,322 @@
-int main(void){return 0;}
+/* Unit tests: schema migrations, batched writes, crash recovery, retention, a full queue (db/). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "retention.h"
+#include "schema.h"
+#include "store.h"
+
+static char dir[] = "/tmp/ra-store-XXXXXX";
+static char path[256];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	memcpy(dir, "/tmp/ra-store-XXXXXX", sizeof(dir));
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	/* a directory that does not exist yet: store_open creates it */
+	snprintf(path, sizeof(path), "%s/sub/agent.db", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct store *
+open_store(unsigned queue_size, unsigned retention_days, uint64_t max_rows)
+{
+	struct store_options o = {.path = path, .queue_size = queue_size,
+	    .retention_days = retention_days, .max_rows = max_rows};
+	struct store *st = NULL;
+	char err[256];
+
+	if (store_open(&st, &o, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	return st;
+}
+
+static sqlite3 *
+open_db(void)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static int64_t
+query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static struct conn_record
+record(uint64_t id, enum conn_state state, int64_t opened_us)
+{
+	struct conn_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.opened_at_us = opened_us;
+	r.client.family = AF_INET;
+	r.client.port = 40000;
+	inet_pton(AF_INET, "10.0.0.1", r.client.addr);
+	r.orig_dst.family = AF_INET;
+	r.orig_dst.port = 443;
+	inet_pton(AF_INET, "192.0.2.10", r.orig_dst.addr);
+	r.redirect_state = "none";
+	r.verdict = "allow";
+	r.state = state;
+	r.connect_us = -1;
+	r.uid = -1;
+	r.pid = -1;
+	return r;
+}
+
+static void
+test_migrations(void **state)
+{
+	struct store *st = open_store(0, 0, 0);
+	sqlite3 *db;
+	char err[256];
+
+	(void)state;
+	store_close(st);
+	db = open_db();
+	assert_int_equal(schema_version(db), schema_latest_version());
+	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_table_info('connections')"
+	                               " WHERE name IN ('id','opened_at_us','closed_at_us','family',"
+	                               "'client_addr','client_port','orig_dst_addr','orig_dst_port',"
+	                               "'upstream_local_addr','upstream_local_port','redirect_state',"
+	                               "'redirect_records','redirect_context','records_mark','verdict',"
+	                               "'state','bytes_up','bytes_down','connect_us','close_reason',"
+	                               "'error','uid','pid','exe')"),
+	    24);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_index_list('connections')"
+	                               " WHERE name LIKE 'connections_%'"),
+	    3);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_journal_mode WHERE "
+	                               "journal_mode = 'wal'"),
+	    1);
+	/* running the migrations again changes nothing */
+	assert_int_equal(schema_migrate(db, err, sizeof(err)), 0);
+	assert_int_equal(schema_version(db), schema_latest_version());
+
+	/* a database from a newer agent is refused, not touched */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	{
+		struct store_options o = {.path = path};
+		struct store *s2 = NULL;
+
+		assert_int_equal(store_open(&s2, &o, err, sizeof(err)), -1);
+		assert_null(s2);
+		assert_non_null(strstr(err, "newer than this agent"));
+	}
+	db = open_db();
+	assert_int_equal(schema_version(db), 999);
+	sqlite3_close(db);
+}
+
+/* Open then close 2000 connections: every event committed, in far fewer transactions. */
+static void
+test_batching(void **state)
+{
+	struct store *st = open_store(0, 0, 0);
+	struct store_stats s;
+	sqlite3 *db;
+	enum { N = 2000 };
+
+	(void)state;
+	for (unsigned i = 0; i < N; i++) {
+		struct conn_record r = record(store_next_id(st), CONN_OPEN, 1000 + i);
+
+		store_submit(st, &r);
+		r.state = CONN_CLOSED;
+		r.closed_at_us = 2000 + i;
+		r.bytes_up = i;
+		r.bytes_down = 2 * i;
+		r.close_reason = "completed";
+		store_submit(st, &r);
+	}
+	assert_int_equal(store_flush(st, 10000), 0);
+	store_get_stats(st, &s);
+	assert_int_equal(s.submitted, 2 * N);
+	assert_int_equal(s.rows_written, 2 * N);
+	assert_int_equal(s.events_dropped, 0);
+	assert_true(s.batches >= 1 && s.batches < N);
+	store_close(st);
+
+	db = open_db();
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), N);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE state = 'closed'"
+	                               " AND bytes_down = 2 * bytes_up AND closed_at_us - opened_at_us"
+	                               " = 1000 AND close_reason = 'completed'"),
+	    N);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE orig_dst_addr ="
+	                               " '192.0.2.10' AND orig_dst_port = 443 AND hex(orig_dst_bin) ="
+	                               " 'C000020A' AND client_addr = '10.0.0.1' AND uid IS NULL"),
+	    N);
+	sqlite3_close(db);
+}
+
+/* A crash leaves rows open; the next start marks them interrupted and keeps ids unique. */
+static void
+test_recovery(void **state)
+{
+	struct store *st = open_store(0, 0, 0);
+	struct store_stats s;
+	struct conn_record r;
+	sqlite3 *db;
+
+	(void)state;
+	r = record(store_next_id(st), CONN_OPEN, 1);
+	store_submit(st, &r);
+	r = record(store_next_id(st), CONN_RELAYING, 2);
+	store_submit(st, &r);
+	r = record(store_next_id(st), CONN_CLOSED, 3);
+	store_submit(st, &r);
+	store_close(st); /* closing the store commits: the "crash" is the missing close events */
+
+	st = open_store(0, 0, 0);
+	store_get_stats(st, &s);
+	assert_int_equal(s.interrupted_at_start, 2);
+	assert_int_equal(store_next_id(st), 4);
+	store_close(st);
+
+	db = open_db();
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE state ="
+	                               " 'interrupted' AND close_reason IS NOT NULL"),
+	    2);
+	assert_int_equal(query_int(db, "SELECT state = 'closed' FROM connections WHERE id = 3"), 1);
+	sqlite3_close(db);
+}
+
+static void
+test_retention(void **state)
+{
+	struct store *st = open_store(0, 0, 0);
+	struct retention_policy p = {.days = 1, .max_rows = 0, .batch = 7};
+	int64_t now = (int64_t)1800000000 * 1000000;
+	int64_t day = (int64_t)86400 * 1000000;
+	sqlite3 *db;
+	int d, total = 0;
+
+	(void)state;
+	/* 20 old closed rows, 1 old row still open, 10 fresh closed rows */
+	for (unsigned i = 0; i < 20; i++) {
+		struct conn_record r = record(store_next_id(st), CONN_CLOSED, now - 2 * day);
+
+		store_submit(st, &r);
+	}
+	{
+		struct conn_record r = record(store_next_id(st), CONN_RELAYING, now - 3 * day);
+
+		store_submit(st, &r);
+	}
+	for (unsigned i = 0; i < 10; i++) {
+		struct conn_record r = record(store_next_id(st), CONN_CLOSED, now - 60000000);
+
+		store_submit(st, &r);
+	}
+	store_close(st);
+
+	db = open_db();
+	/* small batches: 7 + 7 + 6, then nothing */
+	while ((d = retention_prune_batch(db, &p, now)) > 0) {
+		assert_true(d <= 7);
+		total += d;
+	}
+	assert_int_equal(d, 0);
+	assert_int_equal(total, 20);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 11);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE state = 'relaying'"),
+	    1);
+
+	/* the row cap keeps the newest rows, and never prunes an open one (id 21) */
+	p = (struct retention_policy){.days = 0, .max_rows = 4, .batch = 100};
+	assert_int_equal(retention_prune_batch(db, &p, now), 6);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 5);
+	assert_int_equal(query_int(db, "SELECT min(id) FROM connections WHERE state = 'closed'"), 28);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE id = 21"), 1);
+	assert_int_equal(retention_prune_batch(db, &p, now), 0);
+
+	p = (struct retention_policy){.days = 0, .max_rows = 0, .batch = 100};
+	assert_int_equal(retention_prune_batch(db, &p, now), 0);
+	sqlite3_close(db);
+}
+
+/* With the database locked, a small queue fills: drops are counted, nothing else is lost. */
+static void
+test_queue_full(void **state)
+{
+	struct store *st = open_store(16, 0, 0);
+	struct store_stats s;
+	sqlite3 *db, *locker;
+	enum { N = 100 };
+
+	(void)state;
+	locker = open_db();
+	assert_int_equal(sqlite3_exec(locker, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	for (unsigned i = 0; i < N; i++) {
+		struct conn_record r = record(store_next_id(st), CONN_CLOSED, i + 1);
+
+		store_submit(st, &r);
+	}
+	store_get_stats(st, &s);
+	assert_true(s.events_dropped > 0);
+	assert_true(s.queue_high_water <= 16);
+	assert_int_equal(sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(locker);
+
+	assert_int_equal(store_flush(st, 10000), 0);
+	store_get_stats(st, &s);
+	assert_int_equal(s.submitted, N);
+	assert_int_equal(s.rows_written + s.events_dropped, N);
+	store_close(st);
+
+	db = open_db();
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), (int64_t)s.rows_written);
+	sqlite3_close(db);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install every Debian 12 package that building, running and testing
+# redirect-agent needs. Idempotent: packages already present are skipped, and
+# apt is not touched at all when nothing is missing. Run as root.
+#
+#   deploy/install-deps.sh          build + run + tests
+#   deploy/install-deps.sh --bench  also the benchmark's peers (HAProxy, iperf3, ab)
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential cmake pkg-config
+	libuv1-dev libsqlite3-dev libnftables-dev libinih-dev
+	# tests
+	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps
+)
+if [ "${1:-}" = "--bench" ]; then
+	packages+=(haproxy iperf3 apache2-utils util-linux)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#packages[@]} packages present"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The command line and start-up errors: clear messages, documented exit codes,
+# and a second agent on a taken port refuses to start without harming the first.
+source "$(dirname "$0")/lib.sh"
+
+check "--version prints the version" bash -c "'$AGENT' --version | grep -Eq '^redirect-agent [0-9]+\.[0-9]+\.[0-9]+'"
+check "--help describes --config" bash -c "'$AGENT' --help | grep -q -- '--config FILE'"
+rc=0; "$AGENT" --bogus >/dev/null 2>&1 || rc=$?
+check_eq "an unknown option exits 2" 2 "$rc"
+
+printf '[proxy]\nlisten_port = 15001\nmark = nope\n' >"$WORK/bad.conf"
+rc=0; out=$("$AGENT" --foreground --config "$WORK/bad.conf" 2>&1) || rc=$?
+check_eq "a config error exits 78" 78 "$rc"
+check_eq "the error names file, line and key" \
+	"redirect-agent: configuration error: $WORK/bad.conf:3: [proxy] mark: 'nope' is not a number" "$out"
+rc=0; "$AGENT" --config "$WORK/missing.conf" 2>/dev/null || rc=$?
+check_eq "a missing config file exits 78" 78 "$rc"
+write_config "$WORK/agent.conf"
+check "--check-config accepts a good file" "$AGENT" --check-config --config "$WORK/agent.conf"
+
+setup_net
+start_httpd 80
+start_agent "$WORK/agent.conf"
+first=$AGENT_PID
+write_config "$WORK/second.conf" "[proxy]" "agent_id = second"
+sed -i "s|$WORK/agent.db|$WORK/second.db|" "$WORK/second.conf"
+rc=0; out=$(in_c "$AGENT" --foreground --config "$WORK/second.conf" 2>&1) || rc=$?
+check_eq "a second agent on the same port exits 1" 1 "$rc"
+check "it says the port is in use" grep -q "port 15001 on 127.0.0.1 is already in use" <<<"$out"
+check "it left no table of its own" not has_table second
+check "the first agent is still running" kill -0 "$first"
+check_eq "and still relaying" "hello from $(hostname)" "$(in_c curl -sS --max-time 5 "http://$SRV4/")"
+
+# Daemon mode: the command returns once the agent is ready, or with its failure.
+stop_agent
+in_c "$AGENT" --config "$WORK/agent.conf"
+check "daemonized agent installed its table" has_table
+dpid=$(in_c ss -Hltnp "sport = :15001" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+check "daemonized agent is listening (pid $dpid)" [ -n "$dpid" ]
+kill -TERM "$dpid"
+for _ in $(seq 50); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+check "daemonized agent stopped on SIGTERM" not kill -0 "$dpid"
+check "and removed its table" not has_table
+write_config "$WORK/nodb.conf"
+sed -i "s|^path = .*|path = /proc/no-such-dir/agent.db|" "$WORK/nodb.conf"
+rc=0; in_c "$AGENT" --config "$WORK/nodb.conf" 2>/dev/null || rc=$?
+check_eq "a daemonized start that fails (database) exits 1" 1 "$rc"
+check "and leaves no agent behind" not pgrep -f "$WORK/nodb.conf"
+finish
