@@ -96,7 +96,12 @@ daemon_ready(int fd, unsigned char status)
 	}
 }
 
-/* Each session needs two descriptors; keep the limit and the session cap consistent. */
+/*
+ * Each session needs two descriptors, plus a few for the listeners, loops
+ * and database: keep the limit and the session cap consistent.
+ */
+#define FD_RESERVE 64
+
 static void
 raise_fd_limit(struct config *cfg)
 {
@@ -111,9 +116,10 @@ raise_fd_limit(struct config *cfg)
 			log_warn("cannot raise the open file limit to %llu",
 			    (unsigned long long)rl.rlim_max);
 	}
-	need = (rlim_t)cfg->max_sessions * 2 + 256;
+	need = (rlim_t)cfg->max_sessions * 2 + FD_RESERVE;
 	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
-		unsigned fit = rl.rlim_cur > 256 ? (unsigned)((rl.rlim_cur - 256) / 2) : 1;
+		unsigned fit =
+		    rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)((rl.rlim_cur - FD_RESERVE) / 2) : 1;
 
 		log_warnx("max_sessions %u needs %llu descriptors but the limit is %llu: using %u",
 		    cfg->max_sessions, (unsigned long long)need, (unsigned long long)rl.rlim_cur,

@@ -448,23 +448,16 @@ is_own_listener(const struct worker *w, const struct endpoint *dst, const struct
 }
 
 void
-session_accept(struct worker *w, uv_stream_t *server)
+session_accept(struct worker *w, int fd)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	struct sockaddr_storage ss;
 	struct endpoint local;
-	int len, fd, r;
+	int len, r;
 
 	if (s == NULL) {
-		/* Take the connection off the listener anyway, or accept stalls. */
-		uv_tcp_t *t = malloc(sizeof(*t));
-
 		log_warnx("out of memory: connection dropped");
-		if (t != NULL && uv_tcp_init(&w->loop, t) == 0 &&
-		    uv_accept(server, (uv_stream_t *)t) == 0)
-			uv_close((uv_handle_t *)t, (uv_close_cb)free);
-		else
-			free(t);
+		close(fd);
 		return;
 	}
 	s->w = w;
@@ -492,8 +485,8 @@ session_accept(struct worker *w, uv_stream_t *server)
 	s->handles++;
 	uv_tcp_init(&w->loop, &s->client.tcp);
 	half_init(s, &s->client, &s->upstream, "client");
-	s->client.tcp.data = s;
-	if ((r = uv_accept(server, (uv_stream_t *)&s->client.tcp)) != 0) {
+	if ((r = uv_tcp_open(&s->client.tcp, fd)) != 0) {
+		close(fd);
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
@@ -503,8 +496,7 @@ session_accept(struct worker *w, uv_stream_t *server)
 		(void)endpoint_from_sockaddr(&s->rec.client, (struct sockaddr *)&ss);
 	len = sizeof(ss);
 	if ((r = uv_tcp_getsockname(&s->client.tcp, (struct sockaddr *)&ss, &len)) != 0 ||
-	    (r = endpoint_from_sockaddr(&local, (struct sockaddr *)&ss)) != 0 ||
-	    (r = uv_fileno((uv_handle_t *)&s->client.tcp, &fd)) != 0) {
+	    (r = endpoint_from_sockaddr(&local, (struct sockaddr *)&ss)) != 0) {
 		session_close(s, CLOSE_NO_ORIGINAL_DST, r);
 		return;
 	}

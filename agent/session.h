@@ -32,11 +32,12 @@ enum close_reason {
 const char *session_close_reason_name(enum close_reason r);
 
 /*
- * Accept one pending connection from server and start relaying it. Any
- * failure is recorded on the connection's row and closes that connection
- * only. Loop thread only.
+ * Take over fd, a connection just accepted from a listener, and start
+ * relaying it. The fd is owned by the session from here (closed on every
+ * path). Any failure is recorded on the connection's row and closes that
+ * connection only. Loop thread only.
  */
-void session_accept(struct worker *w, uv_stream_t *server);
+void session_accept(struct worker *w, int fd);
 
 /*
  * End the session: record state, bytes, reason and error (a libuv error

@@ -27,47 +27,92 @@ static const struct {
 
 /* ---- accept ---- */
 
-static unsigned
-listener_index(const struct worker *w, const uv_stream_t *server)
-{
-	return (unsigned)((const uv_tcp_t *)server - w->listeners);
-}
+#define ACCEPT_PER_WAKEUP 64  /* then let the loop serve the sessions */
+#define ACCEPT_RETRY_MS   250 /* after EMFILE, try again this soon at the latest */
+
+static void on_listen_readable(uv_poll_t *p, int status, int events);
 
 static void
-log_ratelimited(time_t *last, const char *what, int err)
+log_ratelimited(time_t *last, const char *fmt, const char *detail)
 {
 	time_t now = time(NULL);
 
 	if (now == *last)
 		return;
 	*last = now;
-	log_warnx("%s: %s", what, uv_strerror(err));
+	log_warnx(fmt, detail);
+}
+
+/* Stop watching the listener: pending connections wait in the kernel backlog. */
+static void
+listener_pause(struct listener *l)
+{
+	if (l->paused)
+		return;
+	l->paused = 1;
+	uv_poll_stop(&l->poll);
 }
 
 static void
-on_connection(uv_stream_t *server, int status)
+listeners_resume(struct worker *w)
+{
+	for (unsigned i = 0; i < w->n_listeners; i++) {
+		struct listener *l = &w->listeners[i];
+
+		if (l->paused && !w->draining && w->n_sessions < w->max_sessions) {
+			l->paused = 0;
+			uv_poll_start(&l->poll, UV_READABLE, on_listen_readable);
+		}
+	}
+}
+
+static void
+on_resume_timer(uv_timer_t *t)
+{
+	listeners_resume(t->data);
+}
+
+static void
+on_listen_readable(uv_poll_t *p, int status, int events)
 {
 	static _Thread_local time_t last_error_log, last_pause_log;
-	struct worker *w = server->data;
+	struct listener *l = p->data;
+	struct worker *w = l->w;
 
+	(void)events;
 	if (status < 0) {
-		/* libuv already took the connection off the queue (its EMFILE
-		 * trick) so the listener does not spin; the client sees a reset. */
+		log_ratelimited(&last_error_log, "listener error: %s", uv_strerror(status));
+		return;
+	}
+	for (int i = 0; i < ACCEPT_PER_WAKEUP; i++) {
+		int fd;
+
+		if (w->n_sessions >= w->max_sessions) {
+			stat_add(&w->stats.accept_paused, 1);
+			log_ratelimited(&last_pause_log, "%s",
+			    "max_sessions reached: accepting paused "
+			    "until a session ends");
+			listener_pause(l);
+			return;
+		}
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			session_accept(w, fd);
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		/* Out of descriptors or memory: leave the connection queued in the
+		 * kernel and retry when a session ends or the timer fires, rather
+		 * than spin on a listener that stays readable. */
 		stat_add(&w->stats.accept_errors, 1);
-		log_ratelimited(&last_error_log, "accept failed", status);
+		log_ratelimited(&last_error_log, "accept failed, pausing: %s", strerror(errno));
+		listener_pause(l);
+		uv_timer_start(&w->resume_timer, on_resume_timer, ACCEPT_RETRY_MS, 0);
 		return;
 	}
-	if (w->draining)
-		return;
-	if (w->n_sessions >= w->max_sessions) {
-		/* Not accepting makes libuv stop watching this listener until
-		 * uv_accept runs again: the kernel backlog holds the rest. */
-		w->paused |= 1u << listener_index(w, server);
-		stat_add(&w->stats.accept_paused, 1);
-		log_ratelimited(&last_pause_log, "max_sessions reached, accept paused", UV_EBUSY);
-		return;
-	}
-	session_accept(w, server);
 }
 
 /* ---- stop and drain ---- */
@@ -75,10 +120,12 @@ on_connection(uv_stream_t *server, int status)
 static void
 worker_finish(struct worker *w)
 {
-	if (!uv_is_closing((uv_handle_t *)&w->stop_async))
-		uv_close((uv_handle_t *)&w->stop_async, NULL);
-	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
-		uv_close((uv_handle_t *)&w->drain_timer, NULL);
+	uv_handle_t *hs[] = {(uv_handle_t *)&w->stop_async, (uv_handle_t *)&w->drain_timer,
+	    (uv_handle_t *)&w->resume_timer};
+
+	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+		if (!uv_is_closing(hs[i]))
+			uv_close(hs[i], NULL);
 }
 
 void
@@ -90,12 +137,16 @@ worker_session_gone(struct worker *w)
 			worker_finish(w);
 		return;
 	}
-	for (unsigned i = 0; i < w->n_listeners && w->n_sessions < w->max_sessions; i++) {
-		if (w->paused & (1u << i)) {
-			w->paused &= ~(1u << i);
-			session_accept(w, (uv_stream_t *)&w->listeners[i]);
-		}
-	}
+	listeners_resume(w);
+}
+
+static void
+on_listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+
+	close(l->fd);
+	l->fd = -1;
 }
 
 static void
@@ -116,7 +167,7 @@ on_stop(uv_async_t *a)
 
 	w->draining = 1;
 	for (unsigned i = 0; i < w->n_listeners; i++)
-		uv_close((uv_handle_t *)&w->listeners[i], NULL);
+		uv_close((uv_handle_t *)&w->listeners[i].poll, on_listener_closed);
 	if (w->n_sessions == 0) {
 		worker_finish(w);
 		return;
@@ -218,28 +269,32 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 	uv_timer_init(&w->loop, &w->drain_timer);
 	w->drain_timer.data = w;
 
+	uv_timer_init(&w->loop, &w->resume_timer);
+	w->resume_timer.data = w;
+
 	for (unsigned i = 0; i < WORKER_MAX_LISTENERS; i++) {
-		uv_tcp_t *l = &w->listeners[w->n_listeners];
-		int fd, r;
+		struct listener *l = &w->listeners[w->n_listeners];
+		int fd;
 
 		if (!use[i])
 			continue;
 		fd = listen_socket(
 		    listen_addrs[i].family, listen_addrs[i].addr, cfg->listen_port, 1);
-		if (fd < 0) {
-			snprintf(err, errlen, "cannot bind %s port %u: %s", listen_addrs[i].addr,
-			    (unsigned)cfg->listen_port, strerror(-fd));
-			return -1;
-		}
-		uv_tcp_init(&w->loop, l);
-		l->data = w;
-		w->n_listeners++;
-		if ((r = uv_tcp_open(l, fd)) != 0 ||
-		    (r = uv_listen((uv_stream_t *)l, 4096, on_connection)) != 0) {
+		if (fd < 0 || listen(fd, 4096) != 0) {
+			int e = fd < 0 ? -fd : errno;
+
+			if (fd >= 0)
+				close(fd);
 			snprintf(err, errlen, "cannot listen on %s port %u: %s",
-			    listen_addrs[i].addr, (unsigned)cfg->listen_port, uv_strerror(r));
+			    listen_addrs[i].addr, (unsigned)cfg->listen_port, strerror(e));
 			return -1;
 		}
+		l->fd = fd;
+		l->w = w;
+		uv_poll_init(&w->loop, &l->poll, fd);
+		l->poll.data = l;
+		w->n_listeners++;
+		uv_poll_start(&l->poll, UV_READABLE, on_listen_readable);
 	}
 	return 0;
 }
@@ -260,6 +315,9 @@ worker_destroy(struct worker *w)
 		return;
 	uv_walk(&w->loop, close_walk, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	for (unsigned i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
 	if (uv_loop_close(&w->loop) != 0)
 		log_warnx("worker %u: event loop still had handles at exit", w->index);
 	if (w->pool.in_use != 0)

@@ -22,6 +22,14 @@ struct workers;
 
 #define WORKER_MAX_LISTENERS 2
 
+/* A listening socket; we accept ourselves so that we can pause (EMFILE, max_sessions). */
+struct listener {
+	uv_poll_t poll;
+	int fd; /* -1 once closed */
+	int paused;
+	struct worker *w;
+};
+
 struct worker {
 	unsigned index;
 	uv_loop_t loop;
@@ -29,9 +37,9 @@ struct worker {
 	uv_thread_t thread;
 	uv_async_t stop_async;
 	uv_timer_t drain_timer;
-	uv_tcp_t listeners[WORKER_MAX_LISTENERS];
+	uv_timer_t resume_timer; /* retries accept after EMFILE even if no session ends */
+	struct listener listeners[WORKER_MAX_LISTENERS];
 	unsigned n_listeners;
-	unsigned paused; /* bit i: listener i holds a connection until a session ends */
 
 	const struct config *cfg;
 	struct store *store;

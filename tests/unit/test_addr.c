@@ -73,11 +73,12 @@ test_cidr_list(void **state)
 	    0);
 	assert_int_equal(n, 3);
 	assert_int_equal(c[1].family, AF_INET6);
-	assert_int_equal(
-	    addr_parse_cidr_list("10.0.0.0/8,1.0.0.0/8,2.0.0.0/8,3.0.0.0/8", c, 3, &n, err, sizeof(err)),
+	assert_int_equal(addr_parse_cidr_list("10.0.0.0/8,1.0.0.0/8,2.0.0.0/8,3.0.0.0/8", c, 3, &n,
+			     err, sizeof(err)),
 	    -E2BIG);
 	assert_int_equal(n, 0);
-	assert_int_equal(addr_parse_cidr_list("10.0.0.0/8, nope", c, 3, &n, err, sizeof(err)), -EINVAL);
+	assert_int_equal(
+	    addr_parse_cidr_list("10.0.0.0/8, nope", c, 3, &n, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "nope"));
 }
 
@@ -98,8 +99,8 @@ test_ports(void **state)
 	assert_int_equal(addr_parse_port_list("1,65535", p, 4, &n, err, sizeof(err)), 0);
 	assert_int_equal(p[1].lo, 65535);
 
-	static const char *const bad[] = {"0", "65536", "-1", "80-", "90-80", "1-2-3", "http", "8x",
-	    "99999999999999999999"};
+	static const char *const bad[] = {
+	    "0", "65536", "-1", "80-", "90-80", "1-2-3", "http", "8x", "99999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(addr_parse_port_list(bad[i], p, 4, &n, err, sizeof(err)), -EINVAL);
 	assert_int_equal(addr_parse_port_list("1,2,3,4,5", p, 4, &n, err, sizeof(err)), -E2BIG);

@@ -55,20 +55,20 @@ test_good_file(void **state)
 {
 	(void)state;
 	assert_int_equal(load("; comment\n"
-	                      "[agent]\nlog_level = debug\n"
-	                      "[proxy]\n"
-	                      "listen_port = 16000\n"
-	                      "mark = 0x40\n"
-	                      "agent_id = edge-1\n"
-	                      "redirect_ports = 80, 8000-8100\n"
-	                      "redirect_cidrs = 10.0.0.0/8 fd00::/8\n"
-	                      "exclude_cidrs =\n"
-	                      "connect_timeout_ms = 250\n"
-	                      "idle_timeout_s = 0\n"
-	                      "max_sessions = 100\n"
-	                      "workers = 1\n"
-	                      "[db]\npath = /tmp/x.db\nretention_days = 7\nmax_rows = 0\n"
-	                      "[api]\nlocal_socket = /tmp/x.sock\n"),
+			      "[agent]\nlog_level = debug\n"
+			      "[proxy]\n"
+			      "listen_port = 16000\n"
+			      "mark = 0x40\n"
+			      "agent_id = edge-1\n"
+			      "redirect_ports = 80, 8000-8100\n"
+			      "redirect_cidrs = 10.0.0.0/8 fd00::/8\n"
+			      "exclude_cidrs =\n"
+			      "connect_timeout_ms = 250\n"
+			      "idle_timeout_s = 0\n"
+			      "max_sessions = 100\n"
+			      "workers = 1\n"
+			      "[db]\npath = /tmp/x.db\nretention_days = 7\nmax_rows = 0\n"
+			      "[api]\nlocal_socket = /tmp/x.sock\n"),
 	    0);
 	assert_string_equal(err, "");
 	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
@@ -98,20 +98,26 @@ test_bad_files(void **state)
 	} cases[] = {
 	    {"[proxy]\nlisten_port = 0\n", "test.conf:2: [proxy] listen_port: 0 is out of range"},
 	    {"[proxy]\nlisten_port = 70000\n", "test.conf:2: [proxy] listen_port:"},
-	    {"[proxy]\nlisten_port = http\n", "test.conf:2: [proxy] listen_port: 'http' is not a number"},
+	    {"[proxy]\nlisten_port = http\n",
+		"test.conf:2: [proxy] listen_port: 'http' is not a number"},
 	    {"[proxy]\nlisten_port =\n", "test.conf:2: [proxy] listen_port: a value is required"},
 	    {"[proxy]\nmark = 0\n", "test.conf:2: [proxy] mark:"},
 	    {"[proxy]\nmark = 0x1ffffffff\n", "test.conf:2: [proxy] mark:"},
 	    {"\n\n[proxy]\nlisten_prot = 1\n", "test.conf:4: [proxy] listen_prot: unknown key"},
 	    {"[proxxy]\nlisten_port = 1\n", "test.conf:2: [proxxy] listen_port: unknown section"},
-	    {"[proxy]\nredirect_cidrs = 10.0.0.1/8\n", "test.conf:2: [proxy] redirect_cidrs: '10.0.0.1/8' has host bits"},
-	    {"[proxy]\nredirect_ports = 80,0\n", "test.conf:2: [proxy] redirect_ports: '0' is not a port"},
+	    {"[proxy]\nredirect_cidrs = 10.0.0.1/8\n",
+		"test.conf:2: [proxy] redirect_cidrs: '10.0.0.1/8' has host bits"},
+	    {"[proxy]\nredirect_ports = 80,0\n",
+		"test.conf:2: [proxy] redirect_ports: '0' is not a port"},
 	    {"[proxy]\nagent_id = a b\n", "test.conf:2: [proxy] agent_id:"},
-	    {"[proxy]\nagent_id = abcdefghijklmnopqrstuvwxyz0123456789\n", "test.conf:2: [proxy] agent_id: must be"},
-	    {"[db]\npath = relative.db\n", "test.conf:2: [db] path: 'relative.db' is not an absolute path"},
+	    {"[proxy]\nagent_id = abcdefghijklmnopqrstuvwxyz0123456789\n",
+		"test.conf:2: [proxy] agent_id: must be"},
+	    {"[db]\npath = relative.db\n",
+		"test.conf:2: [db] path: 'relative.db' is not an absolute path"},
 	    {"[agent]\nlog_level = loud\n", "test.conf:2: [agent] log_level:"},
 	    {"[proxy]\nthis line has no equals sign\n", "test.conf:2: syntax error"},
-	    {"[proxy]\nredirect_ports = 15000-15002\n", "test.conf: [proxy] redirect_ports: includes listen_port 15001"},
+	    {"[proxy]\nredirect_ports = 15000-15002\n",
+		"test.conf: [proxy] redirect_ports: includes listen_port 15001"},
 	    {"[proxy]\nlisten_port = 1\nmark = 2\nmark = x\n", "test.conf:4: [proxy] mark:"},
 	};
 

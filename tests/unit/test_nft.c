@@ -27,8 +27,8 @@ test_default_rules(void **state)
 	assert_int_equal((size_t)n, strlen(buf));
 	/* replacing a stale table happens in the same transaction */
 	assert_non_null(strstr(buf, "add table inet redirect_agent_default\n"
-	                            "delete table inet redirect_agent_default\n"
-	                            "table inet redirect_agent_default {"));
+				    "delete table inet redirect_agent_default\n"
+				    "table inet redirect_agent_default {"));
 	assert_non_null(strstr(buf, "elements = { 0.0.0.0/0 }"));
 	assert_non_null(strstr(buf, "elements = { ::/0 }"));
 	assert_non_null(strstr(buf, "elements = { 127.0.0.0/8 }"));
@@ -48,10 +48,10 @@ test_custom_rules(void **state)
 	(void)state;
 	config_defaults(&cfg);
 	assert_int_equal(config_load_string(&cfg, "t",
-	                     "[proxy]\nagent_id = edge\nmark = 0x40\nlisten_port = 9000\n"
-	                     "redirect_ports = 8000-8080, 22\nredirect_cidrs = 10.0.0.0/8\n"
-	                     "exclude_cidrs =\n",
-	                     err, sizeof(err)),
+			     "[proxy]\nagent_id = edge\nmark = 0x40\nlisten_port = 9000\n"
+			     "redirect_ports = 8000-8080, 22\nredirect_cidrs = 10.0.0.0/8\n"
+			     "exclude_cidrs =\n",
+			     err, sizeof(err)),
 	    0);
 	assert_true(nft_ruleset_format(&cfg, buf, sizeof(buf)) > 0);
 	assert_non_null(strstr(buf, "table inet redirect_agent_edge {"));

@@ -45,8 +45,10 @@ teardown(void **state)
 static struct store *
 open_store(unsigned queue_size, unsigned retention_days, uint64_t max_rows)
 {
-	struct store_options o = {.path = path, .queue_size = queue_size,
-	    .retention_days = retention_days, .max_rows = max_rows};
+	struct store_options o = {.path = path,
+	    .queue_size = queue_size,
+	    .retention_days = retention_days,
+	    .max_rows = max_rows};
 	struct store *st = NULL;
 	char err[256];
 
@@ -112,26 +114,28 @@ test_migrations(void **state)
 	store_close(st);
 	db = open_db();
 	assert_int_equal(schema_version(db), schema_latest_version());
-	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_table_info('connections')"
-	                               " WHERE name IN ('id','opened_at_us','closed_at_us','family',"
-	                               "'client_addr','client_port','orig_dst_addr','orig_dst_port',"
-	                               "'upstream_local_addr','upstream_local_port','redirect_state',"
-	                               "'redirect_records','redirect_context','records_mark','verdict',"
-	                               "'state','bytes_up','bytes_down','connect_us','close_reason',"
-	                               "'error','uid','pid','exe')"),
+	assert_int_equal(
+	    query_int(db, "SELECT count(*) FROM pragma_table_info('connections')"
+			  " WHERE name IN ('id','opened_at_us','closed_at_us','family',"
+			  "'client_addr','client_port','orig_dst_addr','orig_dst_port',"
+			  "'upstream_local_addr','upstream_local_port','redirect_state',"
+			  "'redirect_records','redirect_context','records_mark','verdict',"
+			  "'state','bytes_up','bytes_down','connect_us','close_reason',"
+			  "'error','uid','pid','exe')"),
 	    24);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_index_list('connections')"
-	                               " WHERE name LIKE 'connections_%'"),
+				       " WHERE name LIKE 'connections_%'"),
 	    3);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_journal_mode WHERE "
-	                               "journal_mode = 'wal'"),
+				       "journal_mode = 'wal'"),
 	    1);
 	/* running the migrations again changes nothing */
 	assert_int_equal(schema_migrate(db, err, sizeof(err)), 0);
 	assert_int_equal(schema_version(db), schema_latest_version());
 
 	/* a database from a newer agent is refused, not touched */
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	{
 		struct store_options o = {.path = path};
@@ -177,13 +181,15 @@ test_batching(void **state)
 
 	db = open_db();
 	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), N);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE state = 'closed'"
-	                               " AND bytes_down = 2 * bytes_up AND closed_at_us - opened_at_us"
-	                               " = 1000 AND close_reason = 'completed'"),
+	assert_int_equal(
+	    query_int(db, "SELECT count(*) FROM connections WHERE state = 'closed'"
+			  " AND bytes_down = 2 * bytes_up AND closed_at_us - opened_at_us"
+			  " = 1000 AND close_reason = 'completed'"),
 	    N);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE orig_dst_addr ="
-	                               " '192.0.2.10' AND orig_dst_port = 443 AND hex(orig_dst_bin) ="
-	                               " 'C000020A' AND client_addr = '10.0.0.1' AND uid IS NULL"),
+	assert_int_equal(
+	    query_int(db, "SELECT count(*) FROM connections WHERE orig_dst_addr ="
+			  " '192.0.2.10' AND orig_dst_port = 443 AND hex(orig_dst_bin) ="
+			  " 'C000020A' AND client_addr = '10.0.0.1' AND uid IS NULL"),
 	    N);
 	sqlite3_close(db);
 }
@@ -214,7 +220,7 @@ test_recovery(void **state)
 
 	db = open_db();
 	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE state ="
-	                               " 'interrupted' AND close_reason IS NOT NULL"),
+				       " 'interrupted' AND close_reason IS NOT NULL"),
 	    2);
 	assert_int_equal(query_int(db, "SELECT state = 'closed' FROM connections WHERE id = 3"), 1);
 	sqlite3_close(db);
@@ -258,14 +264,15 @@ test_retention(void **state)
 	assert_int_equal(d, 0);
 	assert_int_equal(total, 20);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 11);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE state = 'relaying'"),
-	    1);
+	assert_int_equal(
+	    query_int(db, "SELECT count(*) FROM connections WHERE state = 'relaying'"), 1);
 
 	/* the row cap keeps the newest rows, and never prunes an open one (id 21) */
 	p = (struct retention_policy){.days = 0, .max_rows = 4, .batch = 100};
 	assert_int_equal(retention_prune_batch(db, &p, now), 6);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 5);
-	assert_int_equal(query_int(db, "SELECT min(id) FROM connections WHERE state = 'closed'"), 28);
+	assert_int_equal(
+	    query_int(db, "SELECT min(id) FROM connections WHERE state = 'closed'"), 28);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE id = 21"), 1);
 	assert_int_equal(retention_prune_batch(db, &p, now), 0);
 
@@ -304,7 +311,8 @@ test_queue_full(void **state)
 	store_close(st);
 
 	db = open_db();
-	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), (int64_t)s.rows_written);
+	assert_int_equal(
+	    query_int(db, "SELECT count(*) FROM connections"), (int64_t)s.rows_written);
 	sqlite3_close(db);
 }
 
