@@ -168,6 +168,7 @@ main(int argc, char **argv)
 	char err[1024];
 	struct store *store = NULL;
 	struct workers *workers = NULL;
+	struct redirect *redirect = NULL;
 	struct proxy_stats_snapshot final;
 	struct store_options so;
 	uv_loop_t *loop;
@@ -251,9 +252,8 @@ main(int argc, char **argv)
 		daemon_ready(ready_fd, 1);
 		return 1;
 	}
-	if (redirect_setup(&cfg, err, sizeof(err)) != 0) {
+	if (redirect_setup(&cfg, &redirect, err, sizeof(err)) != 0) {
 		log_warnx("cannot install the redirect rules: %s", err);
-		redirect_teardown(&cfg);
 		workers_stop(workers, NULL);
 		store_close(store);
 		daemon_ready(ready_fd, 1);
@@ -273,7 +273,7 @@ main(int argc, char **argv)
 
 	uv_run(loop, UV_RUN_DEFAULT);
 
-	redirect_teardown(&cfg);
+	redirect_teardown(redirect);
 	workers_stop(workers, &final);
 	log_summary(&final, store);
 	store_close(store);

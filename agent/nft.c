@@ -114,36 +114,54 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 	return (int)sb.off;
 }
 
-/* Run one nft script; on failure copy nft's error text (first line kept short) into err. */
-static int
-nft_run(const char *script, char *err, size_t errlen)
-{
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	int rc;
+struct nft {
+	struct nft_ctx *ctx;
+};
 
-	if (ctx == NULL) {
-		if (err != NULL)
-			snprintf(err, errlen, "cannot create an nftables context");
-		return -ENOMEM;
+struct nft *
+nft_open(char *err, size_t errlen)
+{
+	struct nft *n = calloc(1, sizeof(*n));
+
+	if (n == NULL || (n->ctx = nft_ctx_new(NFT_CTX_DEFAULT)) == NULL) {
+		snprintf(err, errlen, "cannot create an nftables context");
+		free(n);
+		return NULL;
 	}
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
-	rc = nft_run_cmd_from_buffer(ctx, script);
+	nft_ctx_buffer_output(n->ctx);
+	nft_ctx_buffer_error(n->ctx);
+	return n;
+}
+
+void
+nft_close(struct nft *n)
+{
+	if (n == NULL)
+		return;
+	nft_ctx_free(n->ctx);
+	free(n);
+}
+
+/* Run one nft script; on failure copy nft's error text into err. */
+static int
+nft_run(struct nft *n, const char *script, char *err, size_t errlen)
+{
+	int rc = nft_run_cmd_from_buffer(n->ctx, script);
+
 	if (rc != 0 && err != NULL) {
-		const char *e = nft_ctx_get_error_buffer(ctx);
-		size_t n;
+		const char *e = nft_ctx_get_error_buffer(n->ctx);
+		size_t len;
 
 		snprintf(err, errlen, "%s", e != NULL && e[0] != '\0' ? e : "nft command failed");
-		n = strlen(err);
-		while (n > 0 && err[n - 1] == '\n')
-			err[--n] = '\0';
+		len = strlen(err);
+		while (len > 0 && err[len - 1] == '\n')
+			err[--len] = '\0';
 	}
-	nft_ctx_free(ctx);
 	return rc == 0 ? 0 : -EPERM;
 }
 
 int
-nft_table_install(const struct config *cfg, char *err, size_t errlen)
+nft_table_install(struct nft *n, const struct config *cfg, char *err, size_t errlen)
 {
 	/* Every element costs at most ~50 bytes of text. */
 	size_t len =
@@ -155,7 +173,7 @@ nft_table_install(const struct config *cfg, char *err, size_t errlen)
 		return -ENOMEM;
 	r = nft_ruleset_format(cfg, script, len);
 	if (r >= 0)
-		r = nft_run(script, err, errlen);
+		r = nft_run(n, script, err, errlen);
 	else if (err != NULL)
 		snprintf(err, errlen, "rule set larger than %zu bytes", len);
 	free(script);
@@ -163,23 +181,12 @@ nft_table_install(const struct config *cfg, char *err, size_t errlen)
 }
 
 int
-nft_table_remove(const struct config *cfg, char *err, size_t errlen)
+nft_table_remove(struct nft *n, const struct config *cfg, char *err, size_t errlen)
 {
 	char table[NFT_TABLE_NAME_MAX];
 	char script[2 * NFT_TABLE_NAME_MAX + 64];
 
 	nft_table_name(cfg, table, sizeof(table));
 	snprintf(script, sizeof(script), "add table inet %s\ndelete table inet %s\n", table, table);
-	return nft_run(script, err, errlen);
-}
-
-int
-nft_table_exists(const struct config *cfg)
-{
-	char table[NFT_TABLE_NAME_MAX];
-	char script[NFT_TABLE_NAME_MAX + 32];
-
-	nft_table_name(cfg, table, sizeof(table));
-	snprintf(script, sizeof(script), "list table inet %s\n", table);
-	return nft_run(script, NULL, 0) == 0 ? 1 : 0;
+	return nft_run(n, script, err, errlen);
 }

@@ -4,6 +4,11 @@
  * The table is written as nft script text and applied through libnftables in
  * one transaction, so the kernel never sees a half-built rule set. The text
  * builder is separate from the apply step so that tests can read the rules.
+ *
+ * One handle lives for the agent's whole life: libnftables 1.0.6 opens its
+ * netlink socket in nft_ctx_new() and waits on it with select(), which aborts
+ * the process (FD_SETSIZE) if that socket's number is above 1023. Opened at
+ * start-up, before any connection, its number stays low.
  */
 #ifndef RA_NFT_H
 #define RA_NFT_H
@@ -13,6 +18,13 @@
 #include "config.h"
 
 #define NFT_TABLE_NAME_MAX 64
+
+struct nft;
+
+/* Open the handle (and its netlink socket). Returns NULL with err set. */
+struct nft *nft_open(char *err, size_t errlen);
+
+void nft_close(struct nft *n);
 
 /* "redirect_agent_<agent_id>": one table per agent, so agents never touch each other's rules. */
 void nft_table_name(const struct config *cfg, char *buf, size_t len);
@@ -29,12 +41,9 @@ int nft_ruleset_format(const struct config *cfg, char *buf, size_t len);
  * Install the table. Returns 0, or a negative errno with nft's own message
  * in err. Needs CAP_NET_ADMIN.
  */
-int nft_table_install(const struct config *cfg, char *err, size_t errlen);
+int nft_table_install(struct nft *n, const struct config *cfg, char *err, size_t errlen);
 
 /* Remove the table if it exists. Returns 0 or a negative errno with err set. */
-int nft_table_remove(const struct config *cfg, char *err, size_t errlen);
-
-/* 1 if the table exists, 0 if not, negative errno on failure. */
-int nft_table_exists(const struct config *cfg);
+int nft_table_remove(struct nft *n, const struct config *cfg, char *err, size_t errlen);
 
 #endif

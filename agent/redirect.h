@@ -30,15 +30,18 @@ struct redirect_info {
 	enum redirect_state state; /* derived from records_mark and this agent's mark */
 };
 
+struct redirect;
+
 /*
  * Prepare the host: install the agent's redirect rules and the sysctls they
- * need. Replaces rules left behind by a crashed instance. Returns 0, or a
- * negative errno with the reason in err.
+ * need. Replaces rules left behind by a crashed instance. Call at start-up,
+ * before connections arrive. Returns 0 with *out set, or a negative errno
+ * with the reason in err (and nothing left installed).
  */
-int redirect_setup(const struct config *cfg, char *err, size_t errlen);
+int redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_t errlen);
 
-/* Remove the rules. Safe to call when setup failed or never ran. */
-void redirect_teardown(const struct config *cfg);
+/* Remove the rules and free r. NULL is ignored. */
+void redirect_teardown(struct redirect *r);
 
 /*
  * Find the original destination of an accepted connection whose local

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,33 +54,57 @@ write_sysctl(const char *path, const char *value)
 	return n < 0 ? -saved : 0;
 }
 
-int
-redirect_setup(const struct config *cfg, char *err, size_t errlen)
-{
-	int r;
+struct redirect {
+	const struct config *cfg;
+	struct nft *nft;
+};
 
+int
+redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_t errlen)
+{
+	struct redirect *r;
+	int rc;
+
+	*out = NULL;
 	/*
 	 * With tcp_fwmark_accept the accepted socket inherits the SYN's mark,
 	 * which is how the records (the marks of proxies already passed) reach
 	 * us. It is per network namespace and left on at stop: other agents in
 	 * the chain rely on it too.
 	 */
-	if ((r = write_sysctl(FWMARK_ACCEPT_SYSCTL, "1\n")) != 0) {
-		snprintf(err, errlen, "cannot set %s: %s", FWMARK_ACCEPT_SYSCTL, strerror(-r));
-		return r;
+	if ((rc = write_sysctl(FWMARK_ACCEPT_SYSCTL, "1\n")) != 0) {
+		snprintf(err, errlen, "cannot set %s: %s", FWMARK_ACCEPT_SYSCTL, strerror(-rc));
+		return rc;
 	}
-	if ((r = nft_table_install(cfg, err, errlen)) != 0)
-		return r;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r->cfg = cfg;
+	if ((r->nft = nft_open(err, errlen)) == NULL) {
+		free(r);
+		return -ENOMEM;
+	}
+	if ((rc = nft_table_install(r->nft, cfg, err, errlen)) != 0) {
+		nft_close(r->nft);
+		free(r);
+		return rc;
+	}
+	*out = r;
 	return 0;
 }
 
 void
-redirect_teardown(const struct config *cfg)
+redirect_teardown(struct redirect *r)
 {
 	char err[512];
 
-	if (nft_table_remove(cfg, err, sizeof(err)) != 0)
+	if (r == NULL)
+		return;
+	if (nft_table_remove(r->nft, r->cfg, err, sizeof(err)) != 0)
 		log_warnx("cannot remove nft table: %s", err);
+	nft_close(r->nft);
+	free(r);
 }
 
 static enum redirect_state

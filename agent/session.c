@@ -25,13 +25,12 @@ struct half {
 	struct session *s;
 	struct half *peer;
 	const char *name;
-	uv_write_t wreq;    /* the one write of this side's bytes to the peer */
-	uv_shutdown_t sreq; /* shutdown of this side's write direction */
-	char *pending;      /* buffer of that write, NULL when none */
-	uint64_t bytes;     /* read from this side */
-	unsigned open : 1;  /* handle initialised: must be closed */
-	unsigned eof : 1;   /* this side sent FIN */
-	unsigned shut : 1;  /* we sent FIN to this side */
+	uv_write_t wreq;   /* the one write of this side's bytes to the peer */
+	char *pending;     /* buffer of that write, NULL when none */
+	uint64_t bytes;    /* read from this side */
+	unsigned open : 1; /* handle initialised: must be closed */
+	unsigned eof : 1;  /* this side sent FIN */
+	unsigned shut : 1; /* we sent FIN to this side */
 };
 
 struct session {
@@ -222,32 +221,33 @@ error_reason(const struct half *h)
 	return h == &h->s->client ? CLOSE_CLIENT_ERROR : CLOSE_UPSTREAM_ERROR;
 }
 
-static void
-on_shutdown(uv_shutdown_t *req, int status)
-{
-	struct half *h = req->data;
-	struct session *s = h->s;
-
-	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
-		return;
-	if (status < 0) {
-		session_close(s, error_reason(h), status);
-		return;
-	}
-	h->shut = 1;
-	maybe_finished(s);
-}
-
-/* h sent FIN and all its bytes reached the peer: pass the FIN on. */
+/*
+ * h sent FIN and all its bytes reached the peer: pass the FIN on. Nothing is
+ * queued on the peer's stream (one write per direction, and it completed), so
+ * shutdown(2) can run now; uv_shutdown() would first wait for the socket to
+ * be writable, an epoll round trip per direction of every connection.
+ */
 static void
 forward_eof(struct half *h)
 {
 	struct half *p = h->peer;
+	uv_os_fd_t fd;
 	int r;
 
-	p->sreq.data = p;
-	if ((r = uv_shutdown(&p->sreq, (uv_stream_t *)&p->tcp, on_shutdown)) != 0)
+	/* The last FIN of the session: close() sends it as well as shutdown would. */
+	if (p->eof && h->shut) {
+		p->shut = 1;
+		session_close(h->s, CLOSE_COMPLETED, 0);
+		return;
+	}
+	if ((r = uv_fileno((uv_handle_t *)&p->tcp, &fd)) == 0 && shutdown(fd, SHUT_WR) != 0)
+		r = -errno;
+	if (r != 0 && r != UV_ENOTCONN) {
 		session_close(h->s, error_reason(p), r);
+		return;
+	}
+	p->shut = 1;
+	maybe_finished(h->s);
 }
 
 static void
@@ -448,12 +448,10 @@ is_own_listener(const struct worker *w, const struct endpoint *dst, const struct
 }
 
 void
-session_accept(struct worker *w, int fd)
+session_accept(struct worker *w, int fd, const struct sockaddr *peer, const struct endpoint *local)
 {
 	struct session *s = calloc(1, sizeof(*s));
-	struct sockaddr_storage ss;
-	struct endpoint local;
-	int len, r;
+	int r;
 
 	if (s == NULL) {
 		log_warnx("out of memory: connection dropped");
@@ -490,20 +488,12 @@ session_accept(struct worker *w, int fd)
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
-	uv_tcp_nodelay(&s->client.tcp, 1);
-	len = sizeof(ss);
-	if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) == 0)
-		(void)endpoint_from_sockaddr(&s->rec.client, (struct sockaddr *)&ss);
-	len = sizeof(ss);
-	if ((r = uv_tcp_getsockname(&s->client.tcp, (struct sockaddr *)&ss, &len)) != 0 ||
-	    (r = endpoint_from_sockaddr(&local, (struct sockaddr *)&ss)) != 0) {
-		session_close(s, CLOSE_NO_ORIGINAL_DST, r);
-		return;
-	}
+	/* TCP_NODELAY is inherited from the listener. */
+	(void)endpoint_from_sockaddr(&s->rec.client, peer);
 
-	r = redirect_query(fd, &local, w->cfg, &s->ri);
+	r = redirect_query(fd, local, w->cfg, &s->ri);
 	if (r == -ENOENT) {
-		s->rec.orig_dst = local;
+		s->rec.orig_dst = *local;
 		session_close(s, CLOSE_NOT_REDIRECTED, 0);
 		return;
 	}
@@ -516,7 +506,7 @@ session_accept(struct worker *w, int fd)
 	s->rec.redirect_state = redirect_state_name(s->ri.state);
 	if (s->ri.state == REDIRECT_BY_SELF)
 		stat_add(&w->stats.by_self, 1);
-	if (is_own_listener(w, &s->ri.orig_dst, &local)) {
+	if (is_own_listener(w, &s->ri.orig_dst, local)) {
 		session_close(s, CLOSE_LOOP, 0);
 		return;
 	}

@@ -32,12 +32,15 @@ enum close_reason {
 const char *session_close_reason_name(enum close_reason r);
 
 /*
- * Take over fd, a connection just accepted from a listener, and start
- * relaying it. The fd is owned by the session from here (closed on every
+ * Take over fd, a connection just accepted from a listener (peer: its
+ * address, as accept4 returned it; local: the listener's bound address), and
+ * start relaying it. The fd is owned by the session from here (closed on every
  * path). Any failure is recorded on the connection's row and closes that
  * connection only. Loop thread only.
  */
-void session_accept(struct worker *w, int fd);
+struct endpoint;
+void session_accept(
+    struct worker *w, int fd, const struct sockaddr *peer, const struct endpoint *local);
 
 /*
  * End the session: record state, bytes, reason and error (a libuv error

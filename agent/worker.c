@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,8 @@ on_listen_readable(uv_poll_t *p, int status, int events)
 		return;
 	}
 	for (int i = 0; i < ACCEPT_PER_WAKEUP; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
 		int fd;
 
 		if (w->n_sessions >= w->max_sessions) {
@@ -95,9 +98,9 @@ on_listen_readable(uv_poll_t *p, int status, int events)
 			listener_pause(l);
 			return;
 		}
-		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			session_accept(w, fd);
+			session_accept(w, fd, (struct sockaddr *)&peer, &l->local);
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -291,6 +294,18 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 		}
 		l->fd = fd;
 		l->w = w;
+		{
+			struct sockaddr_storage ss;
+			socklen_t slen = sizeof(ss);
+
+			if (getsockname(fd, (struct sockaddr *)&ss, &slen) != 0 ||
+			    endpoint_from_sockaddr(&l->local, (struct sockaddr *)&ss) != 0) {
+				snprintf(err, errlen, "getsockname on the listener: %s",
+				    strerror(errno));
+				close(fd);
+				return -1;
+			}
+		}
 		uv_poll_init(&w->loop, &l->poll, fd);
 		l->poll.data = l;
 		w->n_listeners++;

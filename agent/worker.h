@@ -25,7 +25,8 @@ struct workers;
 /* A listening socket; we accept ourselves so that we can pause (EMFILE, max_sessions). */
 struct listener {
 	uv_poll_t poll;
-	int fd; /* -1 once closed */
+	int fd;                /* -1 once closed */
+	struct endpoint local; /* the bound address: every accepted socket's local end */
 	int paused;
 	struct worker *w;
 };

@@ -8,14 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "retention.h"
 #include "schema.h"
 
 #define STORE_BATCH_MAX         4096
+#define STORE_INDEX_SLOTS       8192 /* power of two, >= 2 * STORE_BATCH_MAX */
+#define STORE_LINGER_MS         25   /* least time between commits while busy */
 #define STORE_PRUNE_INTERVAL_MS 60000
 #define STORE_PRUNE_BATCH       1000
 
@@ -36,6 +40,7 @@ struct store {
 	struct conn_record *ring;
 	unsigned cap, head, count;
 	int stopping;
+	int writer_idle; /* the writer sleeps on an empty queue: wake it */
 
 	/* Counters; those the writer alone changes are still read by others. */
 	uint64_t submitted;  /* under lock */
@@ -163,14 +168,41 @@ write_one(struct store *s, const struct conn_record *r)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/*
+ * Every event carries the whole record, so when a batch holds several events
+ * of one connection (opened, relaying, closed within a few milliseconds) only
+ * the last needs writing. latest[] maps a batch index to whether it is the
+ * last event of its id: an open-addressing table keyed by id.
+ */
+static void
+mark_latest(const struct conn_record *recs, unsigned n, unsigned char *latest, int32_t *slots)
+{
+	for (unsigned i = 0; i < STORE_INDEX_SLOTS; i++)
+		slots[i] = -1;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned h =
+		    (unsigned)(recs[i].id * 0x9E3779B97F4A7C15ull >> 51) & (STORE_INDEX_SLOTS - 1);
+
+		while (slots[h] >= 0 && recs[slots[h]].id != recs[i].id)
+			h = (h + 1) & (STORE_INDEX_SLOTS - 1);
+		if (slots[h] >= 0)
+			latest[slots[h]] = 0;
+		slots[h] = (int32_t)i;
+		latest[i] = 1;
+	}
+}
+
 /* Commit one batch. On a database error the whole batch counts as dropped. */
 static void
-write_batch(struct store *s, const struct conn_record *recs, unsigned n)
+write_batch(struct store *s, const struct conn_record *recs, unsigned n, unsigned char *latest,
+    int32_t *slots)
 {
 	int ok = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 
+	mark_latest(recs, n, latest, slots);
 	for (unsigned i = 0; ok && i < n; i++)
-		ok = write_one(s, &recs[i]) == 0;
+		if (latest[i])
+			ok = write_one(s, &recs[i]) == 0;
 	if (ok)
 		ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
 
@@ -215,28 +247,53 @@ deadline_passed(const struct timespec *ts)
 
 /*
  * The writer: take everything queued (up to a batch) under the lock, write it
- * outside the lock, repeat. Pruning runs one small batch at a time, only when
- * no event waits, so it never delays a connection's row by more than a batch.
+ * outside the lock, repeat. The first event after a quiet spell is committed
+ * at once; while busy, commits are at least STORE_LINGER_MS apart (unless the
+ * queue is half full), so one transaction carries many events instead of one
+ * each. Pruning runs one small batch at a time, only when no event waits.
  */
 static void *
 writer_main(void *arg)
 {
 	struct store *s = arg;
 	struct conn_record *batch = malloc(sizeof(*batch) * STORE_BATCH_MAX);
-	struct timespec next_prune;
+	unsigned char *latest = malloc(STORE_BATCH_MAX);
+	int32_t *slots = malloc(sizeof(*slots) * STORE_INDEX_SLOTS);
+	struct timespec next_prune, next_commit;
 	int pruning = 1; /* prune once at start */
 
-	if (batch == NULL)
+	if (batch == NULL || latest == NULL || slots == NULL)
 		fatalx("store: out of memory for the writer batch");
+	/*
+	 * Where the writer shares a core with an event loop, the loop should win:
+	 * a commit can wait some milliseconds, a client's packet should not.
+	 * (Linux applies nice per thread.)
+	 */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) != 0)
+		log_warn("store: cannot lower the writer thread's priority");
 	deadline_after(&next_prune, s->prune_interval_ms);
+	deadline_after(&next_commit, 0);
 
 	for (;;) {
 		unsigned n = 0;
 		int stop;
 
 		pthread_mutex_lock(&s->lock);
-		while (s->count == 0 && !s->stopping && !pruning) {
-			if (pthread_cond_timedwait(&s->wake, &s->lock, &next_prune) == ETIMEDOUT)
+		for (;;) {
+			if (s->stopping || s->count >= s->cap / 2)
+				break;
+			if (s->count > 0) {
+				if (deadline_passed(&next_commit))
+					break;
+				pthread_cond_timedwait(&s->wake, &s->lock, &next_commit);
+				continue;
+			}
+			if (pruning)
+				break;
+			s->writer_idle = 1;
+			int r = pthread_cond_timedwait(&s->wake, &s->lock, &next_prune);
+			s->writer_idle = 0;
+			if (r == ETIMEDOUT)
 				break;
 		}
 		while (n < STORE_BATCH_MAX && s->count > 0) {
@@ -248,7 +305,8 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		if (n > 0) {
-			write_batch(s, batch, n);
+			deadline_after(&next_commit, STORE_LINGER_MS);
+			write_batch(s, batch, n, latest, slots);
 		} else if (!stop) {
 			if (!pruning && deadline_passed(&next_prune))
 				pruning = 1;
@@ -270,6 +328,8 @@ writer_main(void *arg)
 		if (stop && n == 0)
 			break;
 	}
+	free(slots);
+	free(latest);
 	free(batch);
 	return NULL;
 }
@@ -437,7 +497,9 @@ store_submit(struct store *s, const struct conn_record *rec)
 		}
 	} else {
 		s->ring[(s->head + s->count) % s->cap] = *rec;
-		if (s->count++ == 0)
+		s->count++;
+		/* A lingering writer wakes by its own timer: no futex call per event. */
+		if (s->writer_idle || s->count >= s->cap / 2)
 			pthread_cond_signal(&s->wake);
 		if (s->count > s->high_water)
 			s->high_water = s->count;

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Benchmark: the same workloads direct, through HAProxy and through
+# redirect-agent, in one run, each printed as a ratio to direct.
+#
+#   tests/bench/bench.sh [--quick] [--rounds N]      (root; not part of CI)
+#
+# Topology: a client namespace (the clients, and both proxies under test,
+# whose nft rules redirect the client's connections) joined by a veth pair to
+# a server namespace (nginx, iperf3, an idle-connection holder). Each proxy
+# runs one thread pinned to CPU 0; clients and servers are pinned to CPU 1.
+# HAProxy runs in TCP mode with "server orig 0.0.0.0:0", which forwards to
+# SO_ORIGINAL_DST; its own upstream connections are exempted by uid.
+# redirect-agent records every connection in SQLite while it runs.
+#
+# Both proxies run for the whole benchmark and each mode has its own
+# destination ports (the servers listen on all of them), so rounds interleave
+# direct / haproxy / agent and each figure is the median of its rounds: slow
+# drift on the machine then hits every mode alike.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+ROUNDS=5 SECS=5 REQS=20000
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) ROUNDS=3 SECS=2 REQS=5000 ;;
+	--rounds) ROUNDS=$2; shift ;;
+	*) echo "usage: $0 [--quick] [--rounds N]" >&2; exit 2 ;;
+	esac
+	shift
+done
+HOLD=9900 # the hard fd limit here is 20,000 and a proxy needs two per connection
+
+deploy/install-deps.sh --bench
+command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
+cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/bench -j"$(nproc)" >/dev/null
+AGENT=$ROOT/build/bench/agent/redirect-agent
+
+C=rabench-c
+S=rabench-s
+SRV=10.88.0.2
+PY=/usr/bin/python3
+MODES=(direct haproxy agent)
+declare -A HTTP=([direct]=8080 [haproxy]=8081 [agent]=80)
+declare -A IPERF=([direct]=5201 [haproxy]=5202 [agent]=5203)
+declare -A HOLDP=([haproxy]=9001 [agent]=9002)
+WORK=""
+pids=()
+
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	for ns in "$S" "$C"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
+	sleep 0.2
+	ip netns del "$C" 2>/dev/null || true
+	ip netns del "$S" 2>/dev/null || true
+	[ -n "$WORK" ] && rm -rf "$WORK"
+	return 0
+}
+trap cleanup EXIT
+cleanup
+WORK=$(mktemp -d /tmp/rabench.XXXX)
+
+ip netns add "$C"
+ip netns add "$S"
+ip link add rabench-a netns "$C" type veth peer name rabench-b netns "$S"
+for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
+ip -n "$C" addr add 10.88.0.1/24 dev rabench-a
+ip -n "$S" addr add $SRV/24 dev rabench-b
+ip -n "$C" link set rabench-a up
+ip -n "$S" link set rabench-b up
+for ns in "$C" "$S"; do
+	ip netns exec "$ns" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
+		net.ipv4.ip_local_port_range="1024 65535" net.core.somaxconn=8192 \
+		net.ipv4.tcp_max_syn_backlog=8192
+done
+
+# Servers, on CPU 1, listening on every mode's port.
+cat >"$WORK/nginx.conf" <<EOF2
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 16384; }
+http {
+	access_log off;
+	server {
+		listen ${HTTP[direct]} backlog=8192;
+		listen ${HTTP[haproxy]} backlog=8192;
+		listen ${HTTP[agent]} backlog=8192;
+		location / { return 200 "ok\n"; }
+	}
+}
+EOF2
+ip netns exec "$S" taskset -c 1 nginx -c "$WORK/nginx.conf" -g "daemon off;" &
+pids+=($!)
+for m in "${MODES[@]}"; do
+	ip netns exec "$S" taskset -c 1 iperf3 -s -p "${IPERF[$m]}" >/dev/null 2>&1 &
+	pids+=($!)
+done
+for m in haproxy agent; do
+	ip netns exec "$S" taskset -c 1 "$PY" "$ROOT/tests/scenario/hold.py" server "${HOLDP[$m]}" &
+	pids+=($!)
+done
+
+# HAProxy on CPU 0, one thread.
+cat >"$WORK/haproxy.cfg" <<EOF2
+global
+	maxconn 9950
+	nbthread 1
+	user haproxy
+	group haproxy
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 600s
+	timeout server 600s
+frontend redirected
+	bind 127.0.0.1:15002
+	default_backend orig
+backend orig
+	server orig 0.0.0.0:0
+EOF2
+ip netns exec "$C" taskset -c 0 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+hpid=$!
+pids+=($hpid)
+ip netns exec "$C" nft -f - <<NFT
+table inet bench_haproxy {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		meta skuid "haproxy" return
+		ip daddr $SRV tcp dport { ${HTTP[haproxy]}, ${IPERF[haproxy]}, ${HOLDP[haproxy]} } redirect to :15002
+	}
+}
+NFT
+
+# redirect-agent on CPU 0, one worker, recording everything.
+cat >"$WORK/agent.conf" <<EOF2
+[agent]
+log_level = warn
+[proxy]
+workers = 1
+redirect_ports = ${HTTP[agent]}, ${IPERF[agent]}, ${HOLDP[agent]}
+max_sessions = 9968
+[db]
+path = $WORK/agent.db
+EOF2
+ip netns exec "$C" taskset -c 0 "$AGENT" --foreground --config "$WORK/agent.conf" >"$WORK/agent.log" 2>&1 &
+apid=$!
+pids+=($apid)
+# conntrack's TIME_WAIT timeout is a namespace sysctl once NAT has loaded it.
+sleep 1
+ip netns exec "$C" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1
+
+iperf() { # MODE STREAMS -> Gbit/s
+	ip netns exec "$C" taskset -c 1 iperf3 -c $SRV -p "${IPERF[$1]}" -t "$SECS" -P "$2" -J |
+		"$PY" -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+}
+
+conns() { # MODE -> "rate p50_ms p99_ms"
+	ip netns exec "$C" taskset -c 1 ab -q -n "$REQS" -c 32 -e "$WORK/ab.csv" \
+		"http://$SRV:${HTTP[$1]}/" >"$WORK/ab.out" 2>&1
+	local fails
+	fails=$(awk '/^Failed requests/ { print $3 }' "$WORK/ab.out")
+	[ "$fails" = 0 ] || echo "warning: $1: $fails failed requests" >&2
+	echo "$(awk '/^Requests per second/ { print $4 }' "$WORK/ab.out")" \
+		"$(awk -F, '$1 == 50 { print $2 }' "$WORK/ab.csv")" \
+		"$(awk -F, '$1 == 99 { print $2 }' "$WORK/ab.csv")"
+}
+
+hold_rss() { # MODE PID -> "KiB_per_connection held"
+	local before after n
+	before=$(awk '/^VmRSS:/ { print $2 }' /proc/"$2"/status)
+	coproc HOLDER { ip netns exec "$C" taskset -c 1 "$PY" "$ROOT/tests/scenario/hold.py" client $SRV "${HOLDP[$1]}" $HOLD; }
+	read -r _ n <&"${HOLDER[0]}"
+	sleep 1
+	after=$(awk '/^VmRSS:/ { print $2 }' /proc/"$2"/status)
+	eval "exec ${HOLDER[1]}>&-"
+	wait "$HOLDER_PID" 2>/dev/null || true
+	"$PY" -c "print('%.2f %d' % (($after - $before) / $n, $n))"
+}
+
+declare -A V # V[metric,mode] = space-separated samples
+for r in $(seq "$ROUNDS"); do
+	for m in "${MODES[@]}"; do
+		V[t1,$m]+="$(iperf "$m" 1) "
+		V[t8,$m]+="$(iperf "$m" 8) "
+		read -r rate p50 p99 <<<"$(conns "$m")"
+		V[rate,$m]+="$rate "
+		V[p50,$m]+="$p50 "
+		V[p99,$m]+="$p99 "
+		sleep 1 # let TIME_WAIT drain
+	done
+	echo "round $r/$ROUNDS: conn/s direct ${rate:-} ..." >&2
+done
+read -r V[rss,haproxy] V[held,haproxy] <<<"$(hold_rss haproxy "$hpid")"
+sleep 2
+read -r V[rss,agent] V[held,agent] <<<"$(hold_rss agent "$apid")"
+
+kill -TERM "$apid"
+wait "$apid" || echo "warning: the agent exited with status $?" >&2
+rows=$(sqlite3 "$WORK/agent.db" "SELECT count(*) FROM connections")
+open=$(sqlite3 "$WORK/agent.db" "SELECT count(*) FROM connections WHERE state IN ('open','relaying')")
+dropped=$(grep -c "events dropped [1-9]" "$WORK/agent.log" || true)
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+echo
+echo "redirect-agent benchmark: medians of $ROUNDS interleaved rounds (ratio to direct)"
+printf '%-36s %18s %20s %20s\n' workload direct haproxy redirect-agent
+for k in t1:"1-stream throughput, Gbit/s" t8:"8-stream throughput, Gbit/s" \
+	rate:"short connections per second" p50:"p50 latency, ms (connect+GET)" \
+	p99:"p99 latency, ms (connect+GET)"; do
+	key=${k%%:*}
+	d=$(median <<<"${V[$key,direct]}")
+	h=$(median <<<"${V[$key,haproxy]}")
+	a=$(median <<<"${V[$key,agent]}")
+	printf '%-36s %18s %20s %20s\n' "${k#*:}" "$d (1.00x)" \
+		"$h ($("$PY" -c "print('%.2fx' % ($h / $d))"))" "$a ($("$PY" -c "print('%.2fx' % ($a / $d))"))"
+done
+printf '%-36s %18s %20s %20s\n' "RSS per idle connection, KiB" "-" \
+	"${V[rss,haproxy]} (${V[held,haproxy]} held)" "${V[rss,agent]} (${V[held,agent]} held)"
+echo
+echo "samples: $(for m in "${MODES[@]}"; do printf '%s conn/s [%s] ' "$m" "${V[rate,$m]% }"; done)"
+echo "redirect-agent recorded $rows connections, $open left open; shutdown log reports drops: $dropped"
