@@ -10,8 +10,8 @@
 
 #include <stddef.h>
 
-#define BUFPOOL_BUF_SIZE (64 * 1024)
-#define BUFPOOL_KEEP     64 /* free buffers kept for reuse; more go back to malloc */
+#define BUFPOOL_BUF_SIZE (256 * 1024)
+#define BUFPOOL_KEEP     16 /* free buffers kept for reuse; more go back to malloc */
 
 struct bufpool {
 	void *free[BUFPOOL_KEEP];

@@ -24,7 +24,6 @@ struct half {
 	uv_tcp_t tcp;
 	struct session *s;
 	struct half *peer;
-	const char *name;
 	uv_write_t wreq;   /* the one write of this side's bytes to the peer */
 	char *pending;     /* buffer of that write, NULL when none */
 	uint64_t bytes;    /* read from this side */
@@ -208,13 +207,6 @@ on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(b, b != NULL ? BUFPOOL_BUF_SIZE : 0); /* 0: libuv reports UV_ENOBUFS */
 }
 
-static void
-maybe_finished(struct session *s)
-{
-	if (s->client.eof && s->upstream.eof && s->client.shut && s->upstream.shut)
-		session_close(s, CLOSE_COMPLETED, 0);
-}
-
 static enum close_reason
 error_reason(const struct half *h)
 {
@@ -225,7 +217,9 @@ error_reason(const struct half *h)
  * h sent FIN and all its bytes reached the peer: pass the FIN on. Nothing is
  * queued on the peer's stream (one write per direction, and it completed), so
  * shutdown(2) can run now; uv_shutdown() would first wait for the socket to
- * be writable, an epoll round trip per direction of every connection.
+ * be writable, an epoll round trip per direction of every connection. When
+ * the peer's FIN has already been passed to h, this is the last step of the
+ * session: close() sends the FIN, and the session is complete.
  */
 static void
 forward_eof(struct half *h)
@@ -234,9 +228,7 @@ forward_eof(struct half *h)
 	uv_os_fd_t fd;
 	int r;
 
-	/* The last FIN of the session: close() sends it as well as shutdown would. */
 	if (p->eof && h->shut) {
-		p->shut = 1;
 		session_close(h->s, CLOSE_COMPLETED, 0);
 		return;
 	}
@@ -247,7 +239,6 @@ forward_eof(struct half *h)
 		return;
 	}
 	p->shut = 1;
-	maybe_finished(h->s);
 }
 
 static void
@@ -387,11 +378,10 @@ on_connect(uv_connect_t *req, int status)
 }
 
 static void
-half_init(struct session *s, struct half *h, struct half *peer, const char *name)
+half_init(struct session *s, struct half *h, struct half *peer)
 {
 	h->s = s;
 	h->peer = peer;
-	h->name = name;
 	h->tcp.data = s;
 	h->open = 1;
 	s->handles++;
@@ -403,26 +393,22 @@ session_connect(struct session *s)
 {
 	struct worker *w = s->w;
 	struct sockaddr_storage ss;
-	int fd, r;
+	uv_os_fd_t fd;
+	int r;
 
 	if (endpoint_to_sockaddr(&s->ri.orig_dst, &ss) < 0) {
 		session_close(s, CLOSE_NO_ORIGINAL_DST, UV_EAFNOSUPPORT);
 		return;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		session_close(s, CLOSE_LOCAL_ERROR, -errno);
-		return;
-	}
-	if ((r = redirect_prepare_upstream(fd, w->cfg, &s->ri)) != 0) {
-		close(fd);
+	/* With a domain, libuv makes the (non-blocking) socket now, so the mark
+	 * can be set before connect. */
+	if ((r = uv_tcp_init_ex(&w->loop, &s->upstream.tcp, ss.ss_family)) != 0) {
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
-	uv_tcp_init(&w->loop, &s->upstream.tcp);
-	half_init(s, &s->upstream, &s->client, "upstream");
-	if ((r = uv_tcp_open(&s->upstream.tcp, fd)) != 0) {
-		close(fd);
+	half_init(s, &s->upstream, &s->client);
+	if ((r = uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd)) != 0 ||
+	    (r = redirect_prepare_upstream(fd, w->cfg, &s->ri)) != 0) {
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
@@ -482,7 +468,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	s->timer_open = 1;
 	s->handles++;
 	uv_tcp_init(&w->loop, &s->client.tcp);
-	half_init(s, &s->client, &s->upstream, "client");
+	half_init(s, &s->client, &s->upstream);
 	if ((r = uv_tcp_open(&s->client.tcp, fd)) != 0) {
 		close(fd);
 		session_close(s, CLOSE_LOCAL_ERROR, r);
