@@ -58,6 +58,7 @@ config_defaults(struct config *cfg)
 
 	dir_from_env("RUNTIME_DIRECTORY", DEFAULT_RUNTIME_DIR, "agent.sock", cfg->local_socket,
 	    sizeof(cfg->local_socket));
+	snprintf(cfg->admin_group, sizeof(cfg->admin_group), "redirect-admin");
 }
 
 /* ---- value parsers: each returns 0 or -1 with a reason in err ---- */
@@ -253,6 +254,21 @@ set_local_socket(struct config *cfg, const char *v, char *err, size_t errlen)
 	return set_path(cfg->local_socket, sizeof(cfg->local_socket), v, err, errlen);
 }
 
+static int
+set_admin_group(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+
+	if (n >= sizeof(cfg->admin_group) ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != n) {
+		snprintf(err, errlen, "'%s' is not a group name", v);
+		return -1;
+	}
+	memcpy(cfg->admin_group, v, n + 1);
+	return 0;
+}
+
 /*
  * Every key the agent knows. allow_empty marks the keys whose empty value
  * means "none" (an empty list); for the others an empty value is an error.
@@ -280,6 +296,7 @@ static const struct config_key {
     {"db", "max_rows", set_max_rows, 0},
     {"db", "queue_size", set_queue_size, 0},
     {"api", "local_socket", set_local_socket, 0},
+    {"api", "admin_group", set_admin_group, 0},
 };
 
 struct parse_state {

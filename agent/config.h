@@ -48,6 +48,7 @@ struct config {
 
 	/* [api] */
 	char local_socket[CONFIG_SOCKET_MAX];
+	char admin_group[33]; /* may use the local socket besides root */
 };
 
 /*

@@ -16,12 +16,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "config.h"
 #include "log.h"
 #include "redirect.h"
+#include "rpc.h"
 #include "store.h"
 #include "worker.h"
 
@@ -169,6 +171,9 @@ main(int argc, char **argv)
 	struct store *store = NULL;
 	struct workers *workers = NULL;
 	struct redirect *redirect = NULL;
+	struct rpc_server *rpc = NULL;
+	struct rpc_deps deps;
+	struct timespec started;
 	struct proxy_stats_snapshot final;
 	struct store_options so;
 	uv_loop_t *loop;
@@ -222,6 +227,11 @@ main(int argc, char **argv)
 	    cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(&cfg);
+	if (cfg.workers == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg.workers = cpus > 0 ? (unsigned)cpus : 1;
+	}
 	if (cfg.n_redirect_ports == 0 || cfg.n_redirect_cidrs == 0)
 		log_warnx(
 		    "redirect_ports or redirect_cidrs is empty: no connection will be redirected");
@@ -260,6 +270,23 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	clock_gettime(CLOCK_REALTIME, &started);
+	deps = (struct rpc_deps){
+	    .cfg = &cfg,
+	    .workers = workers,
+	    .store = store,
+	    .redirect = redirect,
+	    .started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000,
+	};
+	if (rpc_server_start(&rpc, &deps, err, sizeof(err)) != 0) {
+		log_warnx("cannot start the API: %s", err);
+		redirect_teardown(redirect);
+		workers_stop(workers, NULL);
+		store_close(store);
+		daemon_ready(ready_fd, 1);
+		return 1;
+	}
+
 	loop = uv_default_loop();
 	uv_signal_init(loop, &sigint);
 	uv_signal_init(loop, &sigterm);
@@ -267,12 +294,15 @@ main(int argc, char **argv)
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 
 	log_info(
-	    "redirect-agent %s started: agent %s, mark 0x%x, listening on port %u, database %s",
-	    AGENT_VERSION, cfg.agent_id, cfg.mark, (unsigned)cfg.listen_port, cfg.db_path);
+	    "redirect-agent %s started: agent %s, mark 0x%x, listening on port %u, database %s, "
+	    "API on %s",
+	    AGENT_VERSION, cfg.agent_id, cfg.mark, (unsigned)cfg.listen_port, cfg.db_path,
+	    cfg.local_socket);
 	daemon_ready(ready_fd, 0);
 
 	uv_run(loop, UV_RUN_DEFAULT);
 
+	rpc_server_stop(rpc);
 	redirect_teardown(redirect);
 	workers_stop(workers, &final);
 	log_summary(&final, store);

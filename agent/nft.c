@@ -147,9 +147,12 @@ static int
 nft_run(struct nft *n, const char *script, char *err, size_t errlen)
 {
 	int rc = nft_run_cmd_from_buffer(n->ctx, script);
+	/* Reading a buffer also empties it: do it every time, or a long-lived
+	 * context accumulates every listing and warning. */
+	const char *e = nft_ctx_get_error_buffer(n->ctx);
 
+	(void)nft_ctx_get_output_buffer(n->ctx);
 	if (rc != 0 && err != NULL) {
-		const char *e = nft_ctx_get_error_buffer(n->ctx);
 		size_t len;
 
 		snprintf(err, errlen, "%s", e != NULL && e[0] != '\0' ? e : "nft command failed");
@@ -189,4 +192,15 @@ nft_table_remove(struct nft *n, const struct config *cfg, char *err, size_t errl
 	nft_table_name(cfg, table, sizeof(table));
 	snprintf(script, sizeof(script), "add table inet %s\ndelete table inet %s\n", table, table);
 	return nft_run(n, script, err, errlen);
+}
+
+int
+nft_table_exists(struct nft *n, const struct config *cfg)
+{
+	char table[NFT_TABLE_NAME_MAX];
+	char script[NFT_TABLE_NAME_MAX + 32];
+
+	nft_table_name(cfg, table, sizeof(table));
+	snprintf(script, sizeof(script), "list table inet %s\n", table);
+	return nft_run(n, script, NULL, 0) == 0 ? 1 : 0;
 }

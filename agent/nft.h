@@ -46,4 +46,7 @@ int nft_table_install(struct nft *n, const struct config *cfg, char *err, size_t
 /* Remove the table if it exists. Returns 0 or a negative errno with err set. */
 int nft_table_remove(struct nft *n, const struct config *cfg, char *err, size_t errlen);
 
+/* 1 if the table exists, 0 if not. */
+int nft_table_exists(struct nft *n, const struct config *cfg);
+
 #endif

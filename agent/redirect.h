@@ -44,6 +44,13 @@ int redirect_setup(const struct config *cfg, struct redirect **out, char *err, s
 void redirect_teardown(struct redirect *r);
 
 /*
+ * Whether the installed rules are still in place (an admin may have flushed
+ * them). Returns 1, 0, or a negative errno. Not thread-safe with itself: one
+ * caller (the RPC thread) at a time, and not after redirect_teardown.
+ */
+int redirect_rules_present(struct redirect *r);
+
+/*
  * Find the original destination of an accepted connection whose local
  * address is local. Returns 0; -ENOENT when the connection was not redirected
  * (the original destination is the listener itself); another negative errno

@@ -107,6 +107,12 @@ redirect_teardown(struct redirect *r)
 	free(r);
 }
 
+int
+redirect_rules_present(struct redirect *r)
+{
+	return nft_table_exists(r->nft, r->cfg);
+}
+
 static enum redirect_state
 state_from_mark(uint32_t mark, uint32_t own)
 {

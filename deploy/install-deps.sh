@@ -11,8 +11,10 @@ packages=(
 	# build
 	build-essential cmake pkg-config
 	libuv1-dev libsqlite3-dev libnftables-dev libinih-dev
-	# tests
-	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
+	# tests (Debian's python3 with grpcio: the console test)
+	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux
+	python3-grpcio python3-grpc-tools
 )
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(haproxy iperf3 apache2-utils util-linux)

@@ -91,21 +91,22 @@ write_config() {
 }
 
 # start_agent CONFIG: run the agent in the client namespace; AGENT_PID is set.
+# Ready means its own "started" line (a table left by a crash proves nothing).
 start_agent() {
 	local n=${#PIDS[@]}
 	ip netns exec "$CNS" "$AGENT" --foreground --config "$1" >>"$WORK/agent$n.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
-	for _ in $(seq 100); do
-		if has_table; then return 0; fi
+	for _ in $(seq 200); do
+		if grep -q "redirect-agent .* started:" "$WORK/agent$n.log"; then return 0; fi
 		if ! kill -0 "$AGENT_PID" 2>/dev/null; then
 			echo "agent exited at start" >&2
 			cat "$WORK/agent$n.log" >&2
 			return 1
 		fi
-		sleep 0.1
+		sleep 0.05
 	done
-	echo "agent did not install its nft table" >&2
+	echo "agent did not start within 10 s" >&2
 	return 1
 }
 

@@ -1,0 +1,449 @@
+/*
+ * server.c: gRPC core plumbing. Methods live in handlers.c.
+ *
+ * Every call is one struct rpc_call and the completion-queue tag is that
+ * struct. Its life: requested (posted before any client calls), received
+ * (the handler runs and the reply batch starts; a fresh request for the same
+ * method is posted), replied (freed). Unknown methods are caught by a generic
+ * request and answered UNIMPLEMENTED at once.
+ */
+#include "rpc_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_posix.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+#define REQUESTS_PER_METHOD 4 /* calls of one method that can start at once */
+
+struct rpc_call {
+	struct rpc_server *srv;
+	const struct rpc_method *m; /* NULL: the generic (unknown method) request */
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_call_details details;
+	grpc_byte_buffer *payload;
+	grpc_byte_buffer *reply;
+	grpc_slice status_details;
+	int cancelled;
+	int replied;
+};
+
+static int shutdown_tag; /* its address is the tag */
+
+static void
+post_request(struct rpc_server *srv, const struct rpc_method *m)
+{
+	struct rpc_call *c = calloc(1, sizeof(*c));
+	grpc_call_error e;
+
+	if (c == NULL) {
+		log_warnx("rpc: out of memory posting a request");
+		return;
+	}
+	c->srv = srv;
+	c->m = m;
+	grpc_metadata_array_init(&c->md);
+	if (m != NULL) {
+		e = grpc_server_request_registered_call(srv->server, srv->handles[m - rpc_methods],
+		    &c->call, &c->deadline, &c->md, &c->payload, srv->cq, srv->cq, c);
+	} else {
+		grpc_call_details_init(&c->details);
+		e = grpc_server_request_call(
+		    srv->server, &c->call, &c->details, &c->md, srv->cq, srv->cq, c);
+	}
+	if (e != GRPC_CALL_OK) {
+		log_warnx("rpc: cannot post a request: error %d", (int)e);
+		grpc_metadata_array_destroy(&c->md);
+		free(c);
+	}
+}
+
+static void
+call_free(struct rpc_call *c)
+{
+	if (c->call != NULL)
+		grpc_call_unref(c->call);
+	grpc_metadata_array_destroy(&c->md);
+	if (c->m == NULL)
+		grpc_call_details_destroy(&c->details);
+	if (c->payload != NULL)
+		grpc_byte_buffer_destroy(c->payload);
+	if (c->reply != NULL)
+		grpc_byte_buffer_destroy(c->reply);
+	grpc_slice_unref(c->status_details);
+	free(c);
+}
+
+grpc_byte_buffer *
+rpc_pack(const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	grpc_slice slice = grpc_slice_malloc(len);
+	grpc_byte_buffer *bb;
+
+	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+	bb = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+	return bb;
+}
+
+/* The request's bytes decoded, or NULL when they are not that message. */
+static ProtobufCMessage *
+unpack_request(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *payload)
+{
+	grpc_byte_buffer_reader reader;
+	grpc_slice slice;
+	ProtobufCMessage *msg;
+
+	if (payload == NULL)
+		return NULL;
+	if (!grpc_byte_buffer_reader_init(&reader, payload))
+		return NULL;
+	slice = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	msg = protobuf_c_message_unpack(
+	    d, NULL, GRPC_SLICE_LENGTH(slice), GRPC_SLICE_START_PTR(slice));
+	grpc_slice_unref(slice);
+	return msg;
+}
+
+static void
+reply(struct rpc_call *c, grpc_status_code status, const char *msg)
+{
+	grpc_op ops[4];
+	size_t n = 0;
+	grpc_call_error e;
+
+	memset(ops, 0, sizeof(ops));
+	ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+	n++;
+	if (status == GRPC_STATUS_OK && c->reply != NULL) {
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n].data.send_message.send_message = c->reply;
+		n++;
+	}
+	c->status_details = grpc_slice_from_copied_string(msg != NULL ? msg : "");
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = status;
+	ops[n].data.send_status_from_server.status_details = &c->status_details;
+	n++;
+	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+	n++;
+	c->replied = 1;
+	if ((e = grpc_call_start_batch(c->call, ops, n, c, NULL)) != GRPC_CALL_OK) {
+		log_warnx("rpc: cannot reply: error %d", (int)e);
+		call_free(c);
+	}
+}
+
+static void
+dispatch(struct rpc_call *c)
+{
+	struct rpc_server *srv = c->srv;
+	const struct rpc_method *m = c->m;
+	char msg[512] = "";
+	ProtobufCMessage *req;
+	grpc_status_code st;
+
+	if (m == NULL) {
+		char *method = grpc_slice_to_c_string(c->details.method);
+
+		snprintf(msg, sizeof(msg), "unknown method %s", method);
+		gpr_free(method);
+		reply(c, GRPC_STATUS_UNIMPLEMENTED, msg);
+		return;
+	}
+	if ((req = unpack_request(m->input, c->payload)) == NULL) {
+		snprintf(msg, sizeof(msg), "malformed request: not a %s", m->input->name);
+		reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
+		return;
+	}
+	st = m->handle(srv, req, &c->reply, msg, sizeof(msg));
+	protobuf_c_message_free_unpacked(req, NULL);
+	if (st != GRPC_STATUS_OK && st != GRPC_STATUS_UNIMPLEMENTED)
+		log_debug("rpc: %s: status %d: %s", m->path, (int)st, msg);
+	reply(c, st, msg);
+}
+
+static void *
+cq_main(void *arg)
+{
+	struct rpc_server *srv = arg;
+
+	for (;;) {
+		grpc_event ev =
+		    grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		struct rpc_call *c;
+
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		if (ev.tag == &shutdown_tag) {
+			grpc_completion_queue_shutdown(srv->cq);
+			continue;
+		}
+		c = ev.tag;
+		if (c->replied || !ev.success) {
+			call_free(c);
+			continue;
+		}
+		/* Re-arm first, so this method never runs out of posted requests. */
+		if (!srv->stopping)
+			post_request(srv, c->m);
+		dispatch(c);
+	}
+	return NULL;
+}
+
+/* ---- the local socket ---- */
+
+static int
+peer_allowed(const struct rpc_server *srv, int fd, uid_t *uid_out)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct passwd pw, *pwp;
+	char buf[4096];
+	gid_t groups[256];
+	int ngroups = 256;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+		return 0;
+	*uid_out = cr.uid;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return 1;
+	if (!srv->have_admin_gid)
+		return 0;
+	if (cr.gid == srv->admin_gid)
+		return 1;
+	if (getpwuid_r(cr.uid, &pw, buf, sizeof(buf), &pwp) != 0 || pwp == NULL)
+		return 0;
+	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0)
+		return 0;
+	for (int i = 0; i < ngroups; i++)
+		if (groups[i] == srv->admin_gid)
+			return 1;
+	return 0;
+}
+
+static void *
+accept_main(void *arg)
+{
+	struct rpc_server *srv = arg;
+	struct pollfd pfd[2] = {{srv->listen_fd, POLLIN, 0}, {srv->wake[0], POLLIN, 0}};
+
+	for (;;) {
+		uid_t uid = (uid_t)-1;
+		int fd;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("rpc: poll");
+			break;
+		}
+		if (pfd[1].revents != 0)
+			break;
+		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+				log_warn("rpc: accept on %s", srv->cfg->local_socket);
+				usleep(100000); /* EMFILE and the like: do not spin */
+			}
+			continue;
+		}
+		if (!peer_allowed(srv, fd, &uid)) {
+			log_warnx(
+			    "rpc: refused a local connection from uid %d: not root and not in "
+			    "group %s",
+			    (int)uid, srv->cfg->admin_group);
+			close(fd);
+			continue;
+		}
+		/* gRPC owns the fd from here; it must be non-blocking (accept4 made it so). */
+		grpc_server_add_channel_from_fd(srv->server, fd, srv->local_creds);
+	}
+	return NULL;
+}
+
+static int
+listen_local(struct rpc_server *srv, char *err, size_t errlen)
+{
+	const char *path = srv->cfg->local_socket;
+	struct sockaddr_un sun;
+	struct group gr, *grp;
+	char buf[4096], dir[sizeof(sun.sun_path)];
+	char *slash;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: socket path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* A socket file left by a crash: connect tells whether anyone still listens. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		snprintf(err, errlen, "%s: another agent is serving on this socket", path);
+		close(fd);
+		return -1;
+	}
+	(void)unlink(path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(fd, 64) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (getgrnam_r(srv->cfg->admin_group, &gr, buf, sizeof(buf), &grp) == 0 && grp != NULL) {
+		srv->admin_gid = grp->gr_gid;
+		srv->have_admin_gid = 1;
+		if (chown(path, 0, grp->gr_gid) != 0)
+			log_warn("rpc: cannot give %s to group %s", path, srv->cfg->admin_group);
+	} else {
+		log_info("rpc: group %s does not exist: only root may use %s",
+		    srv->cfg->admin_group, path);
+	}
+	if (chmod(path, 0660) != 0) {
+		snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+		close(fd);
+		(void)unlink(path);
+		return -1;
+	}
+	srv->listen_fd = fd;
+	return 0;
+}
+
+int
+rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err, size_t errlen)
+{
+	struct rpc_server *srv = calloc(1, sizeof(*srv));
+	grpc_arg args[2];
+	grpc_channel_args chargs = {2, args};
+
+	*out = NULL;
+	if (srv == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	srv->deps = *deps;
+	srv->cfg = deps->cfg;
+	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
+	if (pipe2(srv->wake, O_CLOEXEC) != 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (rpc_db_open(srv, err, errlen) != 0 || listen_local(srv, err, errlen) != 0)
+		goto fail;
+
+	grpc_init();
+	srv->grpc_inited = 1;
+	/* Requests are small: cap what a peer can make us read. */
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[0].value.integer = RPC_MAX_REQUEST_BYTES;
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+	args[1].value.integer = RPC_MAX_REPLY_BYTES;
+	srv->server = grpc_server_create(&chargs, NULL);
+	srv->cq = grpc_completion_queue_create_for_next(NULL);
+	grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
+	for (size_t i = 0; i < rpc_n_methods; i++)
+		srv->handles[i] = grpc_server_register_method(srv->server, rpc_methods[i].path,
+		    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	srv->local_creds = grpc_insecure_server_credentials_create();
+	grpc_server_start(srv->server);
+	for (size_t i = 0; i < rpc_n_methods; i++)
+		for (int k = 0; k < REQUESTS_PER_METHOD; k++)
+			post_request(srv, &rpc_methods[i]);
+	for (int k = 0; k < REQUESTS_PER_METHOD; k++)
+		post_request(srv, NULL);
+
+	if (pthread_create(&srv->cq_thread, NULL, cq_main, srv) != 0) {
+		snprintf(err, errlen, "cannot start the RPC thread");
+		goto fail;
+	}
+	srv->cq_running = 1;
+	if (pthread_create(&srv->accept_thread, NULL, accept_main, srv) != 0) {
+		snprintf(err, errlen, "cannot start the RPC accept thread");
+		goto fail;
+	}
+	srv->accept_running = 1;
+	*out = srv;
+	return 0;
+fail:
+	rpc_server_stop(srv);
+	return -1;
+}
+
+void
+rpc_server_stop(struct rpc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	if (srv->accept_running) {
+		if (write(srv->wake[1], "x", 1) != 1)
+			log_warn("rpc: cannot wake the accept thread");
+		pthread_join(srv->accept_thread, NULL);
+	}
+	if (srv->server != NULL) {
+		srv->stopping = 1;
+		grpc_server_shutdown_and_notify(srv->server, srv->cq, &shutdown_tag);
+		grpc_server_cancel_all_calls(srv->server);
+		if (srv->cq_running) {
+			pthread_join(srv->cq_thread, NULL);
+		} else {
+			grpc_completion_queue_shutdown(srv->cq);
+			while (grpc_completion_queue_next(
+				   srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+				   .type != GRPC_QUEUE_SHUTDOWN)
+				;
+		}
+		grpc_server_destroy(srv->server);
+		grpc_completion_queue_destroy(srv->cq);
+		grpc_server_credentials_release(srv->local_creds);
+	}
+	if (srv->grpc_inited)
+		grpc_shutdown();
+	if (srv->listen_fd >= 0) {
+		close(srv->listen_fd);
+		(void)unlink(srv->cfg->local_socket);
+	}
+	for (int i = 0; i < 2; i++)
+		if (srv->wake[i] >= 0)
+			close(srv->wake[i]);
+	rpc_db_close(srv);
+	free(srv);
+}

@@ -1,0 +1,160 @@
+#include "client.h"
+
+#include <errno.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CALL_TIMEOUT_MS 10000
+
+/* gRPC would only say "UNAVAILABLE"; connect once ourselves to say why. */
+static int
+probe_socket(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	int fd, r;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: socket path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	if (r != 0)
+		snprintf(err, errlen, "cannot reach the agent at %s: %s", path, strerror(errno));
+	close(fd);
+	return r;
+}
+
+int
+client_open(struct client *c, const char *socket_path, char *err, size_t errlen)
+{
+	grpc_channel_credentials *creds;
+
+	memset(c, 0, sizeof(*c));
+	if (probe_socket(socket_path, err, errlen) != 0)
+		return -1;
+	snprintf(c->target, sizeof(c->target), "unix:%s", socket_path);
+	snprintf(c->where, sizeof(c->where), "%s", socket_path);
+	grpc_init();
+	creds = grpc_insecure_credentials_create();
+	c->channel = grpc_channel_create(c->target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	c->cq = grpc_completion_queue_create_for_pluck(NULL);
+	return 0;
+}
+
+int
+client_call(struct client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	gpr_timespec deadline = gpr_time_add(
+	    gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(CALL_TIMEOUT_MS, GPR_TIMESPAN));
+	grpc_slice method_slice = grpc_slice_from_static_string(method);
+	grpc_metadata_array initial, trailing;
+	grpc_byte_buffer *out = NULL, *in = NULL;
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice();
+	grpc_op ops[6];
+	grpc_call *call;
+	grpc_event ev;
+	size_t len = protobuf_c_message_get_packed_size(req);
+	grpc_slice body = grpc_slice_malloc(len);
+	int tag, rc;
+
+	*resp = NULL;
+	protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(body));
+	out = grpc_raw_byte_buffer_create(&body, 1);
+	grpc_slice_unref(body);
+	grpc_metadata_array_init(&initial);
+	grpc_metadata_array_init(&trailing);
+	call = grpc_channel_create_call(
+	    c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method_slice, NULL, deadline, NULL);
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = out;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &in;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+	ops[5].data.recv_status_on_client.status = &status;
+	ops[5].data.recv_status_on_client.status_details = &details;
+	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+		snprintf(msg, msglen, "cannot start the call");
+		rc = CLIENT_UNREACHABLE;
+		goto out;
+	}
+	ev = grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	(void)ev;
+
+	{
+		char *d = grpc_slice_to_c_string(details);
+
+		snprintf(msg, msglen, "%s", d);
+		gpr_free(d);
+	}
+	rc = (int)status;
+	if (status == GRPC_STATUS_UNAVAILABLE) {
+		snprintf(msg + strlen(msg), msglen - strlen(msg), "%scannot reach the agent at %s",
+		    msg[0] != '\0' ? ": " : "", c->where);
+		rc = CLIENT_UNREACHABLE;
+	} else if (status == GRPC_STATUS_OK) {
+		grpc_byte_buffer_reader reader;
+		grpc_slice all;
+
+		if (in == NULL || !grpc_byte_buffer_reader_init(&reader, in)) {
+			snprintf(msg, msglen, "the agent sent no reply");
+			rc = GRPC_STATUS_INTERNAL;
+			goto out;
+		}
+		all = grpc_byte_buffer_reader_readall(&reader);
+		grpc_byte_buffer_reader_destroy(&reader);
+		*resp = protobuf_c_message_unpack(
+		    resp_desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+		grpc_slice_unref(all);
+		if (*resp == NULL) {
+			snprintf(msg, msglen, "the agent's reply is not a %s", resp_desc->name);
+			rc = GRPC_STATUS_INTERNAL;
+		}
+	}
+out:
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&initial);
+	grpc_metadata_array_destroy(&trailing);
+	grpc_byte_buffer_destroy(out);
+	if (in != NULL)
+		grpc_byte_buffer_destroy(in);
+	grpc_call_unref(call);
+	return rc;
+}
+
+void
+client_close(struct client *c)
+{
+	if (c->channel == NULL)
+		return;
+	grpc_channel_destroy(c->channel);
+	grpc_completion_queue_shutdown(c->cq);
+	while (grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+		   .type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(c->cq);
+	grpc_shutdown();
+	c->channel = NULL;
+}

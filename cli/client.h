@@ -1,0 +1,33 @@
+/*
+ * client.h: redirectctl's one way to call the agent (gRPC core, unary calls).
+ */
+#ifndef RA_CLIENT_H
+#define RA_CLIENT_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+
+#define CLIENT_UNREACHABLE (-1) /* not a gRPC status: the agent could not be reached */
+
+struct client {
+	char target[256]; /* "unix:/run/redirect-agent/agent.sock" */
+	char where[256];  /* for messages: the socket path */
+	grpc_channel *channel;
+	grpc_completion_queue *cq;
+};
+
+/* Prepare a channel to the agent's unix socket. Returns 0, or -1 with err set. */
+int client_open(struct client *c, const char *socket_path, char *err, size_t errlen);
+
+/*
+ * Call method with req; on GRPC_STATUS_OK *resp is the decoded reply (free
+ * with protobuf_c_message_free_unpacked). Otherwise the status (or
+ * CLIENT_UNREACHABLE) is returned and msg says why.
+ */
+int client_call(struct client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, char *msg, size_t msglen);
+
+void client_close(struct client *c);
+
+#endif

@@ -1,0 +1,634 @@
+/*
+ * redirectctl: the local admin CLI. It talks to the agent over the same gRPC
+ * API a console uses, on the agent's local socket.
+ *
+ * The command table is apart from the I/O: each command parses its own
+ * options into a request, calls the agent once (or once per page), and
+ * prints a table for people or one JSON document for scripts.
+ *
+ * Exit codes: 0 ok, 1 the agent said no, 2 usage, 3 the agent cannot be reached.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "redirect/v1/agent.pb-c.h"
+#include "redirect/v1/policy.pb-c.h"
+#include "redirect/v1/telemetry.pb-c.h"
+
+#ifndef AGENT_VERSION
+#define AGENT_VERSION "0.0.0-dev"
+#endif
+
+#define EXIT_NO          1
+#define EXIT_USAGE       2
+#define EXIT_UNREACHABLE 3
+#define DEFAULT_SOCKET   "/run/redirect-agent/agent.sock"
+
+struct ctx {
+	struct client cl;
+	int json;
+};
+
+struct command {
+	const char *name;
+	const char *args;
+	const char *help;
+	int (*run)(struct ctx *, int argc, char **argv);
+};
+
+/* ---- output helpers ---- */
+
+static const char *
+fmt_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%" PRIu64 " B", n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static const char *
+fmt_time(int64_t us, char *buf, size_t len)
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+
+	if (us <= 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+static const char *
+fmt_duration_us(int64_t us, char *buf, size_t len)
+{
+	if (us < 0)
+		snprintf(buf, len, "-");
+	else if (us < 1000)
+		snprintf(buf, len, "%" PRId64 " us", us);
+	else if (us < 1000000)
+		snprintf(buf, len, "%.1f ms", (double)us / 1000);
+	else if (us < 60000000)
+		snprintf(buf, len, "%.1f s", (double)us / 1000000);
+	else if (us < (int64_t)3600 * 1000000)
+		snprintf(buf, len, "%" PRId64 "m %" PRId64 "s", us / 60000000, us / 1000000 % 60);
+	else
+		snprintf(
+		    buf, len, "%" PRId64 "h %" PRId64 "m", us / 3600000000, us / 60000000 % 60);
+	return buf;
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+print_json(json_t *doc)
+{
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(doc);
+}
+
+static char *
+hex(const ProtobufCBinaryData *b)
+{
+	char *s = malloc(b->len * 2 + 1);
+
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < b->len; i++)
+		snprintf(s + 2 * i, 3, "%02x", b->data[i]);
+	s[b->len * 2] = '\0';
+	return s;
+}
+
+/* Map a call's outcome to an exit code, printing the agent's reason. */
+static int
+call_failed(struct ctx *c, int rc, const char *msg)
+{
+	if (rc == CLIENT_UNREACHABLE) {
+		fprintf(stderr, "redirectctl: %s\n", msg);
+		return EXIT_UNREACHABLE;
+	}
+	fprintf(stderr, "redirectctl: the agent said no (%s): %s\n",
+	    rc == GRPC_STATUS_UNIMPLEMENTED ? "unimplemented" : "error", msg);
+	(void)c;
+	return EXIT_NO;
+}
+
+#define CALL(c, method, req, type, out)                                                            \
+	client_call(&(c)->cl, method, &(req).base, &type##__descriptor,                            \
+	    (ProtobufCMessage **)(out), msg, sizeof(msg))
+
+/* ---- status ---- */
+
+static int
+cmd_status(struct ctx *c, int argc, char **argv)
+{
+	Redirect__V1__GetInfoRequest iq = REDIRECT__V1__GET_INFO_REQUEST__INIT;
+	Redirect__V1__GetHealthRequest hq = REDIRECT__V1__GET_HEALTH_REQUEST__INIT;
+	Redirect__V1__AgentInfo *info = NULL;
+	Redirect__V1__Health *h = NULL;
+	char msg[512], t[32], up[32];
+	int rc;
+
+	(void)argv;
+	if (argc > 1)
+		return EXIT_USAGE;
+	if ((rc = CALL(c, "/redirect.v1.Agent/GetInfo", iq, redirect__v1__agent_info, &info)) != 0)
+		return call_failed(c, rc, msg);
+	if ((rc = CALL(c, "/redirect.v1.Agent/GetHealth", hq, redirect__v1__health, &h)) != 0) {
+		protobuf_c_message_free_unpacked(&info->base, NULL);
+		return call_failed(c, rc, msg);
+	}
+	if (c->json) {
+		json_t *doc = json_object(), *cfg = json_object(), *reasons = json_array();
+
+		json_object_set_new(doc, "agent_id", json_string(info->agent_id));
+		json_object_set_new(doc, "version", json_string(info->version));
+		json_object_set_new(doc, "platform", json_string(info->platform));
+		json_object_set_new(doc, "hostname", json_string(info->hostname));
+		json_object_set_new(doc, "started_at_us", json_integer(info->started_at_us));
+		json_object_set_new(doc, "listen_port", json_integer(info->listen_port));
+		json_object_set_new(doc, "mark", json_integer(info->mark));
+		json_object_set_new(doc, "workers", json_integer(info->workers));
+		json_object_set_new(doc, "db_path", json_string(info->db_path));
+		for (size_t i = 0; i < info->n_config; i++)
+			json_object_set_new(
+			    cfg, info->config[i]->key, json_string(info->config[i]->value));
+		json_object_set_new(doc, "config", cfg);
+		json_object_set_new(doc, "health",
+		    json_string(h->status == REDIRECT__V1__HEALTH__STATUS__SERVING ? "serving"
+										   : "degraded"));
+		for (size_t i = 0; i < h->n_reasons; i++)
+			json_array_append_new(reasons, json_string(h->reasons[i]));
+		json_object_set_new(doc, "health_reasons", reasons);
+		print_json(doc);
+	} else {
+		printf("%-10s %s (redirect-agent %s, %s, host %s)\n", "agent", info->agent_id,
+		    info->version, info->platform, info->hostname);
+		printf("%-10s %s\n", "health",
+		    h->status == REDIRECT__V1__HEALTH__STATUS__SERVING ? "serving" : "degraded");
+		for (size_t i = 0; i < h->n_reasons; i++)
+			printf("%-10s - %s\n", "", h->reasons[i]);
+		printf("%-10s %s UTC (up %s)\n", "started",
+		    fmt_time(info->started_at_us, t, sizeof(t)),
+		    fmt_duration_us(now_us() - info->started_at_us, up, sizeof(up)));
+		printf("%-10s port %u, mark 0x%x, %u workers\n", "listening", info->listen_port,
+		    info->mark, info->workers);
+		printf("%-10s %s\n", "database", info->db_path);
+	}
+	protobuf_c_message_free_unpacked(&info->base, NULL);
+	protobuf_c_message_free_unpacked(&h->base, NULL);
+	return 0;
+}
+
+/* ---- stats ---- */
+
+static int
+cmd_stats(struct ctx *c, int argc, char **argv)
+{
+	Redirect__V1__GetStatsRequest q = REDIRECT__V1__GET_STATS_REQUEST__INIT;
+	Redirect__V1__Stats *s = NULL;
+	char msg[512], b1[32], b2[32];
+	int rc;
+
+	(void)argv;
+	if (argc > 1)
+		return EXIT_USAGE;
+	if ((rc = CALL(c, "/redirect.v1.Telemetry/GetStats", q, redirect__v1__stats, &s)) != 0)
+		return call_failed(c, rc, msg);
+	const struct {
+		const char *name;
+		uint64_t v;
+	} rows[] = {
+	    {"accepted", s->accepted},
+	    {"active", s->active},
+	    {"relayed", s->relayed},
+	    {"failed", s->failed},
+	    {"refused", s->refused},
+	    {"by_self", s->by_self},
+	    {"bytes_up", s->bytes_up},
+	    {"bytes_down", s->bytes_down},
+	    {"accept_errors", s->accept_errors},
+	    {"accept_paused", s->accept_paused},
+	    {"db_events_submitted", s->db_events_submitted},
+	    {"db_rows_written", s->db_rows_written},
+	    {"db_batches", s->db_batches},
+	    {"db_queue_depth", s->db_queue_depth},
+	    {"db_queue_high_water", s->db_queue_high_water},
+	    {"events_dropped", s->events_dropped},
+	    {"db_rows_pruned", s->db_rows_pruned},
+	    {"interrupted_at_start", s->interrupted_at_start},
+	};
+	if (c->json) {
+		json_t *doc = json_object();
+
+		json_object_set_new(doc, "started_at_us", json_integer(s->started_at_us));
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+			json_object_set_new(doc, rows[i].name, json_integer((json_int_t)rows[i].v));
+		print_json(doc);
+	} else {
+		printf("connections  %" PRIu64 " accepted, %" PRIu64 " active, %" PRIu64
+		       " relayed, %" PRIu64 " failed, %" PRIu64 " refused, %" PRIu64 " looped\n",
+		    s->accepted, s->active, s->relayed, s->failed, s->refused, s->by_self);
+		printf("bytes        %s up, %s down (closed connections)\n",
+		    fmt_bytes(s->bytes_up, b1, sizeof(b1)),
+		    fmt_bytes(s->bytes_down, b2, sizeof(b2)));
+		printf("accept       %" PRIu64 " errors, %" PRIu64 " pauses at max_sessions\n",
+		    s->accept_errors, s->accept_paused);
+		printf("database     %" PRIu64 " events written in %" PRIu64
+		       " batches, queue %" PRIu64 " (high-water %" PRIu64 "), %" PRIu64
+		       " dropped, %" PRIu64 " pruned\n",
+		    s->db_rows_written, s->db_batches, s->db_queue_depth, s->db_queue_high_water,
+		    s->events_dropped, s->db_rows_pruned);
+		printf("recovery     %" PRIu64 " connections marked interrupted at start\n",
+		    s->interrupted_at_start);
+	}
+	protobuf_c_message_free_unpacked(&s->base, NULL);
+	return 0;
+}
+
+/* ---- conns, conn ---- */
+
+static json_t *
+conn_json(const Redirect__V1__Connection *k)
+{
+	json_t *o = json_object();
+	char *rec = hex(&k->redirect_records), *ctxh = hex(&k->redirect_context);
+
+	json_object_set_new(o, "id", json_integer((json_int_t)k->id));
+	json_object_set_new(o, "opened_at_us", json_integer(k->opened_at_us));
+	json_object_set_new(o, "closed_at_us", json_integer(k->closed_at_us));
+	json_object_set_new(o, "family", json_integer(k->family));
+	json_object_set_new(o, "client_addr", json_string(k->client_addr));
+	json_object_set_new(o, "client_port", json_integer(k->client_port));
+	json_object_set_new(o, "orig_dst_addr", json_string(k->orig_dst_addr));
+	json_object_set_new(o, "orig_dst_port", json_integer(k->orig_dst_port));
+	json_object_set_new(o, "upstream_local_addr", json_string(k->upstream_local_addr));
+	json_object_set_new(o, "upstream_local_port", json_integer(k->upstream_local_port));
+	json_object_set_new(o, "redirect_state", json_string(k->redirect_state));
+	json_object_set_new(o, "records_mark", json_integer(k->records_mark));
+	json_object_set_new(o, "redirect_records", json_string(rec != NULL ? rec : ""));
+	json_object_set_new(o, "redirect_context", json_string(ctxh != NULL ? ctxh : ""));
+	json_object_set_new(o, "verdict", json_string(k->verdict));
+	json_object_set_new(o, "state", json_string(k->state));
+	json_object_set_new(o, "bytes_up", json_integer((json_int_t)k->bytes_up));
+	json_object_set_new(o, "bytes_down", json_integer((json_int_t)k->bytes_down));
+	json_object_set_new(o, "connect_us", json_integer(k->connect_us));
+	json_object_set_new(o, "close_reason", json_string(k->close_reason));
+	json_object_set_new(o, "error", json_string(k->error));
+	json_object_set_new(o, "uid", json_integer(k->uid));
+	json_object_set_new(o, "pid", json_integer(k->pid));
+	json_object_set_new(o, "exe", json_string(k->exe));
+	free(rec);
+	free(ctxh);
+	return o;
+}
+
+/* "90s", "15m", "2h", "7d" (a bare number is seconds). Returns microseconds or -1. */
+static int64_t
+parse_duration(const char *s)
+{
+	char *end;
+	unsigned long long v;
+	int64_t mult = 1000000;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || v > 100ULL * 365 * 86400)
+		return -1;
+	if (*end == 'm')
+		mult *= 60;
+	else if (*end == 'h')
+		mult *= 3600;
+	else if (*end == 'd')
+		mult *= 86400;
+	else if (*end != 's' && *end != '\0')
+		return -1;
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	return (int64_t)v * mult;
+}
+
+static int
+parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno != 0 || *end != '\0' || *out > max ? -1 : 0;
+}
+
+static int
+cmd_conns(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"limit", required_argument, NULL, 'l'},
+	    {"since", required_argument, NULL, 's'},
+	    {"dst", required_argument, NULL, 'd'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"state", required_argument, NULL, 'S'},
+	    {NULL, 0, NULL, 0},
+	};
+	Redirect__V1__ListConnectionsRequest q = REDIRECT__V1__LIST_CONNECTIONS_REQUEST__INIT;
+	unsigned long limit = 20, v;
+	json_t *all;
+	char msg[512], token[64] = "";
+	int opt, rc, shown = 0;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			if (parse_uint(optarg, 1000000, &limit) != 0 || limit == 0) {
+				fprintf(stderr, "redirectctl: conns: --limit takes 1 to 1000000\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 's': {
+			int64_t d = parse_duration(optarg);
+
+			if (d < 0) {
+				fprintf(stderr, "redirectctl: conns: --since takes a duration like "
+						"90s, 15m, 2h, 7d\n");
+				return EXIT_USAGE;
+			}
+			q.since_us = now_us() - d;
+			break;
+		}
+		case 'd':
+			q.dst_cidr =
+			    optarg; /* checked by the agent, which says which part is wrong */
+			break;
+		case 'p':
+			if (parse_uint(optarg, 65535, &v) != 0 || v == 0) {
+				fprintf(stderr, "redirectctl: conns: --port takes 1 to 65535\n");
+				return EXIT_USAGE;
+			}
+			q.dst_port = (uint32_t)v;
+			break;
+		case 'S':
+			q.state = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return EXIT_USAGE;
+
+	all = json_array();
+	do {
+		Redirect__V1__ListConnectionsResponse *r = NULL;
+
+		q.page_size =
+		    (uint32_t)(limit - (unsigned long)shown > 1000 ? 1000
+								   : limit - (unsigned long)shown);
+		q.page_token = token;
+		if ((rc = CALL(c, "/redirect.v1.Telemetry/ListConnections", q,
+			 redirect__v1__list_connections_response, &r)) != 0) {
+			json_decref(all);
+			return call_failed(c, rc, msg);
+		}
+		if (!c->json && shown == 0)
+			printf("%-8s %-19s %-6s %-39s %-11s %-7s %10s %10s %9s  %s\n", "ID",
+			    "OPENED (UTC)", "FAMILY", "DESTINATION", "STATE", "VERDICT", "UP",
+			    "DOWN", "DURATION", "REASON");
+		for (size_t i = 0; i < r->n_connections; i++) {
+			const Redirect__V1__Connection *k = r->connections[i];
+			char t[32], dst[64], up[32], down[32], dur[32];
+
+			if (c->json) {
+				json_array_append_new(all, conn_json(k));
+				continue;
+			}
+			snprintf(dst, sizeof(dst), k->family == 6 ? "[%s]:%u" : "%s:%u",
+			    k->orig_dst_addr, k->orig_dst_port);
+			printf("%-8" PRIu64 " %-19s %-6s %-39s %-11s %-7s %10s %10s %9s  %s%s%s\n",
+			    k->id, fmt_time(k->opened_at_us, t, sizeof(t)),
+			    k->family == 6 ? "ipv6" : "ipv4", dst, k->state, k->verdict,
+			    fmt_bytes(k->bytes_up, up, sizeof(up)),
+			    fmt_bytes(k->bytes_down, down, sizeof(down)),
+			    fmt_duration_us(k->closed_at_us > 0 ? k->closed_at_us - k->opened_at_us
+								: now_us() - k->opened_at_us,
+				dur, sizeof(dur)),
+			    k->close_reason, k->error[0] != '\0' ? ": " : "", k->error);
+		}
+		shown += (int)r->n_connections;
+		snprintf(token, sizeof(token), "%s", r->next_page_token);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	} while (token[0] != '\0' && (unsigned long)shown < limit);
+
+	if (c->json) {
+		json_t *doc = json_object();
+
+		json_object_set_new(doc, "connections", all);
+		print_json(doc);
+	} else {
+		json_decref(all);
+	}
+	return 0;
+}
+
+static int
+cmd_conn(struct ctx *c, int argc, char **argv)
+{
+	Redirect__V1__GetConnectionRequest q = REDIRECT__V1__GET_CONNECTION_REQUEST__INIT;
+	Redirect__V1__Connection *k = NULL;
+	unsigned long id;
+	char msg[512];
+	int rc;
+
+	if (argc != 2 || parse_uint(argv[1], ~0UL, &id) != 0 || id == 0) {
+		fprintf(stderr, "redirectctl: conn takes one connection id\n");
+		return EXIT_USAGE;
+	}
+	q.id = id;
+	if ((rc = CALL(
+		 c, "/redirect.v1.Telemetry/GetConnection", q, redirect__v1__connection, &k)) != 0)
+		return call_failed(c, rc, msg);
+	if (c->json) {
+		print_json(conn_json(k));
+	} else {
+		json_t *o = conn_json(k);
+		const char *key;
+		json_t *val;
+		char t[32];
+
+		json_object_foreach(o, key, val)
+		{
+			if (json_is_string(val))
+				printf("%-20s %s\n", key, json_string_value(val));
+			else if (strcmp(key, "opened_at_us") == 0 ||
+				 strcmp(key, "closed_at_us") == 0)
+				printf("%-20s %s UTC\n", key,
+				    fmt_time(json_integer_value(val), t, sizeof(t)));
+			else
+				printf("%-20s %" JSON_INTEGER_FORMAT "\n", key,
+				    json_integer_value(val));
+		}
+		json_decref(o);
+	}
+	protobuf_c_message_free_unpacked(&k->base, NULL);
+	return 0;
+}
+
+/* ---- not yet served by the agent: say so, with the agent's words ---- */
+
+static int
+cmd_watch(struct ctx *c, int argc, char **argv)
+{
+	Redirect__V1__WatchConnectionsRequest q = REDIRECT__V1__WATCH_CONNECTIONS_REQUEST__INIT;
+	ProtobufCMessage *r = NULL;
+	char msg[512];
+	int rc;
+
+	(void)argv;
+	if (argc > 1)
+		return EXIT_USAGE;
+	rc = CALL(
+	    c, "/redirect.v1.Telemetry/WatchConnections", q, redirect__v1__connection_event, &r);
+	if (rc == 0)
+		protobuf_c_message_free_unpacked(r, NULL);
+	return rc == 0 ? 0 : call_failed(c, rc, msg);
+}
+
+static int
+cmd_policy(struct ctx *c, int argc, char **argv)
+{
+	Redirect__V1__GetPolicyRequest q = REDIRECT__V1__GET_POLICY_REQUEST__INIT;
+	ProtobufCMessage *r = NULL;
+	char msg[512];
+	int rc;
+
+	if (argc < 2 || (strcmp(argv[1], "get") != 0 && strcmp(argv[1], "history") != 0 &&
+			    strcmp(argv[1], "set") != 0 && strcmp(argv[1], "validate") != 0))
+		return EXIT_USAGE;
+	rc = CALL(c, "/redirect.v1.Policy/GetPolicy", q, redirect__v1__policy_version, &r);
+	if (rc == 0)
+		protobuf_c_message_free_unpacked(r, NULL);
+	return rc == 0 ? 0 : call_failed(c, rc, msg);
+}
+
+static const struct command commands[] = {
+    {"status", "", "the agent's identity, configuration summary and health", cmd_status},
+    {"stats", "", "counters since the agent started", cmd_stats},
+    {"conns", "[--limit N] [--since DURATION] [--dst CIDR] [--port N] [--state S]",
+	"recorded connections, newest first (default 20)", cmd_conns},
+    {"conn", "ID", "one connection in full, redirect records and context in hex", cmd_conn},
+    {"watch", "", "follow connection events (not served by this agent version yet)", cmd_watch},
+    {"policy", "get|set FILE|validate FILE|history",
+	"policy (not served by this agent version yet)", cmd_policy},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: redirectctl [--socket PATH] [--json] COMMAND [ARGS]\n"
+		   "       redirectctl --version | --help | COMMAND --help\n\n"
+		   "Talks to redirect-agent over its local socket (default " DEFAULT_SOCKET ").\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n  %-8s   %s\n", commands[i].name, commands[i].args, "",
+		    commands[i].help);
+	fprintf(f, "\nexit codes: 0 ok, 1 the agent said no, 2 usage, 3 cannot reach the agent\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *socket_path = DEFAULT_SOCKET;
+	const struct command *cmd = NULL;
+	struct ctx c;
+	char err[512];
+	int opt, rc;
+
+	memset(&c, 0, sizeof(c));
+	/* '+': stop at the command; its options are its own. */
+	while ((opt = getopt_long(argc, argv, "+s:jVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'j':
+			c.json = 1;
+			break;
+		case 'V':
+			printf("redirectctl %s\n", AGENT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL) {
+		fprintf(stderr, "redirectctl: unknown command '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = optind + 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: redirectctl [--socket PATH] [--json] %s %s\n\n%s\n",
+			    cmd->name, cmd->args, cmd->help);
+			return 0;
+		}
+	}
+	if (client_open(&c.cl, socket_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "redirectctl: %s\n", err);
+		return EXIT_UNREACHABLE;
+	}
+	rc = cmd->run(&c, argc - optind, argv + optind);
+	if (rc == EXIT_USAGE)
+		fprintf(stderr, "usage: redirectctl [--socket PATH] [--json] %s %s\n", cmd->name,
+		    cmd->args);
+	client_close(&c.cl);
+	return rc;
+}
