@@ -269,6 +269,85 @@ set_admin_group(struct config *cfg, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+set_remote_listen(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	const char *colon = strrchr(v, ':');
+	uint64_t port;
+
+	if (v[0] == '\0') {
+		cfg->remote_listen[0] = '\0';
+		return 0;
+	}
+	if (strlen(v) >= sizeof(cfg->remote_listen) || colon == NULL || colon == v ||
+	    parse_uint(colon + 1, 1, 65535, &port, err, errlen) != 0) {
+		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 0.0.0.0:50051, [::]:50051)", v);
+		return -1;
+	}
+	memcpy(cfg->remote_listen, v, strlen(v) + 1);
+	return 0;
+}
+
+static int
+set_tls_cert(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	return set_path(cfg->tls_cert, sizeof(cfg->tls_cert), v, err, errlen);
+}
+
+static int
+set_tls_key(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	return set_path(cfg->tls_key, sizeof(cfg->tls_key), v, err, errlen);
+}
+
+static int
+set_tls_client_ca(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	return set_path(cfg->tls_client_ca, sizeof(cfg->tls_client_ca), v, err, errlen);
+}
+
+/* A list of certificate identities, separated by commas and/or blanks. */
+static int
+parse_identities(
+    const char *v, char out[][CONFIG_IDENTITY_MAX], size_t *n, char *err, size_t errlen)
+{
+	*n = 0;
+	while (*v != '\0') {
+		size_t len;
+
+		while (*v == ',' || isspace((unsigned char)*v))
+			v++;
+		if (*v == '\0')
+			break;
+		len = strcspn(v, ", \t");
+		if (len >= CONFIG_IDENTITY_MAX) {
+			snprintf(err, errlen, "identity longer than %d characters",
+			    CONFIG_IDENTITY_MAX - 1);
+			return -1;
+		}
+		if (*n == CONFIG_MAX_IDENTITIES) {
+			snprintf(err, errlen, "more than %d identities", CONFIG_MAX_IDENTITIES);
+			return -1;
+		}
+		memcpy(out[*n], v, len);
+		out[(*n)++][len] = '\0';
+		v += len;
+	}
+	return 0;
+}
+
+static int
+set_admins(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	return parse_identities(v, cfg->admins, &cfg->n_admins, err, errlen);
+}
+
+static int
+set_readers(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	return parse_identities(v, cfg->readers, &cfg->n_readers, err, errlen);
+}
+
 /*
  * Every key the agent knows. allow_empty marks the keys whose empty value
  * means "none" (an empty list); for the others an empty value is an error.
@@ -297,6 +376,12 @@ static const struct config_key {
     {"db", "queue_size", set_queue_size, 0},
     {"api", "local_socket", set_local_socket, 0},
     {"api", "admin_group", set_admin_group, 0},
+    {"api", "remote_listen", set_remote_listen, 1},
+    {"api", "tls_cert", set_tls_cert, 0},
+    {"api", "tls_key", set_tls_key, 0},
+    {"api", "tls_client_ca", set_tls_client_ca, 0},
+    {"api", "admins", set_admins, 1},
+    {"api", "readers", set_readers, 1},
 };
 
 struct parse_state {
@@ -346,6 +431,16 @@ fail:
 static int
 config_check(const struct config *cfg, const char *name, char *err, size_t errlen)
 {
+	/* There is no insecure remote listener: TLS with client certificates, or none. */
+	if (cfg->remote_listen[0] != '\0' && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0' ||
+						 cfg->tls_client_ca[0] == '\0')) {
+		snprintf(err, errlen,
+		    "%s: [api] remote_listen: needs tls_cert, tls_key and tls_client_ca (the "
+		    "remote "
+		    "API is TLS with client certificates only)",
+		    name);
+		return -1;
+	}
 	if (cfg->n_redirect_ports == 0 || cfg->n_redirect_cidrs == 0)
 		return 0; /* allowed: the agent then records nothing; main warns */
 	for (size_t i = 0; i < cfg->n_redirect_ports; i++) {

@@ -12,10 +12,12 @@
 #include "addr.h"
 #include "log.h"
 
-#define CONFIG_MAX_CIDRS    256
-#define CONFIG_MAX_PORTS    64
-#define CONFIG_AGENT_ID_MAX 32
-#define CONFIG_SOCKET_MAX   108 /* sizeof(sun_path) */
+#define CONFIG_MAX_CIDRS      256
+#define CONFIG_MAX_PORTS      64
+#define CONFIG_AGENT_ID_MAX   32
+#define CONFIG_SOCKET_MAX     108 /* sizeof(sun_path) */
+#define CONFIG_MAX_IDENTITIES 32
+#define CONFIG_IDENTITY_MAX   128
 
 /* Exit status for a configuration error (sysexits.h EX_CONFIG). */
 #define CONFIG_EXIT_CODE 78
@@ -48,7 +50,14 @@ struct config {
 
 	/* [api] */
 	char local_socket[CONFIG_SOCKET_MAX];
-	char admin_group[33]; /* may use the local socket besides root */
+	char admin_group[33];    /* may use the local socket besides root */
+	char remote_listen[128]; /* "" : no remote listener; else HOST:PORT, TLS only */
+	char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_client_ca[PATH_MAX];
+	/* Client certificate identities (SAN, else CN) and their roles. */
+	char admins[CONFIG_MAX_IDENTITIES][CONFIG_IDENTITY_MAX];
+	size_t n_admins;
+	char readers[CONFIG_MAX_IDENTITIES][CONFIG_IDENTITY_MAX];
+	size_t n_readers;
 };
 
 /*

@@ -5,6 +5,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -52,6 +53,60 @@ client_open(struct client *c, const char *socket_path, char *err, size_t errlen)
 	c->channel = grpc_channel_create(c->target, creds, NULL);
 	grpc_channel_credentials_release(creds);
 	c->cq = grpc_completion_queue_create_for_pluck(NULL);
+	return 0;
+}
+
+static char *
+read_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(256 * 1024 + 1);
+	n = buf != NULL ? fread(buf, 1, 256 * 1024, f) : 0;
+	fclose(f);
+	if (buf == NULL || n == 0) {
+		snprintf(err, errlen, "%s: empty or unreadable", path);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+int
+client_open_tls(struct client *c, const char *target, const char *ca_file, const char *cert_file,
+    const char *key_file, char *err, size_t errlen)
+{
+	char *ca, *cert = NULL, *key = NULL;
+	grpc_ssl_pem_key_cert_pair pair;
+	grpc_channel_credentials *creds;
+
+	memset(c, 0, sizeof(*c));
+	if ((ca = read_file(ca_file, err, errlen)) == NULL ||
+	    (cert = read_file(cert_file, err, errlen)) == NULL ||
+	    (key = read_file(key_file, err, errlen)) == NULL) {
+		free(ca);
+		free(cert);
+		return -1;
+	}
+	snprintf(c->target, sizeof(c->target), "%s", target);
+	snprintf(c->where, sizeof(c->where), "%s (TLS)", target);
+	grpc_init();
+	pair.private_key = key;
+	pair.cert_chain = cert;
+	creds = grpc_ssl_credentials_create(ca, &pair, NULL, NULL);
+	c->channel = grpc_channel_create(c->target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	c->cq = grpc_completion_queue_create_for_pluck(NULL);
+	free(ca);
+	free(cert);
+	free(key);
 	return 0;
 }
 

@@ -21,6 +21,14 @@ struct client {
 int client_open(struct client *c, const char *socket_path, char *err, size_t errlen);
 
 /*
+ * Prepare a TLS channel to a remote agent at HOST:PORT, verifying its
+ * certificate against ca_file and presenting cert_file/key_file. Returns 0,
+ * or -1 with err set (a file that cannot be read).
+ */
+int client_open_tls(struct client *c, const char *target, const char *ca_file,
+    const char *cert_file, const char *key_file, char *err, size_t errlen);
+
+/*
  * Call method with req; on GRPC_STATUS_OK *resp is the decoded reply (free
  * with protobuf_c_message_free_unpacked). Otherwise the status (or
  * CLIENT_UNREACHABLE) is returned and msg says why.

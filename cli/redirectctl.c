@@ -570,12 +570,16 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
+	    {"target", required_argument, NULL, 't'},
+	    {"ca", required_argument, NULL, 'a'},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"key", required_argument, NULL, 'k'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *socket_path = DEFAULT_SOCKET;
+	const char *socket_path = NULL, *target = NULL, *ca = NULL, *cert = NULL, *key = NULL;
 	const struct command *cmd = NULL;
 	struct ctx c;
 	char err[512];
@@ -587,6 +591,18 @@ main(int argc, char **argv)
 		switch (opt) {
 		case 's':
 			socket_path = optarg;
+			break;
+		case 't':
+			target = optarg;
+			break;
+		case 'a':
+			ca = optarg;
+			break;
+		case 'c':
+			cert = optarg;
+			break;
+		case 'k':
+			key = optarg;
 			break;
 		case 'j':
 			c.json = 1;
@@ -606,6 +622,11 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (target != NULL ? (socket_path != NULL || !ca || !cert || !key) : (ca || cert || key)) {
+		fprintf(stderr, "redirectctl: use --socket PATH, or --target HOST:PORT with all of "
+				"--ca, --cert and --key\n");
+		return EXIT_USAGE;
+	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			cmd = &commands[i];
@@ -621,7 +642,9 @@ main(int argc, char **argv)
 			return 0;
 		}
 	}
-	if (client_open(&c.cl, socket_path, err, sizeof(err)) != 0) {
+	if (target != NULL ? client_open_tls(&c.cl, target, ca, cert, key, err, sizeof(err)) != 0
+			   : client_open(&c.cl, socket_path != NULL ? socket_path : DEFAULT_SOCKET,
+				 err, sizeof(err)) != 0) {
 		fprintf(stderr, "redirectctl: %s\n", err);
 		return EXIT_UNREACHABLE;
 	}

@@ -13,7 +13,7 @@ packages=(
 	libuv1-dev libsqlite3-dev libnftables-dev libinih-dev
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
 	# tests (Debian's python3 with grpcio: the console test)
-	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux
+	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux openssl
 	python3-grpcio python3-grpc-tools
 )
 if [ "${1:-}" = "--bench" ]; then

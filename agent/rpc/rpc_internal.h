@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
 #include "redirect/v1/telemetry.pb-c.h"
@@ -19,6 +20,7 @@
 #define RPC_MAX_REQUEST_BYTES (64 * 1024)
 #define RPC_MAX_REPLY_BYTES   (16 * 1024 * 1024)
 #define RPC_MAX_METHODS       16
+#define RPC_MAX_PEM_BYTES     (256 * 1024)
 
 struct rpc_server;
 
@@ -26,8 +28,15 @@ struct rpc_server;
  * A method: decode the request, fill *reply (rpc_pack) and return a status;
  * on an error status, msg says why (sent to the caller).
  */
+enum rpc_role {
+	RPC_ROLE_NONE,
+	RPC_ROLE_READER, /* Agent, Telemetry */
+	RPC_ROLE_ADMIN,  /* also Policy */
+};
+
 struct rpc_method {
 	const char *path; /* "/redirect.v1.Agent/GetInfo" */
+	enum rpc_role needs;
 	const ProtobufCMessageDescriptor *input;
 	grpc_status_code (*handle)(struct rpc_server *srv, const ProtobufCMessage *req,
 	    grpc_byte_buffer **reply, char *msg, size_t msglen);
@@ -42,6 +51,7 @@ struct rpc_server {
 	grpc_server *server;
 	grpc_completion_queue *cq;
 	grpc_server_credentials *local_creds;
+	grpc_server_credentials *remote_creds; /* NULL: no remote listener */
 	void *handles[RPC_MAX_METHODS];
 	int grpc_inited;
 	_Atomic int stopping;
@@ -57,6 +67,16 @@ struct rpc_server {
 };
 
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg);
+
+/*
+ * The caller's role. Calls on the local socket (peer uid already checked)
+ * are admin; TLS peers get the role their certificate identity (SAN, else
+ * CN) has in the config. who receives the identity used, for messages.
+ */
+enum rpc_role rpc_role_of(const struct config *cfg, grpc_call *call, char *who, size_t wholen);
+
+/* The role configured for one identity (exact match; admins win over readers). */
+enum rpc_role rpc_role_of_identity(const struct config *cfg, const char *id, size_t len);
 
 int rpc_db_open(struct rpc_server *srv, char *err, size_t errlen);
 void rpc_db_close(struct rpc_server *srv);

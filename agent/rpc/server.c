@@ -172,6 +172,21 @@ dispatch(struct rpc_call *c)
 		reply(c, GRPC_STATUS_UNIMPLEMENTED, msg);
 		return;
 	}
+	{
+		char who[CONFIG_IDENTITY_MAX + 32];
+		enum rpc_role role = rpc_role_of(srv->cfg, c->call, who, sizeof(who));
+
+		if (role < m->needs) {
+			if (role == RPC_ROLE_NONE)
+				snprintf(msg, sizeof(msg), "%s has no role on this agent", who);
+			else
+				snprintf(msg, sizeof(msg),
+				    "%s is a reader: %s needs the admin role", who, m->path);
+			log_info("rpc: refused %s: %s", m->path, msg);
+			reply(c, GRPC_STATUS_PERMISSION_DENIED, msg);
+			return;
+		}
+	}
 	if ((req = unpack_request(m->input, c->payload)) == NULL) {
 		snprintf(msg, sizeof(msg), "malformed request: not a %s", m->input->name);
 		reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
@@ -346,6 +361,72 @@ listen_local(struct rpc_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+/* Read a whole PEM file (small: certificates and keys). Returns NULL with err set. */
+static char *
+read_pem(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((buf = malloc(RPC_MAX_PEM_BYTES + 1)) != NULL) {
+		n = fread(buf, 1, RPC_MAX_PEM_BYTES + 1, f);
+		if (n > RPC_MAX_PEM_BYTES || n == 0 ||
+		    strstr((buf[n] = '\0', buf), "-----BEGIN") == NULL) {
+			snprintf(err, errlen, "%s: not a PEM file (or larger than %d bytes)", path,
+			    RPC_MAX_PEM_BYTES);
+			free(buf);
+			buf = NULL;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+/*
+ * The remote console listener: TLS, client certificate required and
+ * verified against tls_client_ca. There is no insecure variant.
+ */
+static int
+listen_remote(struct rpc_server *srv, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->cfg;
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	grpc_ssl_pem_key_cert_pair pair;
+	int rc = -1;
+
+	if ((ca = read_pem(cfg->tls_client_ca, err, errlen)) == NULL ||
+	    (cert = read_pem(cfg->tls_cert, err, errlen)) == NULL ||
+	    (key = read_pem(cfg->tls_key, err, errlen)) == NULL)
+		goto out;
+	pair.private_key = key;
+	pair.cert_chain = cert;
+	srv->remote_creds = grpc_ssl_server_credentials_create_ex(
+	    ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+	if (srv->remote_creds == NULL) {
+		snprintf(err, errlen, "cannot use the TLS certificate, key or CA");
+		goto out;
+	}
+	if (grpc_server_add_http2_port(srv->server, cfg->remote_listen, srv->remote_creds) == 0) {
+		snprintf(err, errlen, "cannot listen on %s (address in use or not local?)",
+		    cfg->remote_listen);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(ca);
+	free(cert);
+	if (key != NULL) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	return rc;
+}
+
 int
 rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err, size_t errlen)
 {
@@ -384,6 +465,10 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 		srv->handles[i] = grpc_server_register_method(srv->server, rpc_methods[i].path,
 		    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	srv->local_creds = grpc_insecure_server_credentials_create();
+	if (srv->cfg->remote_listen[0] != '\0' && listen_remote(srv, err, errlen) != 0) {
+		grpc_server_start(srv->server); /* shutdown expects a started server */
+		goto fail;
+	}
 	grpc_server_start(srv->server);
 	for (size_t i = 0; i < rpc_n_methods; i++)
 		for (int k = 0; k < REQUESTS_PER_METHOD; k++)
@@ -434,6 +519,8 @@ rpc_server_stop(struct rpc_server *srv)
 		grpc_server_destroy(srv->server);
 		grpc_completion_queue_destroy(srv->cq);
 		grpc_server_credentials_release(srv->local_creds);
+		if (srv->remote_creds != NULL)
+			grpc_server_credentials_release(srv->remote_creds);
 	}
 	if (srv->grpc_inited)
 		grpc_shutdown();

@@ -191,7 +191,7 @@ for r in $(seq "$ROUNDS"); do
 		V[p99,$m]+="$p99 "
 		sleep 1 # let TIME_WAIT drain
 	done
-	echo "round $r/$ROUNDS: conn/s direct ${rate:-} ..." >&2
+	echo "round $r/$ROUNDS done" >&2
 done
 read -r V[rss,haproxy] V[held,haproxy] <<<"$(hold_rss haproxy "$hpid")"
 sleep 2
