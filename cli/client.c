@@ -199,6 +199,107 @@ out:
 	return rc;
 }
 
+/* Run one batch on call and wait for it. Returns 1 when it succeeded. */
+static int
+run_batch(struct client *c, grpc_call *call, grpc_op *ops, size_t n)
+{
+	int tag;
+	grpc_event ev;
+
+	if (grpc_call_start_batch(call, ops, n, &tag, NULL) != GRPC_CALL_OK)
+		return 0;
+	ev = grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	return ev.success;
+}
+
+int
+client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, int (*cb)(void *arg, const ProtobufCMessage *m),
+    void *arg, char *msg, size_t msglen)
+{
+	grpc_metadata_array initial, trailing;
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice();
+	size_t len = protobuf_c_message_get_packed_size(req);
+	grpc_slice body = grpc_slice_malloc(len);
+	grpc_byte_buffer *out, *in = NULL;
+	grpc_op ops[4];
+	grpc_call *call;
+	int rc, stopped = 0;
+
+	protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(body));
+	out = grpc_raw_byte_buffer_create(&body, 1);
+	grpc_slice_unref(body);
+	grpc_metadata_array_init(&initial);
+	grpc_metadata_array_init(&trailing);
+	call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+	    grpc_slice_from_static_string(method), NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = out;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	/* Messages are delivered only after the initial metadata was received. */
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+	(void)run_batch(c, call, ops, 4);
+	for (;;) {
+		ProtobufCMessage *m;
+		grpc_byte_buffer_reader reader;
+		grpc_slice all;
+
+		memset(ops, 0, sizeof(ops));
+		ops[0].op = GRPC_OP_RECV_MESSAGE;
+		ops[0].data.recv_message.recv_message = &in;
+		if (!run_batch(c, call, ops, 1) || in == NULL)
+			break;
+		if (!grpc_byte_buffer_reader_init(&reader, in))
+			break;
+		all = grpc_byte_buffer_reader_readall(&reader);
+		grpc_byte_buffer_reader_destroy(&reader);
+		grpc_byte_buffer_destroy(in);
+		in = NULL;
+		m = protobuf_c_message_unpack(
+		    resp_desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+		grpc_slice_unref(all);
+		if (m == NULL)
+			break;
+		stopped = cb(arg, m);
+		protobuf_c_message_free_unpacked(m, NULL);
+		if (stopped) {
+			grpc_call_cancel(call, NULL);
+			break;
+		}
+	}
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &trailing;
+	ops[0].data.recv_status_on_client.status = &status;
+	ops[0].data.recv_status_on_client.status_details = &details;
+	(void)run_batch(c, call, ops, 1);
+	{
+		char *d = grpc_slice_to_c_string(details);
+
+		snprintf(msg, msglen, "%s", d);
+		gpr_free(d);
+	}
+	rc = stopped ? 0 : (int)status;
+	if (!stopped && status == GRPC_STATUS_UNAVAILABLE && strcmp(msg, "agent stopping") != 0) {
+		snprintf(msg + strlen(msg), msglen - strlen(msg), "%scannot reach the agent at %s",
+		    msg[0] != '\0' ? ": " : "", c->where);
+		rc = CLIENT_UNREACHABLE;
+	}
+	if (in != NULL)
+		grpc_byte_buffer_destroy(in);
+	grpc_byte_buffer_destroy(out);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&initial);
+	grpc_metadata_array_destroy(&trailing);
+	grpc_call_unref(call);
+	return rc;
+}
+
 void
 client_close(struct client *c)
 {

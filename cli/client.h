@@ -36,6 +36,15 @@ int client_open_tls(struct client *c, const char *target, const char *ca_file,
 int client_call(struct client *c, const char *method, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, char *msg, size_t msglen);
 
+/*
+ * Call a server-streaming method: cb gets each decoded reply (owned by
+ * client_stream, freed after cb returns) until the stream ends, cb returns
+ * non-zero, or the agent fails. Returns like client_call.
+ */
+int client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, int (*cb)(void *arg, const ProtobufCMessage *m),
+    void *arg, char *msg, size_t msglen);
+
 void client_close(struct client *c);
 
 #endif

@@ -507,20 +507,65 @@ cmd_conn(struct ctx *c, int argc, char **argv)
 /* ---- not yet served by the agent: say so, with the agent's words ---- */
 
 static int
+print_event(void *arg, const ProtobufCMessage *m)
+{
+	const struct ctx *c = arg;
+	const Redirect__V1__ConnectionEvent *ev = (const Redirect__V1__ConnectionEvent *)m;
+	const Redirect__V1__Connection *k = ev->connection;
+	char dst[64], up[32], down[32];
+
+	if (k == NULL)
+		return 0;
+	if (c->json) {
+		json_t *doc = json_object();
+		char *line;
+
+		json_object_set_new(doc, "sequence", json_integer((json_int_t)ev->sequence));
+		json_object_set_new(doc, "connection", conn_json(k));
+		line = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (line != NULL)
+			printf("%s\n", line);
+		free(line);
+		json_decref(doc);
+	} else {
+		snprintf(dst, sizeof(dst), k->family == 6 ? "[%s]:%u" : "%s:%u", k->orig_dst_addr,
+		    k->orig_dst_port);
+		printf("%-10" PRIu64 " %-8" PRIu64 " %-11s %-39s %10s %10s  %s%s%s\n", ev->sequence,
+		    k->id, k->state, dst, fmt_bytes(k->bytes_up, up, sizeof(up)),
+		    fmt_bytes(k->bytes_down, down, sizeof(down)), k->close_reason,
+		    k->error[0] != '\0' ? ": " : "", k->error);
+	}
+	fflush(stdout); /* one event, one line, as it happens: for pipes too */
+	return 0;
+}
+
+static int
 cmd_watch(struct ctx *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"after", required_argument, NULL, 'a'},
+	    {NULL, 0, NULL, 0},
+	};
 	Redirect__V1__WatchConnectionsRequest q = REDIRECT__V1__WATCH_CONNECTIONS_REQUEST__INIT;
-	ProtobufCMessage *r = NULL;
+	unsigned long after;
 	char msg[512];
-	int rc;
+	int opt, rc;
 
-	(void)argv;
-	if (argc > 1)
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'a' || parse_uint(optarg, ~0UL, &after) != 0) {
+			fprintf(stderr, "redirectctl: watch: --after takes a sequence number\n");
+			return EXIT_USAGE;
+		}
+		q.after_sequence = after;
+	}
+	if (optind < argc)
 		return EXIT_USAGE;
-	rc = CALL(
-	    c, "/redirect.v1.Telemetry/WatchConnections", q, redirect__v1__connection_event, &r);
-	if (rc == 0)
-		protobuf_c_message_free_unpacked(r, NULL);
+	if (!c->json)
+		printf("%-10s %-8s %-11s %-39s %10s %10s  %s\n", "SEQUENCE", "ID", "STATE",
+		    "DESTINATION", "UP", "DOWN", "REASON");
+	rc = client_stream(&c->cl, "/redirect.v1.Telemetry/WatchConnections", &q.base,
+	    &redirect__v1__connection_event__descriptor, print_event, c, msg, sizeof(msg));
 	return rc == 0 ? 0 : call_failed(c, rc, msg);
 }
 
@@ -547,7 +592,9 @@ static const struct command commands[] = {
     {"conns", "[--limit N] [--since DURATION] [--dst CIDR] [--port N] [--state S]",
 	"recorded connections, newest first (default 20)", cmd_conns},
     {"conn", "ID", "one connection in full, redirect records and context in hex", cmd_conn},
-    {"watch", "", "follow connection events (not served by this agent version yet)", cmd_watch},
+    {"watch", "[--after SEQUENCE]",
+	"follow connection events as they are committed (resume after a sequence number)",
+	cmd_watch},
     {"policy", "get|set FILE|validate FILE|history",
 	"policy (not served by this agent version yet)", cmd_policy},
 };

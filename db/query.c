@@ -129,6 +129,7 @@ int_or(sqlite3_stmt *st, int i, int64_t dflt)
 static void
 read_row(sqlite3_stmt *st, struct conn_row *r)
 {
+	r->seq = 0;
 	r->id = (uint64_t)sqlite3_column_int64(st, 0);
 	r->opened_at_us = sqlite3_column_int64(st, 1);
 	r->closed_at_us = int_or(st, 2, 0);
@@ -285,4 +286,52 @@ query_get_connection(sqlite3 *db, uint64_t id, conn_row_cb cb, void *arg)
 	}
 	sqlite3_finalize(st);
 	return found;
+}
+
+int
+query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, void *arg)
+{
+	/* The columns in read_row's order: the event's own values for what
+	 * changes, the connection's for what does not; then the sequence. */
+	static const char sql[] =
+	    "SELECT e.conn_id, c.opened_at_us, e.closed_at_us, c.family, c.client_addr,"
+	    " c.client_port, c.orig_dst_addr, c.orig_dst_port, e.upstream_local_addr,"
+	    " e.upstream_local_port, c.redirect_state, c.redirect_records, c.redirect_context,"
+	    " c.records_mark, e.verdict, e.state, e.bytes_up, e.bytes_down, e.connect_us,"
+	    " e.close_reason, e.error, c.uid, c.pid, c.exe, e.seq"
+	    " FROM connection_events e LEFT JOIN connections c ON c.id = e.conn_id"
+	    " WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2";
+	sqlite3_stmt *st;
+	int n = 0, rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+	sqlite3_bind_int(st, 2, (int)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct conn_row r;
+
+		read_row(st, &r);
+		r.seq = (uint64_t)sqlite3_column_int64(st, 24);
+		n++;
+		if (cb(arg, &r) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -EIO;
+}
+
+int64_t
+query_oldest_event(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int64_t seq = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(MIN(seq), 0) FROM connection_events", -1, &st,
+		NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seq = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return seq;
 }

@@ -31,6 +31,7 @@ struct conn_filter {
 
 /* One row; strings and blobs belong to SQLite and last until the callback returns. */
 struct conn_row {
+	uint64_t seq; /* the watch stream's sequence number; 0 outside query_events_after */
 	uint64_t id;
 	int64_t opened_at_us, closed_at_us;
 	unsigned family;
@@ -75,6 +76,16 @@ int query_list_connections(sqlite3 *db, const struct conn_filter *f, unsigned pa
 
 /* Call cb for the row with this id. Returns 1 (found), 0 (no such row) or -EIO. */
 int query_get_connection(sqlite3 *db, uint64_t id, conn_row_cb cb, void *arg);
+
+/*
+ * Call cb for up to limit watch events with a sequence number above after,
+ * in order: each the connection as it stood at that event. Returns the
+ * number of events, or -EIO.
+ */
+int query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, void *arg);
+
+/* The oldest event still kept (0: none). Resuming before it would miss events. */
+int64_t query_oldest_event(sqlite3 *db);
 
 /* Token helpers, exposed for tests: encode the position after last_id under f. */
 void query_token_encode(

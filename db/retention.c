@@ -47,6 +47,39 @@ retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_
 	if (sqlite3_step(st) == SQLITE_DONE)
 		deleted = sqlite3_changes(db);
 	sqlite3_finalize(st);
+	/* The watch stream's events age out with the same policy: by age, and
+	 * at most three per kept row (opened, relaying, closed). */
+	if (deleted >= 0) {
+		static const char ev_sql[] =
+		    "DELETE FROM connection_events WHERE seq IN ("
+		    " SELECT seq FROM connection_events WHERE at_us < ?1 OR seq <= ?2"
+		    " ORDER BY seq LIMIT ?3)";
+		int64_t ev_cap = 0;
+
+		if (policy->max_rows > 0) {
+			sqlite3_stmt *mx;
+
+			if (sqlite3_prepare_v2(db,
+				"SELECT coalesce(MAX(seq), 0) FROM connection_events", -1, &mx,
+				NULL) == SQLITE_OK &&
+			    sqlite3_step(mx) == SQLITE_ROW)
+				ev_cap =
+				    sqlite3_column_int64(mx, 0) - 3 * (int64_t)policy->max_rows;
+			sqlite3_finalize(mx);
+		}
+		if (sqlite3_prepare_v2(db, ev_sql, -1, &st, NULL) != SQLITE_OK) {
+			deleted = -1;
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, cutoff);
+		sqlite3_bind_int64(st, 2, ev_cap);
+		sqlite3_bind_int64(st, 3, policy->batch > 0 ? policy->batch : 1000);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			deleted += sqlite3_changes(db);
+		else
+			deleted = -1;
+		sqlite3_finalize(st);
+	}
 out:
 	if (deleted >= 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		return deleted;

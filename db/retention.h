@@ -17,9 +17,10 @@ struct retention_policy {
 };
 
 /*
- * Delete at most policy->batch rows that fall outside the policy, oldest
- * first, in one transaction. Returns the number deleted (0: nothing left to
- * do), or -1 on a database error.
+ * Delete at most policy->batch connection rows and as many watch events that
+ * fall outside the policy, oldest first, in one transaction. Returns the
+ * number of rows deleted from both (0: nothing left to do), or -1 on a
+ * database error.
  */
 int retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_t now_us);
 

@@ -39,6 +39,24 @@ static const char *const migrations[] = {
     "CREATE INDEX connections_opened ON connections (opened_at_us);\n"
     "CREATE INDEX connections_dst ON connections (orig_dst_bin, orig_dst_port);\n"
     "CREATE INDEX connections_state ON connections (state, id);\n",
+
+    /* 2: the committed states of each connection, in commit order: the watch stream */
+    "CREATE TABLE connection_events (\n"
+    "  seq                 INTEGER PRIMARY KEY,       -- the stream's sequence number\n"
+    "  conn_id             INTEGER NOT NULL,\n"
+    "  at_us               INTEGER NOT NULL,\n"
+    "  state               TEXT NOT NULL,\n"
+    "  closed_at_us        INTEGER,\n"
+    "  upstream_local_addr TEXT,\n"
+    "  upstream_local_port INTEGER,\n"
+    "  verdict             TEXT NOT NULL,\n"
+    "  bytes_up            INTEGER NOT NULL,\n"
+    "  bytes_down          INTEGER NOT NULL,\n"
+    "  connect_us          INTEGER,\n"
+    "  close_reason        TEXT,\n"
+    "  error               TEXT\n"
+    ");\n"
+    "CREATE INDEX connection_events_at ON connection_events (at_us);\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -26,6 +26,8 @@
 struct store {
 	sqlite3 *db; /* used by the writer thread only, once it runs */
 	sqlite3_stmt *upsert;
+	sqlite3_stmt *event;
+	_Atomic uint64_t last_seq; /* the newest committed event */
 	pthread_t writer;
 	int writer_running;
 	struct retention_policy retention;
@@ -96,6 +98,11 @@ static const char upsert_sql[] =
     " bytes_up = excluded.bytes_up, bytes_down = excluded.bytes_down,"
     " connect_us = excluded.connect_us, close_reason = excluded.close_reason,"
     " error = excluded.error";
+
+static const char event_sql[] =
+    "INSERT INTO connection_events (conn_id, at_us, state, closed_at_us, upstream_local_addr,"
+    " upstream_local_port, verdict, bytes_up, bytes_down, connect_us, close_reason, error)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 static void
 bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
@@ -168,6 +175,36 @@ write_one(struct store *s, const struct conn_record *r)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The committed state as a watch-stream event; its rowid is the sequence number. */
+static int
+write_event(struct store *s, const struct conn_record *r, int64_t at_us)
+{
+	sqlite3_stmt *st = s->event;
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
+	sqlite3_bind_int64(st, 2, at_us);
+	sqlite3_bind_text(st, 3, conn_state_name(r->state), -1, SQLITE_STATIC);
+	if (r->closed_at_us != 0)
+		sqlite3_bind_int64(st, 4, r->closed_at_us);
+	else
+		sqlite3_bind_null(st, 4);
+	bind_endpoint(st, 5, 6, &r->upstream_local);
+	bind_text_or_null(st, 7, r->verdict != NULL ? r->verdict : "allow");
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->bytes_up);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->bytes_down);
+	if (r->connect_us >= 0)
+		sqlite3_bind_int64(st, 10, r->connect_us);
+	else
+		sqlite3_bind_null(st, 10);
+	bind_text_or_null(st, 11, r->close_reason);
+	bind_text_or_null(st, 12, r->error);
+	rc = sqlite3_step(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /*
  * Every event carries the whole record, so when a batch holds several events
  * of one connection (opened, relaying, closed within a few milliseconds) only
@@ -198,13 +235,19 @@ write_batch(struct store *s, const struct conn_record *recs, unsigned n, unsigne
     int32_t *slots)
 {
 	int ok = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	int64_t at = now_us();
+	uint64_t seq = 0;
 
 	mark_latest(recs, n, latest, slots);
 	for (unsigned i = 0; ok && i < n; i++)
 		if (latest[i])
-			ok = write_one(s, &recs[i]) == 0;
+			ok = write_one(s, &recs[i]) == 0 && write_event(s, &recs[i], at) == 0;
+	if (ok)
+		seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
 	if (ok)
 		ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+	if (ok)
+		atomic_store_explicit(&s->last_seq, seq, memory_order_release);
 
 	/* Counters first, then settled: a store_flush() that returns sees them. */
 	if (ok) {
@@ -402,6 +445,14 @@ load_next_id(struct store *s, char *err, size_t errlen)
 		next = (uint64_t)sqlite3_column_int64(st, 0) + 1;
 	sqlite3_finalize(st);
 	atomic_store(&s->next_id, next);
+	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(MAX(seq), 0) FROM connection_events", -1,
+		&st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		atomic_store(&s->last_seq, (uint64_t)sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
 	return 0;
 }
 
@@ -454,7 +505,9 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 		goto fail;
 	}
 	if (sqlite3_prepare_v3(
-		s->db, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK) {
+		s->db, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, event_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->event, NULL) !=
+		SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", opt->path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
@@ -468,6 +521,12 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 fail:
 	store_close(s);
 	return -1;
+}
+
+uint64_t
+store_last_sequence(struct store *s)
+{
+	return atomic_load_explicit(&s->last_seq, memory_order_acquire);
 }
 
 uint64_t
@@ -558,6 +617,7 @@ store_close(struct store *s)
 		pthread_join(s->writer, NULL);
 	}
 	sqlite3_finalize(s->upsert);
+	sqlite3_finalize(s->event);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	pthread_cond_destroy(&s->wake);

@@ -76,6 +76,12 @@ struct store_stats {
  */
 int store_open(struct store **out, const struct store_options *opt, char *err, size_t errlen);
 
+/*
+ * The sequence number of the newest committed connection event (the watch
+ * stream's head); 0 when there is none. Thread-safe, lock-free.
+ */
+uint64_t store_last_sequence(struct store *st);
+
 /* A fresh connection id, unique in this database. Thread-safe, lock-free. */
 uint64_t store_next_id(struct store *st);
 

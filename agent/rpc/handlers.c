@@ -180,6 +180,28 @@ get_stats(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer 
 }
 
 /* A Connection message holding its own copies of a row's strings and blobs. */
+static Redirect__V1__Connection *conn_new(const struct conn_row *r);
+static void conn_free(Redirect__V1__Connection *c);
+static int conn_complete(const Redirect__V1__Connection *c);
+
+Redirect__V1__Connection *
+rpc_conn_new(const struct conn_row *r)
+{
+	Redirect__V1__Connection *c = conn_new(r);
+
+	if (c != NULL && !conn_complete(c)) {
+		conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+rpc_conn_free(Redirect__V1__Connection *c)
+{
+	conn_free(c);
+}
+
 static Redirect__V1__Connection *
 conn_new(const struct conn_row *r)
 {
@@ -411,25 +433,25 @@ not_yet(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **
 }
 
 const struct rpc_method rpc_methods[] = {
-    {"/redirect.v1.Agent/GetInfo", RPC_ROLE_READER, &redirect__v1__get_info_request__descriptor,
+    {"/redirect.v1.Agent/GetInfo", RPC_ROLE_READER, 0, &redirect__v1__get_info_request__descriptor,
 	get_info},
-    {"/redirect.v1.Agent/GetHealth", RPC_ROLE_READER, &redirect__v1__get_health_request__descriptor,
-	get_health},
-    {"/redirect.v1.Telemetry/GetStats", RPC_ROLE_READER,
+    {"/redirect.v1.Agent/GetHealth", RPC_ROLE_READER, 0,
+	&redirect__v1__get_health_request__descriptor, get_health},
+    {"/redirect.v1.Telemetry/GetStats", RPC_ROLE_READER, 0,
 	&redirect__v1__get_stats_request__descriptor, get_stats},
-    {"/redirect.v1.Telemetry/ListConnections", RPC_ROLE_READER,
+    {"/redirect.v1.Telemetry/ListConnections", RPC_ROLE_READER, 0,
 	&redirect__v1__list_connections_request__descriptor, list_connections},
-    {"/redirect.v1.Telemetry/GetConnection", RPC_ROLE_READER,
+    {"/redirect.v1.Telemetry/GetConnection", RPC_ROLE_READER, 0,
 	&redirect__v1__get_connection_request__descriptor, get_connection},
-    {"/redirect.v1.Telemetry/WatchConnections", RPC_ROLE_READER,
-	&redirect__v1__watch_connections_request__descriptor, not_yet},
-    {"/redirect.v1.Policy/GetPolicy", RPC_ROLE_ADMIN, &redirect__v1__get_policy_request__descriptor,
-	not_yet},
-    {"/redirect.v1.Policy/SetPolicy", RPC_ROLE_ADMIN, &redirect__v1__set_policy_request__descriptor,
-	not_yet},
-    {"/redirect.v1.Policy/ValidatePolicy", RPC_ROLE_ADMIN,
+    {"/redirect.v1.Telemetry/WatchConnections", RPC_ROLE_READER, 1,
+	&redirect__v1__watch_connections_request__descriptor, NULL},
+    {"/redirect.v1.Policy/GetPolicy", RPC_ROLE_ADMIN, 0,
+	&redirect__v1__get_policy_request__descriptor, not_yet},
+    {"/redirect.v1.Policy/SetPolicy", RPC_ROLE_ADMIN, 0,
+	&redirect__v1__set_policy_request__descriptor, not_yet},
+    {"/redirect.v1.Policy/ValidatePolicy", RPC_ROLE_ADMIN, 0,
 	&redirect__v1__validate_policy_request__descriptor, not_yet},
-    {"/redirect.v1.Policy/ListPolicyHistory", RPC_ROLE_ADMIN,
+    {"/redirect.v1.Policy/ListPolicyHistory", RPC_ROLE_ADMIN, 0,
 	&redirect__v1__list_policy_history_request__descriptor, not_yet},
 };
 const size_t rpc_n_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);

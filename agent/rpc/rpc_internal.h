@@ -34,9 +34,25 @@ enum rpc_role {
 	RPC_ROLE_ADMIN,  /* also Policy */
 };
 
+/* Every completion-queue tag is one of these: what completed, and for whom. */
+enum rpc_tag_kind {
+	RPC_TAG_CALL,         /* a unary call (struct rpc_call) */
+	RPC_TAG_WATCH_SEND,   /* a watcher's message was taken */
+	RPC_TAG_WATCH_CLOSE,  /* a watcher's call ended (client gone, or finished) */
+	RPC_TAG_WATCH_STATUS, /* a watcher's final status was sent */
+};
+
+struct rpc_tag {
+	enum rpc_tag_kind kind;
+	void *arg;
+};
+
+struct watch;
+
 struct rpc_method {
 	const char *path; /* "/redirect.v1.Agent/GetInfo" */
 	enum rpc_role needs;
+	int streaming; /* handled by watch.c, not by handle() */
 	const ProtobufCMessageDescriptor *input;
 	grpc_status_code (*handle)(struct rpc_server *srv, const ProtobufCMessage *req,
 	    grpc_byte_buffer **reply, char *msg, size_t msglen);
@@ -64,6 +80,15 @@ struct rpc_server {
 	int cq_running, accept_running;
 
 	sqlite3 *db; /* read-only; used by the cq thread only */
+
+	/* watch.c */
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_wake, watch_idle;
+	pthread_t watch_thread;
+	int watch_inited, watch_running, watch_exit;
+	struct watch *watchers;
+	unsigned n_watchers;
+	sqlite3 *watch_db; /* read-only; used by the watch thread only */
 };
 
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg);
@@ -77,6 +102,21 @@ enum rpc_role rpc_role_of(const struct config *cfg, grpc_call *call, char *who, 
 
 /* The role configured for one identity (exact match; admins win over readers). */
 enum rpc_role rpc_role_of_identity(const struct config *cfg, const char *id, size_t len);
+
+struct conn_row;
+/* A Connection message owning copies of the row's strings; NULL when out of memory. */
+Redirect__V1__Connection *rpc_conn_new(const struct conn_row *r);
+void rpc_conn_free(Redirect__V1__Connection *c);
+
+/* watch.c: start its thread; take over a WatchConnections call (OK: the
+ * stream is running; otherwise the caller replies with that status); report
+ * a completed tag (cq thread); stop in two steps around the gRPC shutdown. */
+int watch_start(struct rpc_server *srv, char *err, size_t errlen);
+grpc_status_code watch_begin(
+    struct rpc_server *srv, grpc_call *call, const ProtobufCMessage *req, char *msg, size_t msglen);
+void watch_on_tag(struct rpc_server *srv, struct rpc_tag *t, int success);
+void watch_stop_begin(struct rpc_server *srv);
+void watch_stop_end(struct rpc_server *srv);
 
 int rpc_db_open(struct rpc_server *srv, char *err, size_t errlen);
 void rpc_db_close(struct rpc_server *srv);

@@ -33,6 +33,7 @@
 #define REQUESTS_PER_METHOD 4 /* calls of one method that can start at once */
 
 struct rpc_call {
+	struct rpc_tag tag; /* {RPC_TAG_CALL, this} */
 	struct rpc_server *srv;
 	const struct rpc_method *m; /* NULL: the generic (unknown method) request */
 	grpc_call *call;
@@ -58,12 +59,13 @@ post_request(struct rpc_server *srv, const struct rpc_method *m)
 		log_warnx("rpc: out of memory posting a request");
 		return;
 	}
+	c->tag = (struct rpc_tag){RPC_TAG_CALL, c};
 	c->srv = srv;
 	c->m = m;
 	grpc_metadata_array_init(&c->md);
 	if (m != NULL) {
 		e = grpc_server_request_registered_call(srv->server, srv->handles[m - rpc_methods],
-		    &c->call, &c->deadline, &c->md, &c->payload, srv->cq, srv->cq, c);
+		    &c->call, &c->deadline, &c->md, &c->payload, srv->cq, srv->cq, &c->tag);
 	} else {
 		grpc_call_details_init(&c->details);
 		e = grpc_server_request_call(
@@ -149,7 +151,7 @@ reply(struct rpc_call *c, grpc_status_code status, const char *msg)
 	ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
 	n++;
 	c->replied = 1;
-	if ((e = grpc_call_start_batch(c->call, ops, n, c, NULL)) != GRPC_CALL_OK) {
+	if ((e = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL)) != GRPC_CALL_OK) {
 		log_warnx("rpc: cannot reply: error %d", (int)e);
 		call_free(c);
 	}
@@ -192,6 +194,17 @@ dispatch(struct rpc_call *c)
 		reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
 		return;
 	}
+	if (m->streaming) {
+		st = watch_begin(srv, c->call, req, msg, sizeof(msg));
+		protobuf_c_message_free_unpacked(req, NULL);
+		if (st == GRPC_STATUS_OK) {
+			c->call = NULL; /* the stream owns it now */
+			call_free(c);
+			return;
+		}
+		reply(c, st, msg);
+		return;
+	}
 	st = m->handle(srv, req, &c->reply, msg, sizeof(msg));
 	protobuf_c_message_free_unpacked(req, NULL);
 	if (st != GRPC_STATUS_OK && st != GRPC_STATUS_UNIMPLEMENTED)
@@ -207,6 +220,7 @@ cq_main(void *arg)
 	for (;;) {
 		grpc_event ev =
 		    grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		struct rpc_tag *t;
 		struct rpc_call *c;
 
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -217,7 +231,12 @@ cq_main(void *arg)
 			grpc_completion_queue_shutdown(srv->cq);
 			continue;
 		}
-		c = ev.tag;
+		t = ev.tag;
+		if (t->kind != RPC_TAG_CALL) {
+			watch_on_tag(srv, t, ev.success);
+			continue;
+		}
+		c = t->arg;
 		if (c->replied || !ev.success) {
 			call_free(c);
 			continue;
@@ -465,6 +484,10 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 		srv->handles[i] = grpc_server_register_method(srv->server, rpc_methods[i].path,
 		    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	srv->local_creds = grpc_insecure_server_credentials_create();
+	if (watch_start(srv, err, errlen) != 0) {
+		grpc_server_start(srv->server); /* shutdown expects a started server */
+		goto fail;
+	}
 	if (srv->cfg->remote_listen[0] != '\0' && listen_remote(srv, err, errlen) != 0) {
 		grpc_server_start(srv->server); /* shutdown expects a started server */
 		goto fail;
@@ -505,6 +528,7 @@ rpc_server_stop(struct rpc_server *srv)
 	}
 	if (srv->server != NULL) {
 		srv->stopping = 1;
+		watch_stop_begin(srv);
 		grpc_server_shutdown_and_notify(srv->server, srv->cq, &shutdown_tag);
 		grpc_server_cancel_all_calls(srv->server);
 		if (srv->cq_running) {
@@ -516,6 +540,7 @@ rpc_server_stop(struct rpc_server *srv)
 				   .type != GRPC_QUEUE_SHUTDOWN)
 				;
 		}
+		watch_stop_end(srv); /* every tag is in: free the watchers, join the thread */
 		grpc_server_destroy(srv->server);
 		grpc_completion_queue_destroy(srv->cq);
 		grpc_server_credentials_release(srv->local_creds);

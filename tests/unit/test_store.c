@@ -256,13 +256,16 @@ test_retention(void **state)
 	store_close(st);
 
 	db = open_db();
-	/* small batches: 7 + 7 + 6, then nothing */
+	/* small batches (at most 7 rows of each table), then nothing */
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 31);
 	while ((d = retention_prune_batch(db, &p, now)) > 0) {
-		assert_true(d <= 7);
+		assert_true(d <= 14);
 		total += d;
 	}
 	assert_int_equal(d, 0);
-	assert_int_equal(total, 20);
+	/* 20 old rows, and every event (all committed before "now" minus a day) */
+	assert_int_equal(total, 20 + 31);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 0);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 11);
 	assert_int_equal(
 	    query_int(db, "SELECT count(*) FROM connections WHERE state = 'relaying'"), 1);
