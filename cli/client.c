@@ -110,95 +110,6 @@ client_open_tls(struct client *c, const char *target, const char *ca_file, const
 	return 0;
 }
 
-int
-client_call(struct client *c, const char *method, const ProtobufCMessage *req,
-    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, char *msg, size_t msglen)
-{
-	gpr_timespec deadline = gpr_time_add(
-	    gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(CALL_TIMEOUT_MS, GPR_TIMESPAN));
-	grpc_slice method_slice = grpc_slice_from_static_string(method);
-	grpc_metadata_array initial, trailing;
-	grpc_byte_buffer *out = NULL, *in = NULL;
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
-	grpc_op ops[6];
-	grpc_call *call;
-	grpc_event ev;
-	size_t len = protobuf_c_message_get_packed_size(req);
-	grpc_slice body = grpc_slice_malloc(len);
-	int tag, rc;
-
-	*resp = NULL;
-	protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(body));
-	out = grpc_raw_byte_buffer_create(&body, 1);
-	grpc_slice_unref(body);
-	grpc_metadata_array_init(&initial);
-	grpc_metadata_array_init(&trailing);
-	call = grpc_channel_create_call(
-	    c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method_slice, NULL, deadline, NULL);
-
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = out;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &in;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
-		snprintf(msg, msglen, "cannot start the call");
-		rc = CLIENT_UNREACHABLE;
-		goto out;
-	}
-	ev = grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	(void)ev;
-
-	{
-		char *d = grpc_slice_to_c_string(details);
-
-		snprintf(msg, msglen, "%s", d);
-		gpr_free(d);
-	}
-	rc = (int)status;
-	if (status == GRPC_STATUS_UNAVAILABLE) {
-		snprintf(msg + strlen(msg), msglen - strlen(msg), "%scannot reach the agent at %s",
-		    msg[0] != '\0' ? ": " : "", c->where);
-		rc = CLIENT_UNREACHABLE;
-	} else if (status == GRPC_STATUS_OK) {
-		grpc_byte_buffer_reader reader;
-		grpc_slice all;
-
-		if (in == NULL || !grpc_byte_buffer_reader_init(&reader, in)) {
-			snprintf(msg, msglen, "the agent sent no reply");
-			rc = GRPC_STATUS_INTERNAL;
-			goto out;
-		}
-		all = grpc_byte_buffer_reader_readall(&reader);
-		grpc_byte_buffer_reader_destroy(&reader);
-		*resp = protobuf_c_message_unpack(
-		    resp_desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-		grpc_slice_unref(all);
-		if (*resp == NULL) {
-			snprintf(msg, msglen, "the agent's reply is not a %s", resp_desc->name);
-			rc = GRPC_STATUS_INTERNAL;
-		}
-	}
-out:
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&initial);
-	grpc_metadata_array_destroy(&trailing);
-	grpc_byte_buffer_destroy(out);
-	if (in != NULL)
-		grpc_byte_buffer_destroy(in);
-	grpc_call_unref(call);
-	return rc;
-}
-
 /* Run one batch on call and wait for it. Returns 1 when it succeeded. */
 static int
 run_batch(struct client *c, grpc_call *call, grpc_op *ops, size_t n)
@@ -212,10 +123,30 @@ run_batch(struct client *c, grpc_call *call, grpc_op *ops, size_t n)
 	return ev.success;
 }
 
-int
-client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
-    const ProtobufCMessageDescriptor *resp_desc, int (*cb)(void *arg, const ProtobufCMessage *m),
-    void *arg, char *msg, size_t msglen)
+static ProtobufCMessage *
+decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
+{
+	grpc_byte_buffer_reader reader;
+	ProtobufCMessage *m;
+	grpc_slice all;
+
+	if (!grpc_byte_buffer_reader_init(&reader, bb))
+		return NULL;
+	all = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+	grpc_slice_unref(all);
+	return m;
+}
+
+/*
+ * The one way a call runs: send req, hand every reply to cb (which owns it),
+ * then read the status. A unary call is a stream of one message.
+ */
+static int
+run_call(struct client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, gpr_timespec deadline,
+    int (*cb)(void *arg, ProtobufCMessage *m), void *arg, char *msg, size_t msglen)
 {
 	grpc_metadata_array initial, trailing;
 	grpc_status_code status = GRPC_STATUS_UNKNOWN;
@@ -225,7 +156,7 @@ client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
 	grpc_byte_buffer *out, *in = NULL;
 	grpc_op ops[4];
 	grpc_call *call;
-	int rc, stopped = 0;
+	int rc, stopped = 0, bad_reply = 0;
 
 	protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(body));
 	out = grpc_raw_byte_buffer_create(&body, 1);
@@ -233,7 +164,7 @@ client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
 	grpc_metadata_array_init(&initial);
 	grpc_metadata_array_init(&trailing);
 	call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
-	    grpc_slice_from_static_string(method), NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	    grpc_slice_from_static_string(method), NULL, deadline, NULL);
 
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -246,28 +177,21 @@ client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
 	(void)run_batch(c, call, ops, 4);
 	for (;;) {
 		ProtobufCMessage *m;
-		grpc_byte_buffer_reader reader;
-		grpc_slice all;
 
 		memset(ops, 0, sizeof(ops));
 		ops[0].op = GRPC_OP_RECV_MESSAGE;
 		ops[0].data.recv_message.recv_message = &in;
 		if (!run_batch(c, call, ops, 1) || in == NULL)
 			break;
-		if (!grpc_byte_buffer_reader_init(&reader, in))
-			break;
-		all = grpc_byte_buffer_reader_readall(&reader);
-		grpc_byte_buffer_reader_destroy(&reader);
+		m = decode(in, resp_desc);
 		grpc_byte_buffer_destroy(in);
 		in = NULL;
-		m = protobuf_c_message_unpack(
-		    resp_desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-		grpc_slice_unref(all);
-		if (m == NULL)
+		if (m == NULL) {
+			bad_reply = 1;
+			grpc_call_cancel(call, NULL);
 			break;
-		stopped = cb(arg, m);
-		protobuf_c_message_free_unpacked(m, NULL);
-		if (stopped) {
+		}
+		if ((stopped = cb(arg, m)) != 0) {
 			grpc_call_cancel(call, NULL);
 			break;
 		}
@@ -285,19 +209,80 @@ client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
 		gpr_free(d);
 	}
 	rc = stopped ? 0 : (int)status;
-	if (!stopped && status == GRPC_STATUS_UNAVAILABLE && strcmp(msg, "agent stopping") != 0) {
+	if (bad_reply) {
+		snprintf(msg, msglen, "the agent's reply is not a %s", resp_desc->name);
+		rc = GRPC_STATUS_INTERNAL;
+	} else if (!stopped && status == GRPC_STATUS_UNAVAILABLE &&
+		   strcmp(msg, "agent stopping") != 0) {
 		snprintf(msg + strlen(msg), msglen - strlen(msg), "%scannot reach the agent at %s",
 		    msg[0] != '\0' ? ": " : "", c->where);
 		rc = CLIENT_UNREACHABLE;
 	}
-	if (in != NULL)
-		grpc_byte_buffer_destroy(in);
 	grpc_byte_buffer_destroy(out);
 	grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&initial);
 	grpc_metadata_array_destroy(&trailing);
 	grpc_call_unref(call);
 	return rc;
+}
+
+static int
+keep_first(void *arg, ProtobufCMessage *m)
+{
+	ProtobufCMessage **first = arg;
+
+	if (*first == NULL)
+		*first = m;
+	else
+		protobuf_c_message_free_unpacked(m, NULL);
+	return 0;
+}
+
+int
+client_call(struct client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	gpr_timespec deadline = gpr_time_add(
+	    gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(CALL_TIMEOUT_MS, GPR_TIMESPAN));
+	int rc;
+
+	*resp = NULL;
+	rc = run_call(c, method, req, resp_desc, deadline, keep_first, resp, msg, msglen);
+	if (rc == GRPC_STATUS_OK && *resp == NULL) {
+		snprintf(msg, msglen, "the agent sent no reply");
+		rc = GRPC_STATUS_INTERNAL;
+	}
+	if (rc != GRPC_STATUS_OK && *resp != NULL) {
+		protobuf_c_message_free_unpacked(*resp, NULL);
+		*resp = NULL;
+	}
+	return rc;
+}
+
+struct stream_cb {
+	int (*cb)(void *arg, const ProtobufCMessage *m);
+	void *arg;
+};
+
+static int
+stream_one(void *arg, ProtobufCMessage *m)
+{
+	struct stream_cb *s = arg;
+	int r = s->cb(s->arg, m);
+
+	protobuf_c_message_free_unpacked(m, NULL);
+	return r;
+}
+
+int
+client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, int (*cb)(void *arg, const ProtobufCMessage *m),
+    void *arg, char *msg, size_t msglen)
+{
+	struct stream_cb s = {cb, arg};
+
+	return run_call(c, method, req, resp_desc, gpr_inf_future(GPR_CLOCK_REALTIME), stream_one,
+	    &s, msg, msglen);
 }
 
 void
