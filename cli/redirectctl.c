@@ -569,21 +569,72 @@ cmd_watch(struct ctx *c, int argc, char **argv)
 	return rc == 0 ? 0 : call_failed(c, rc, msg);
 }
 
+static char *
+read_policy_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "redirectctl: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	/* The agent caps requests at 64 KiB; a larger file is refused there too. */
+	buf = malloc(1 << 20);
+	n = buf != NULL ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	if (buf != NULL)
+		buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * policy get|set FILE|validate FILE|history: each calls its own method. The
+ * agent serves them with the policy work; until then it answers
+ * UNIMPLEMENTED and this exits 1 with its message.
+ */
 static int
 cmd_policy(struct ctx *c, int argc, char **argv)
 {
-	Redirect__V1__GetPolicyRequest q = REDIRECT__V1__GET_POLICY_REQUEST__INIT;
 	ProtobufCMessage *r = NULL;
-	char msg[512];
+	char msg[512], *doc = NULL;
 	int rc;
 
-	if (argc < 2 || (strcmp(argv[1], "get") != 0 && strcmp(argv[1], "history") != 0 &&
-			    strcmp(argv[1], "set") != 0 && strcmp(argv[1], "validate") != 0))
+	if (argc == 2 && strcmp(argv[1], "get") == 0) {
+		Redirect__V1__GetPolicyRequest q = REDIRECT__V1__GET_POLICY_REQUEST__INIT;
+
+		rc = CALL(c, "/redirect.v1.Policy/GetPolicy", q, redirect__v1__policy_version, &r);
+	} else if (argc == 2 && strcmp(argv[1], "history") == 0) {
+		Redirect__V1__ListPolicyHistoryRequest q =
+		    REDIRECT__V1__LIST_POLICY_HISTORY_REQUEST__INIT;
+
+		rc = CALL(c, "/redirect.v1.Policy/ListPolicyHistory", q,
+		    redirect__v1__list_policy_history_response, &r);
+	} else if (argc == 3 && strcmp(argv[1], "set") == 0) {
+		Redirect__V1__SetPolicyRequest q = REDIRECT__V1__SET_POLICY_REQUEST__INIT;
+
+		if ((doc = read_policy_file(argv[2])) == NULL)
+			return EXIT_USAGE;
+		q.document_json = doc;
+		rc = CALL(c, "/redirect.v1.Policy/SetPolicy", q, redirect__v1__policy_version, &r);
+	} else if (argc == 3 && strcmp(argv[1], "validate") == 0) {
+		Redirect__V1__ValidatePolicyRequest q = REDIRECT__V1__VALIDATE_POLICY_REQUEST__INIT;
+
+		if ((doc = read_policy_file(argv[2])) == NULL)
+			return EXIT_USAGE;
+		q.document_json = doc;
+		rc = CALL(c, "/redirect.v1.Policy/ValidatePolicy", q,
+		    redirect__v1__validate_policy_response, &r);
+	} else {
 		return EXIT_USAGE;
-	rc = CALL(c, "/redirect.v1.Policy/GetPolicy", q, redirect__v1__policy_version, &r);
-	if (rc == 0)
-		protobuf_c_message_free_unpacked(r, NULL);
-	return rc == 0 ? 0 : call_failed(c, rc, msg);
+	}
+	free(doc);
+	if (rc != 0)
+		return call_failed(c, rc, msg);
+	/* Printing each reply arrives with the policy work, with the document format. */
+	protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
 }
 
 static const struct command commands[] = {

@@ -55,6 +55,12 @@ rc=0; "$CTL" --socket "$SOCK" conns --port 0 2>/dev/null || rc=$?
 check_eq "a bad --port is a usage error (2)" 2 "$rc"
 rc=0; "$CTL" --socket "$SOCK" frobnicate 2>/dev/null || rc=$?
 check_eq "an unknown command is a usage error (2)" 2 "$rc"
+echo '{"rules": []}' >"$WORK/policy.json"
+rc=0; "$CTL" --socket "$SOCK" policy set "$WORK/policy.json" 2>"$WORK/err" || rc=$?
+check_eq "policy set sends SetPolicy: UNIMPLEMENTED in this version (exit 1)" 1 "$rc"
+check "and says so" grep -q "unimplemented.*not implemented in this agent version" "$WORK/err"
+rc=0; "$CTL" --socket "$SOCK" policy validate "$WORK/missing.json" 2>"$WORK/err" || rc=$?
+check_eq "policy validate of a missing file: usage error (2)" 2 "$rc"
 check "every command has --help" bash -c "'$CTL' conns --help | grep -q -- '--since DURATION'"
 rc=0; "$CTL" --socket "$WORK/absent.sock" status 2>"$WORK/err" || rc=$?
 check_eq "no agent: exit 3" 3 "$rc"
