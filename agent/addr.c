@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 static void
 set_err(char *err, size_t errlen, const char *fmt, const char *what)
@@ -312,4 +313,19 @@ endpoint_is_loopback(const struct endpoint *e)
 	if (e->family == AF_INET6)
 		return memcmp(e->addr, v6lo, 16) == 0;
 	return false;
+}
+
+int
+addr_unix(struct sockaddr_un *sun, const char *path, char *err, size_t errlen)
+{
+	size_t len = strlen(path);
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (len >= sizeof(sun->sun_path)) {
+		set_err(err, errlen, "%s: socket path too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sun->sun_path, path, len + 1);
+	return 0;
 }

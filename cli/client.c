@@ -1,5 +1,7 @@
 #include "client.h"
 
+#include "addr.h"
+
 #include <errno.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
@@ -20,13 +22,8 @@ probe_socket(const char *path, char *err, size_t errlen)
 	struct sockaddr_un sun;
 	int fd, r;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "%s: socket path too long", path);
+	if (addr_unix(&sun, path, err, errlen) != 0)
 		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;

@@ -27,6 +27,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
 #include "log.h"
 
@@ -330,13 +331,8 @@ listen_local(struct rpc_server *srv, char *err, size_t errlen)
 	char *slash;
 	int fd;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "%s: socket path too long", path);
+	if (addr_unix(&sun, path, err, errlen) != 0)
 		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "addr.h"
 
@@ -161,6 +162,23 @@ test_endpoint(void **state)
 	assert_int_equal(endpoint_to_sockaddr(&e, &ss), -EAFNOSUPPORT);
 }
 
+static void
+test_unix(void **state)
+{
+	struct sockaddr_un sun;
+	char err[256], long_path[200];
+
+	(void)state;
+	assert_int_equal(addr_unix(&sun, "/run/redirect-agent/agent.sock", err, sizeof(err)), 0);
+	assert_int_equal(sun.sun_family, AF_UNIX);
+	assert_string_equal(sun.sun_path, "/run/redirect-agent/agent.sock");
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[0] = '/';
+	long_path[sizeof(long_path) - 1] = '\0';
+	assert_int_equal(addr_unix(&sun, long_path, err, sizeof(err)), -ENAMETOOLONG);
+	assert_non_null(strstr(err, "socket path too long"));
+}
+
 int
 main(void)
 {
@@ -171,6 +189,7 @@ main(void)
 	    cmocka_unit_test(test_ports),
 	    cmocka_unit_test(test_contains),
 	    cmocka_unit_test(test_endpoint),
+	    cmocka_unit_test(test_unix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
