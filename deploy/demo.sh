@@ -71,6 +71,13 @@ for url in http://10.99.0.2/ "http://[fd99::2]/" http://10.99.0.2/index.html; do
 	printf '   curl %-28s -> %s\n' "$url" "$(ip netns exec "$C" curl -sS --max-time 5 "$url")"
 done
 
+CTL=$PWD/build/cli/redirectctl
+SOCK=${RUNTIME_DIRECTORY:-/run/redirect-agent}/agent.sock
+sleep 0.1 # the writer commits within tens of milliseconds
+echo "== the admin CLI over the agent's local socket ($SOCK)"
+"$CTL" --socket "$SOCK" status | sed 's/^/   /'
+"$CTL" --socket "$SOCK" conns --limit 3 | sed 's/^/   /'
+
 echo "== stopping the agent (SIGTERM: removes its table, drains, commits)"
 kill -TERM "$agent"
 wait "$agent"
