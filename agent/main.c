@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -134,7 +135,21 @@ static void
 on_signal(uv_signal_t *sig, int signum)
 {
 	log_info("received signal %d (%s), stopping", signum, strsignal(signum));
+	sd_notify(0, "STOPPING=1");
 	uv_stop(sig->loop);
+}
+
+/* Feed systemd's watchdog, but only while every event loop is turning. */
+static void
+on_watchdog(uv_timer_t *t)
+{
+	struct workers *ws = t->data;
+	uint64_t interval_ms = uv_timer_get_repeat(t);
+
+	if (workers_alive(ws, 4 * interval_ms + 2000))
+		sd_notify(0, "WATCHDOG=1");
+	else
+		log_warnx("an event loop is stuck: not feeding the watchdog");
 }
 
 static void
@@ -178,6 +193,8 @@ main(int argc, char **argv)
 	struct store_options so;
 	uv_loop_t *loop;
 	uv_signal_t sigint, sigterm;
+	uv_timer_t watchdog;
+	uint64_t watchdog_usec = 0;
 
 	while ((c = getopt_long(argc, argv, "c:fnVh", opts, NULL)) != -1) {
 		switch (c) {
@@ -299,6 +316,12 @@ main(int argc, char **argv)
 	    AGENT_VERSION, cfg.agent_id, cfg.mark, (unsigned)cfg.listen_port, cfg.db_path,
 	    cfg.local_socket);
 	daemon_ready(ready_fd, 0);
+	sd_notifyf(0, "READY=1\nSTATUS=relaying on port %u, API on %s", (unsigned)cfg.listen_port,
+	    cfg.local_socket);
+	uv_timer_init(loop, &watchdog);
+	watchdog.data = workers;
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec >= 2000)
+		uv_timer_start(&watchdog, on_watchdog, 0, watchdog_usec / 2000);
 
 	uv_run(loop, UV_RUN_DEFAULT);
 
@@ -309,6 +332,7 @@ main(int argc, char **argv)
 	store_close(store);
 	uv_close((uv_handle_t *)&sigint, NULL);
 	uv_close((uv_handle_t *)&sigterm, NULL);
+	uv_close((uv_handle_t *)&watchdog, NULL);
 	uv_run(loop, UV_RUN_NOWAIT);
 	uv_loop_close(loop);
 	log_info("stopped");

@@ -121,10 +121,18 @@ on_listen_readable(uv_poll_t *p, int status, int events)
 /* ---- stop and drain ---- */
 
 static void
+on_beat(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+
+	atomic_store_explicit(&w->beat_ms, uv_hrtime() / 1000000, memory_order_relaxed);
+}
+
+static void
 worker_finish(struct worker *w)
 {
 	uv_handle_t *hs[] = {(uv_handle_t *)&w->stop_async, (uv_handle_t *)&w->drain_timer,
-	    (uv_handle_t *)&w->resume_timer};
+	    (uv_handle_t *)&w->resume_timer, (uv_handle_t *)&w->beat_timer};
 
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
 		if (!uv_is_closing(hs[i]))
@@ -274,6 +282,11 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 
 	uv_timer_init(&w->loop, &w->resume_timer);
 	w->resume_timer.data = w;
+	uv_timer_init(&w->loop, &w->beat_timer);
+	w->beat_timer.data = w;
+	on_beat(&w->beat_timer);
+	uv_timer_start(&w->beat_timer, on_beat, 1000, 1000);
+	uv_unref((uv_handle_t *)&w->beat_timer); /* a heartbeat never keeps a loop alive */
 
 	for (unsigned i = 0; i < WORKER_MAX_LISTENERS; i++) {
 		struct listener *l = &w->listeners[w->n_listeners];
@@ -418,6 +431,18 @@ workers_stop(struct workers *ws, struct proxy_stats_snapshot *final)
 		workers_get_stats(ws, final);
 	free(ws->w);
 	free(ws);
+}
+
+int
+workers_alive(struct workers *ws, uint64_t max_age_ms)
+{
+	uint64_t now = uv_hrtime() / 1000000;
+
+	for (unsigned i = 0; i < ws->n; i++)
+		if (now - atomic_load_explicit(&ws->w[i].beat_ms, memory_order_relaxed) >
+		    max_age_ms)
+			return 0;
+	return 1;
 }
 
 #define LOAD(field) atomic_load_explicit(&w->stats.field, memory_order_relaxed)

@@ -51,6 +51,8 @@ struct worker {
 
 	struct bufpool pool;
 	struct proxy_stats stats;
+	uv_timer_t beat_timer;
+	_Atomic uint64_t beat_ms; /* uv_now of the loop's last heartbeat (1 s timer) */
 };
 
 /*
@@ -67,6 +69,12 @@ int workers_start(
  * final counters go to *final when it is not NULL.
  */
 void workers_stop(struct workers *ws, struct proxy_stats_snapshot *final);
+
+/*
+ * Whether every worker's loop ran its heartbeat within max_age_ms of now
+ * (uv_hrtime based). The systemd watchdog is fed only while this holds.
+ */
+int workers_alive(struct workers *ws, uint64_t max_age_ms);
 
 /* Sum of every worker's counters. Thread-safe. */
 void workers_get_stats(struct workers *ws, struct proxy_stats_snapshot *out);

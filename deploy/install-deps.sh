@@ -11,10 +11,10 @@ packages=(
 	# build
 	build-essential cmake pkg-config
 	libuv1-dev libsqlite3-dev libnftables-dev libinih-dev
-	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libsystemd-dev
 	# tests (Debian's python3 with grpcio: the console test)
 	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux openssl
-	python3-grpcio python3-grpc-tools
+	python3-grpcio python3-grpc-tools systemd
 )
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(haproxy iperf3 apache2-utils util-linux)
