@@ -319,6 +319,57 @@ test_queue_full(void **state)
 	sqlite3_close(db);
 }
 
+/* A database made by the first schema version is upgraded in place, data intact. */
+static void
+test_upgrade_from_v1(void **state)
+{
+	struct store *st;
+	struct store_stats stats;
+	sqlite3 *db;
+	char err[256], cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/sub'", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(schema_migrate_to(db, 1, err, sizeof(err)), 0);
+	assert_int_equal(schema_version(db), 1);
+	/* rows as version 1 wrote them: one closed, one left open by a crash */
+	assert_int_equal(
+	    sqlite3_exec(db,
+		"INSERT INTO connections (id, opened_at_us, closed_at_us, family,"
+		" client_addr, client_port, orig_dst_addr, orig_dst_port, orig_dst_bin,"
+		" redirect_state, verdict, state, bytes_up, bytes_down, close_reason)"
+		" VALUES (7, 100, 200, 4, '10.0.0.1', 4000, '192.0.2.1', 443,"
+		" X'C0000201', 'none', 'allow', 'closed', 11, 22, 'completed'),"
+		" (8, 300, NULL, 4, '10.0.0.1', 4001, '192.0.2.2', 80, X'C0000202',"
+		" 'none', 'allow', 'relaying', 0, 0, NULL)",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	st = open_store(0, 0, 0); /* the current code: migrates, recovers */
+	store_get_stats(st, &stats);
+	assert_int_equal(stats.interrupted_at_start, 1);
+	assert_int_equal(store_next_id(st), 9);
+	assert_int_equal(store_last_sequence(st), 0);
+	store_close(st);
+
+	db = open_db();
+	assert_int_equal(schema_version(db), schema_latest_version());
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections WHERE id = 7 AND"
+				       " bytes_up = 11 AND bytes_down = 22 AND orig_dst_addr ="
+				       " '192.0.2.1' AND state = 'closed'"),
+	    1);
+	assert_int_equal(
+	    query_int(db, "SELECT state = 'interrupted' FROM connections WHERE id = 8"), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_integrity_check"
+				       " WHERE integrity_check = 'ok'"),
+	    1);
+	sqlite3_close(db);
+}
+
 int
 main(void)
 {
@@ -328,6 +379,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
