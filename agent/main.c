@@ -243,6 +243,16 @@ main(int argc, char **argv)
 		: (getenv("JOURNAL_STREAM") != NULL ? LOG_TARGET_JOURNAL : LOG_TARGET_STDERR),
 	    cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Catch SIGTERM/SIGINT before anything starts: one that arrives during
+	 * start-up waits in libuv and stops the agent cleanly (rules removed,
+	 * sessions drained) as soon as the loop runs.
+	 */
+	loop = uv_default_loop();
+	uv_signal_init(loop, &sigint);
+	uv_signal_init(loop, &sigterm);
+	uv_signal_start(&sigint, on_signal, SIGINT);
+	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	raise_fd_limit(&cfg);
 	if (cfg.workers == 0) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -303,12 +313,6 @@ main(int argc, char **argv)
 		daemon_ready(ready_fd, 1);
 		return 1;
 	}
-
-	loop = uv_default_loop();
-	uv_signal_init(loop, &sigint);
-	uv_signal_init(loop, &sigterm);
-	uv_signal_start(&sigint, on_signal, SIGINT);
-	uv_signal_start(&sigterm, on_signal, SIGTERM);
 
 	log_info(
 	    "redirect-agent %s started: agent %s, mark 0x%x, listening on port %u, database %s, "

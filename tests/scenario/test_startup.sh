@@ -31,6 +31,17 @@ check "it left no table of its own" not has_table second
 check "the first agent is still running" kill -0 "$first"
 check_eq "and still relaying" "hello from $(hostname)" "$(in_c curl -sS --max-time 5 "http://$SRV4/")"
 
+# SIGTERM during start-up: a clean stop all the same (exit 0, no rules left).
+stop_agent
+ip netns exec "$CNS" "$AGENT" --foreground --config "$WORK/agent.conf" >"$WORK/early.log" 2>&1 &
+early=$!
+sleep 0.05
+kill -TERM "$early"
+rc=0; wait "$early" || rc=$?
+check_eq "SIGTERM during start-up: exit 0" 0 "$rc"
+check "SIGTERM during start-up: no table left" not has_table
+start_agent "$WORK/agent.conf"
+
 # Daemon mode: the command returns once the agent is ready, or with its failure.
 stop_agent
 in_c "$AGENT" --config "$WORK/agent.conf"
