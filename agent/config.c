@@ -500,3 +500,72 @@ config_load_string(struct config *cfg, const char *name, const char *text, char 
 
 	return config_finish(cfg, &ps, line, name, err, errlen);
 }
+
+int
+config_write_file(const char *path, char *const *settings, int n, char *err, size_t errlen)
+{
+	static struct config scratch; /* large: not on the stack */
+	size_t cap = 256, len = 0;
+	char *text = malloc(cap), *tmp = NULL;
+	FILE *f = NULL;
+	int rc = -1;
+
+	if (text == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	len = (size_t)snprintf(text, cap, "; written by redirect-agent --write-config\n");
+	/* One [section] line per setting keeps the text simple; inih merges them. */
+	for (int i = 0; i < n; i++) {
+		const char *dot = strchr(settings[i], '.'), *eq = strchr(settings[i], '=');
+		size_t need;
+
+		if (dot == NULL || eq == NULL || dot > eq) {
+			snprintf(err, errlen, "'%s' is not section.key=value", settings[i]);
+			goto out;
+		}
+		if (eq[1] == '\0')
+			continue;
+		if (strchr(eq + 1, '\n') != NULL || strchr(eq + 1, '\r') != NULL) {
+			snprintf(err, errlen, "%.*s: a value may not span lines",
+			    (int)(eq - settings[i]), settings[i]);
+			goto out;
+		}
+		need = len + strlen(settings[i]) + 16;
+		if (need > cap) {
+			char *bigger = realloc(text, cap = need * 2);
+
+			if (bigger == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto out;
+			}
+			text = bigger;
+		}
+		len += (size_t)snprintf(text + len, cap - len, "[%.*s]\n%.*s = %s\n",
+		    (int)(dot - settings[i]), settings[i], (int)(eq - dot - 1), dot + 1, eq + 1);
+	}
+	config_defaults(&scratch);
+	if (config_load_string(&scratch, path, text, err, errlen) != 0)
+		goto out;
+	if ((tmp = malloc(strlen(path) + 8)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	snprintf(tmp, strlen(path) + 8, "%s.new", path);
+	if ((f = fopen(tmp, "we")) == NULL || fputs(text, f) == EOF || fclose(f) != 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		if (f != NULL)
+			(void)remove(tmp);
+		goto out;
+	}
+	if (rename(tmp, path) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		(void)remove(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(tmp);
+	free(text);
+	return rc;
+}

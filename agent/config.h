@@ -76,6 +76,14 @@ void config_defaults(struct config *cfg);
  */
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
 
+/*
+ * Write a configuration file from "section.key=value" settings (as an
+ * installer passes them): each is checked by this parser, empty values are
+ * skipped (an installer property left unset), and the file is replaced
+ * atomically. Returns 0, or -1 with err set (nothing written).
+ */
+int config_write_file(const char *path, char *const *settings, int n, char *err, size_t errlen);
+
 /* The same for INI text held in memory; name stands in for the file name in errors. */
 int config_load_string(
     struct config *cfg, const char *name, const char *text, char *err, size_t errlen);

@@ -36,6 +36,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: redirect-agent [--config FILE] [--foreground] [--check-config]\n"
+		   "       redirect-agent --write-config FILE [section.key=value ...]\n"
 		   "       redirect-agent --version | --help\n"
 		   "\n"
 		   "Redirects chosen outbound TCP connections to itself (nftables), relays them\n"
@@ -45,6 +46,9 @@ usage(FILE *f)
 		   "                      defaults apply (see README)\n"
 		   "  -f, --foreground    stay in the foreground and log to stderr\n"
 		   "  -n, --check-config  check the configuration and exit (0 good, 78 bad)\n"
+		   "  -w, --write-config FILE\n"
+		   "                      write FILE from the settings given, each checked\n"
+		   "                      (empty values skipped), as installers do; exit\n"
 		   "  -V, --version       print the version and exit\n"
 		   "  -h, --help          print this help and exit\n");
 }
@@ -175,12 +179,13 @@ main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"foreground", no_argument, NULL, 'f'},
 	    {"check-config", no_argument, NULL, 'n'},
+	    {"write-config", required_argument, NULL, 'w'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct config cfg; /* large: not on the stack */
-	const char *config_path = NULL;
+	const char *config_path = NULL, *write_path = NULL;
 	int foreground = 0, check_only = 0, ready_fd = -1, c;
 	char err[1024];
 	struct store *store = NULL;
@@ -196,7 +201,7 @@ main(int argc, char **argv)
 	uv_timer_t watchdog;
 	uint64_t watchdog_usec = 0;
 
-	while ((c = getopt_long(argc, argv, "c:fnVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:fnw:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config_path = optarg;
@@ -206,6 +211,9 @@ main(int argc, char **argv)
 			break;
 		case 'n':
 			check_only = 1;
+			break;
+		case 'w':
+			write_path = optarg;
 			break;
 		case 'V':
 			printf("redirect-agent %s\n", AGENT_VERSION);
@@ -217,6 +225,14 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (write_path != NULL) {
+		if (config_write_file(write_path, argv + optind, argc - optind, err, sizeof(err)) !=
+		    0) {
+			fprintf(stderr, "redirect-agent: configuration error: %s\n", err);
+			return CONFIG_EXIT_CODE;
+		}
+		return 0;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "redirect-agent: unexpected argument '%s'\n", argv[optind]);

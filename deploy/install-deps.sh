@@ -15,8 +15,8 @@ packages=(
 	# tests (Debian's python3 with grpcio: the console test)
 	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux openssl
 	python3-grpcio python3-grpc-tools systemd
-	# packaging (cpack -G DEB runs dpkg-shlibdeps)
-	dpkg-dev adduser
+	# packaging (cpack -G DEB runs dpkg-shlibdeps; the MSI is built with wixl)
+	dpkg-dev adduser wixl msitools
 )
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(haproxy iperf3 apache2-utils util-linux)

@@ -152,6 +152,39 @@ test_file_io(void **state)
 	assert_non_null(strstr(err, "/nonexistent/agent.conf: cannot open"));
 }
 
+static void
+test_write_file(void **state)
+{
+	char path[] = "/tmp/ra-write-XXXXXX";
+	char *good[] = {"proxy.mark=0x8", "api.readers=", "db.retention_days=7"};
+	char *bad_form[] = {"proxy.mark"};
+	char *bad_key[] = {"proxy.colour=blue"};
+	char *two_lines[] = {"api.admins=a\n[db]\npath=/evil"};
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(config_write_file(path, good, 3, err, sizeof(err)), 0);
+	config_defaults(&cfg);
+	assert_int_equal(config_load_file(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.mark, 0x8);
+	assert_int_equal(cfg.retention_days, 7);
+	assert_int_equal(cfg.n_readers, 0);
+
+	/* failures name the setting and leave the file as it was */
+	assert_int_equal(config_write_file(path, bad_form, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "'proxy.mark' is not section.key=value"));
+	assert_int_equal(config_write_file(path, bad_key, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "[proxy] colour: unknown key"));
+	assert_int_equal(config_write_file(path, two_lines, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "api.admins: a value may not span lines"));
+	config_defaults(&cfg);
+	assert_int_equal(config_load_file(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.mark, 0x8);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -160,6 +193,7 @@ main(void)
 	    cmocka_unit_test(test_good_file),
 	    cmocka_unit_test(test_bad_files),
 	    cmocka_unit_test(test_file_io),
+	    cmocka_unit_test(test_write_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
