@@ -129,7 +129,7 @@ hex(const ProtobufCBinaryData *b)
 
 /* Map a call's outcome to an exit code, printing the agent's reason. */
 static int
-call_failed(struct ctx *c, int rc, const char *msg)
+call_failed(int rc, const char *msg)
 {
 	if (rc == CLIENT_UNREACHABLE) {
 		fprintf(stderr, "redirectctl: %s\n", msg);
@@ -137,7 +137,6 @@ call_failed(struct ctx *c, int rc, const char *msg)
 	}
 	fprintf(stderr, "redirectctl: the agent said no (%s): %s\n",
 	    rc == GRPC_STATUS_UNIMPLEMENTED ? "unimplemented" : "error", msg);
-	(void)c;
 	return EXIT_NO;
 }
 
@@ -161,10 +160,10 @@ cmd_status(struct ctx *c, int argc, char **argv)
 	if (argc > 1)
 		return EXIT_USAGE;
 	if ((rc = CALL(c, "/redirect.v1.Agent/GetInfo", iq, redirect__v1__agent_info, &info)) != 0)
-		return call_failed(c, rc, msg);
+		return call_failed(rc, msg);
 	if ((rc = CALL(c, "/redirect.v1.Agent/GetHealth", hq, redirect__v1__health, &h)) != 0) {
 		protobuf_c_message_free_unpacked(&info->base, NULL);
-		return call_failed(c, rc, msg);
+		return call_failed(rc, msg);
 	}
 	if (c->json) {
 		json_t *doc = json_object(), *cfg = json_object(), *reasons = json_array();
@@ -222,7 +221,7 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 	if (argc > 1)
 		return EXIT_USAGE;
 	if ((rc = CALL(c, "/redirect.v1.Telemetry/GetStats", q, redirect__v1__stats, &s)) != 0)
-		return call_failed(c, rc, msg);
+		return call_failed(rc, msg);
 	const struct {
 		const char *name;
 		uint64_t v;
@@ -419,7 +418,7 @@ cmd_conns(struct ctx *c, int argc, char **argv)
 		if ((rc = CALL(c, "/redirect.v1.Telemetry/ListConnections", q,
 			 redirect__v1__list_connections_response, &r)) != 0) {
 			json_decref(all);
-			return call_failed(c, rc, msg);
+			return call_failed(rc, msg);
 		}
 		if (!c->json && shown == 0)
 			printf("%-8s %-19s %-6s %-39s %-11s %-7s %10s %10s %9s  %s\n", "ID",
@@ -477,7 +476,7 @@ cmd_conn(struct ctx *c, int argc, char **argv)
 	q.id = id;
 	if ((rc = CALL(
 		 c, "/redirect.v1.Telemetry/GetConnection", q, redirect__v1__connection, &k)) != 0)
-		return call_failed(c, rc, msg);
+		return call_failed(rc, msg);
 	if (c->json) {
 		print_json(conn_json(k));
 	} else {
@@ -566,7 +565,7 @@ cmd_watch(struct ctx *c, int argc, char **argv)
 		    "DESTINATION", "UP", "DOWN", "REASON");
 	rc = client_stream(&c->cl, "/redirect.v1.Telemetry/WatchConnections", &q.base,
 	    &redirect__v1__connection_event__descriptor, print_event, c, msg, sizeof(msg));
-	return rc == 0 ? 0 : call_failed(c, rc, msg);
+	return rc == 0 ? 0 : call_failed(rc, msg);
 }
 
 static char *
@@ -631,7 +630,7 @@ cmd_policy(struct ctx *c, int argc, char **argv)
 	}
 	free(doc);
 	if (rc != 0)
-		return call_failed(c, rc, msg);
+		return call_failed(rc, msg);
 	/* Printing each reply arrives with the policy work, with the document format. */
 	protobuf_c_message_free_unpacked(r, NULL);
 	return 0;

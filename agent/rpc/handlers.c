@@ -179,31 +179,12 @@ get_stats(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer 
 	return GRPC_STATUS_OK;
 }
 
-/* A Connection message holding its own copies of a row's strings and blobs. */
-static Redirect__V1__Connection *conn_new(const struct conn_row *r);
-static void conn_free(Redirect__V1__Connection *c);
-static int conn_complete(const Redirect__V1__Connection *c);
-
+/*
+ * A Connection message holding its own copies of a row's strings and blobs
+ * (rpc_internal.h). NULL when any copy failed: never a half-filled message.
+ */
 Redirect__V1__Connection *
 rpc_conn_new(const struct conn_row *r)
-{
-	Redirect__V1__Connection *c = conn_new(r);
-
-	if (c != NULL && !conn_complete(c)) {
-		conn_free(c);
-		return NULL;
-	}
-	return c;
-}
-
-void
-rpc_conn_free(Redirect__V1__Connection *c)
-{
-	conn_free(c);
-}
-
-static Redirect__V1__Connection *
-conn_new(const struct conn_row *r)
 {
 	Redirect__V1__Connection *c = malloc(sizeof(*c));
 
@@ -240,11 +221,18 @@ conn_new(const struct conn_row *r)
 	    (c->redirect_context.data = malloc(r->redirect_context_len)))
 		memcpy(c->redirect_context.data, r->redirect_context,
 		    c->redirect_context.len = r->redirect_context_len);
+	if (!c->client_addr || !c->orig_dst_addr || !c->upstream_local_addr || !c->redirect_state ||
+	    !c->verdict || !c->state || !c->close_reason || !c->error || !c->exe ||
+	    (r->redirect_records_len > 0 && c->redirect_records.data == NULL) ||
+	    (r->redirect_context_len > 0 && c->redirect_context.data == NULL)) {
+		rpc_conn_free(c);
+		return NULL;
+	}
 	return c;
 }
 
-static void
-conn_free(Redirect__V1__Connection *c)
+void
+rpc_conn_free(Redirect__V1__Connection *c)
 {
 	if (c == NULL)
 		return;
@@ -259,13 +247,6 @@ conn_free(Redirect__V1__Connection *c)
 	free(c);
 }
 
-static int
-conn_complete(const Redirect__V1__Connection *c)
-{
-	return c->client_addr && c->orig_dst_addr && c->upstream_local_addr && c->redirect_state &&
-	       c->verdict && c->state && c->close_reason && c->error && c->exe;
-}
-
 struct page {
 	Redirect__V1__Connection **items;
 	size_t n, cap;
@@ -275,10 +256,10 @@ static int
 collect(void *arg, const struct conn_row *r)
 {
 	struct page *pg = arg;
-	Redirect__V1__Connection *c = conn_new(r);
+	Redirect__V1__Connection *c = rpc_conn_new(r);
 
-	if (c == NULL || !conn_complete(c) || pg->n == pg->cap) {
-		conn_free(c);
+	if (c == NULL || pg->n == pg->cap) {
+		rpc_conn_free(c);
 		return -ENOMEM;
 	}
 	pg->items[pg->n++] = c;
@@ -377,7 +358,7 @@ list_connections(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_
 		*reply = rpc_pack(&resp.base);
 	}
 	for (size_t i = 0; i < pg.n; i++)
-		conn_free(pg.items[i]);
+		rpc_conn_free(pg.items[i]);
 	free(pg.items);
 	return st;
 }
@@ -385,7 +366,7 @@ list_connections(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_
 static int
 take_one(void *arg, const struct conn_row *r)
 {
-	*(Redirect__V1__Connection **)arg = conn_new(r);
+	*(Redirect__V1__Connection **)arg = rpc_conn_new(r);
 	return 0;
 }
 
@@ -411,13 +392,12 @@ get_connection(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_bu
 		snprintf(msg, msglen, "no connection with id %llu", (unsigned long long)rq->id);
 		return GRPC_STATUS_NOT_FOUND;
 	}
-	if (c == NULL || !conn_complete(c)) {
-		conn_free(c);
+	if (c == NULL) {
 		snprintf(msg, msglen, "out of memory");
 		return GRPC_STATUS_RESOURCE_EXHAUSTED;
 	}
 	*reply = rpc_pack(&c->base);
-	conn_free(c);
+	rpc_conn_free(c);
 	return GRPC_STATUS_OK;
 }
 

@@ -70,17 +70,24 @@ queue_event(void *arg, const struct conn_row *r)
 	return w->qcount == WATCH_PREFETCH ? 1 : 0;
 }
 
+/* A stream's first batch carries its initial metadata. Returns the ops used (0 or 1). */
+static size_t
+first_batch_md(struct watch *w, grpc_op *ops)
+{
+	memset(ops, 0, 2 * sizeof(*ops));
+	if (w->sent_md)
+		return 0;
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	w->sent_md = 1;
+	return 1;
+}
+
 static void
 start_send(struct watch *w)
 {
 	grpc_op ops[2];
-	size_t n = 0;
+	size_t n = first_batch_md(w, ops);
 
-	memset(ops, 0, sizeof(ops));
-	if (!w->sent_md) {
-		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-		w->sent_md = 1;
-	}
 	w->inflight = w->queue[w->qhead];
 	w->qhead = (w->qhead + 1) % WATCH_PREFETCH;
 	w->qcount--;
@@ -97,13 +104,8 @@ static void
 start_status(struct watch *w, grpc_status_code code, const char *why)
 {
 	grpc_op ops[2];
-	size_t n = 0;
+	size_t n = first_batch_md(w, ops);
 
-	memset(ops, 0, sizeof(ops));
-	if (!w->sent_md) {
-		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-		w->sent_md = 1;
-	}
 	w->status_details = grpc_slice_from_copied_string(why);
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = code;
