@@ -34,6 +34,10 @@ config_defaults(struct config *cfg)
 
 	cfg->listen_port = 15001;
 	cfg->mark = 0x1;
+	cfg->escape_mark = 0x80000000u;
+	cfg->mode = MODE_REDIRECT;
+	cfg->tproxy_mark = 0x40000000u;
+	cfg->tproxy_table = 15001;
 	snprintf(cfg->agent_id, sizeof(cfg->agent_id), "default");
 	cfg->redirect_ports[0] = (struct port_range){80, 80};
 	cfg->redirect_ports[1] = (struct port_range){443, 443};
@@ -120,6 +124,46 @@ static int
 set_mark(struct config *cfg, const char *v, char *err, size_t errlen)
 {
 	UINT_FIELD(mark, 1, UINT32_MAX);
+	return 0;
+}
+
+static int
+set_escape_mark(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	UINT_FIELD(escape_mark, 1, UINT32_MAX);
+	return 0;
+}
+
+static int
+set_mode(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "redirect") == 0)
+		cfg->mode = MODE_REDIRECT;
+	else if (strcmp(v, "tproxy") == 0)
+		cfg->mode = MODE_TPROXY;
+	else {
+		snprintf(err, errlen, "'%s' is not one of redirect, tproxy", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_tproxy_mark(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	UINT_FIELD(tproxy_mark, 1, UINT32_MAX);
+	return 0;
+}
+
+static int
+set_tproxy_table(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	UINT_FIELD(tproxy_table, 1, UINT32_MAX);
+	/* 253-255 are the kernel's default, main and local tables. */
+	if (cfg->tproxy_table >= 253 && cfg->tproxy_table <= 255) {
+		snprintf(err, errlen, "%s is a table the kernel uses itself (253-255)", v);
+		return -1;
+	}
 	return 0;
 }
 
@@ -362,6 +406,10 @@ static const struct config_key {
     {"proxy", "listen_port", set_listen_port, 0},
     {"proxy", "mark", set_mark, 0},
     {"proxy", "agent_id", set_agent_id, 0},
+    {"proxy", "escape_mark", set_escape_mark, 0},
+    {"proxy", "mode", set_mode, 0},
+    {"proxy", "tproxy_mark", set_tproxy_mark, 0},
+    {"proxy", "tproxy_table", set_tproxy_table, 0},
     {"proxy", "redirect_ports", set_redirect_ports, 1},
     {"proxy", "redirect_cidrs", set_redirect_cidrs, 1},
     {"proxy", "exclude_cidrs", set_exclude_cidrs, 1},
@@ -439,6 +487,17 @@ config_check(const struct config *cfg, const char *name, char *err, size_t errle
 		    "remote "
 		    "API is TLS with client certificates only)",
 		    name);
+		return -1;
+	}
+	/* The marks are one word shared by every cooperating proxy: each bit
+	 * must mean one thing. */
+	if ((cfg->mark & cfg->escape_mark) != 0 ||
+	    (cfg->mode == MODE_TPROXY &&
+		((cfg->tproxy_mark & (cfg->mark | cfg->escape_mark)) != 0))) {
+		snprintf(err, errlen,
+		    "%s: [proxy] mark 0x%x, escape_mark 0x%x%s must not share bits", name,
+		    cfg->mark, cfg->escape_mark,
+		    cfg->mode == MODE_TPROXY ? " and tproxy_mark" : "");
 		return -1;
 	}
 	if (cfg->n_redirect_ports == 0 || cfg->n_redirect_cidrs == 0)

@@ -22,13 +22,22 @@
 /* Exit status for a configuration error (sysexits.h EX_CONFIG). */
 #define CONFIG_EXIT_CODE 78
 
+enum proxy_mode {
+	MODE_REDIRECT, /* this host's own outbound connections (nat output) */
+	MODE_TPROXY,   /* connections forwarded through this host (a gateway) */
+};
+
 struct config {
 	/* [agent] */
 	enum log_level log_level;
 
 	/* [proxy] */
 	uint16_t listen_port;
-	uint32_t mark;                          /* this agent's bit(s); never 0 */
+	uint32_t mark;        /* this agent's bit(s); never 0 */
+	uint32_t escape_mark; /* marks a loop's way out: never redirected, never tracked */
+	enum proxy_mode mode;
+	uint32_t tproxy_mark;  /* TPROXY: marks intercepted packets for local delivery */
+	uint32_t tproxy_table; /* TPROXY: the routing table that delivers them */
 	char agent_id[CONFIG_AGENT_ID_MAX + 1]; /* [A-Za-z0-9_-], names the nft table */
 	struct port_range redirect_ports[CONFIG_MAX_PORTS];
 	size_t n_redirect_ports;

@@ -186,7 +186,7 @@ main(int argc, char **argv)
 	};
 	static struct config cfg; /* large: not on the stack */
 	const char *config_path = NULL, *write_path = NULL;
-	int foreground = 0, check_only = 0, ready_fd = -1, c;
+	int foreground = 0, check_only = 0, ready_fd = -1, c, rc;
 	char err[1024];
 	struct store *store = NULL;
 	struct workers *workers = NULL;
@@ -305,12 +305,13 @@ main(int argc, char **argv)
 		daemon_ready(ready_fd, 1);
 		return 1;
 	}
-	if (redirect_setup(&cfg, &redirect, err, sizeof(err)) != 0) {
+	if ((rc = redirect_setup(&cfg, &redirect, err, sizeof(err))) != 0) {
 		log_warnx("cannot install the redirect rules: %s", err);
 		workers_stop(workers, NULL);
 		store_close(store);
 		daemon_ready(ready_fd, 1);
-		return 1;
+		/* A bit or port another agent holds is a configuration error. */
+		return rc == -EEXIST ? CONFIG_EXIT_CODE : 1;
 	}
 
 	clock_gettime(CLOCK_REALTIME, &started);

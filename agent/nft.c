@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void
 nft_table_name(const struct config *cfg, char *buf, size_t len)
@@ -92,22 +93,66 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 	sb_printf(&sb, "\t}\n");
 
 	/*
-	 * The nat output hook sees only the first packet of each connection, so
-	 * only new outbound connections are redirected. Packets carrying this
-	 * agent's mark are its own upstream connections: they must pass.
+	 * The comment identifies the owner, so that a second agent can see which
+	 * bits and port are taken (nft_agents_list).
 	 */
 	sb_printf(&sb,
-	    "\tchain output {\n"
-	    "\t\ttype nat hook output priority -100; policy accept;\n"
-	    "\t\tmeta l4proto != tcp return\n"
-	    "\t\tmeta mark & 0x%x == 0x%x return\n"
-	    "\t\tip daddr @exclude_v4 return\n"
-	    "\t\tip6 daddr @exclude_v6 return\n"
-	    "\t\tip daddr @redirect_v4 tcp dport @ports counter redirect to :%u\n"
-	    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter redirect to :%u\n"
-	    "\t}\n"
-	    "}\n",
-	    cfg->mark, cfg->mark, (unsigned)cfg->listen_port, (unsigned)cfg->listen_port);
+	    "\tcomment \"" NFT_COMMENT_PREFIX " pid=%ld mark=0x%x escape=0x%x port=%u\"\n",
+	    (long)getpid(), cfg->mark, cfg->escape_mark, (unsigned)cfg->listen_port);
+
+	/*
+	 * A connection that came back to an agent it had already passed leaves
+	 * again with the escape mark: untracked, so no nat rule of anyone's (a
+	 * broken one included) can redirect it once more.
+	 */
+	sb_printf(&sb,
+	    "\tchain escape {\n"
+	    "\t\ttype filter hook output priority raw; policy accept;\n"
+	    "\t\tmeta mark & 0x%x == 0x%x notrack\n"
+	    "\t}\n",
+	    cfg->escape_mark, cfg->escape_mark);
+
+	if (cfg->mode == MODE_TPROXY) {
+		/*
+		 * Forwarded connections (this host is their gateway) are taken in
+		 * prerouting and marked for local delivery by the agent's policy
+		 * routing; traffic addressed to this host itself is left alone.
+		 */
+		sb_printf(&sb,
+		    "\tchain prerouting {\n"
+		    "\t\ttype filter hook prerouting priority mangle; policy accept;\n"
+		    "\t\tmeta l4proto != tcp return\n"
+		    "\t\tfib daddr type local return\n"
+		    "\t\tip daddr @exclude_v4 return\n"
+		    "\t\tip6 daddr @exclude_v6 return\n"
+		    "\t\tip daddr @redirect_v4 tcp dport @ports counter "
+		    "meta mark set meta mark | 0x%x tproxy ip to :%u accept\n"
+		    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter "
+		    "meta mark set meta mark | 0x%x tproxy ip6 to :%u accept\n"
+		    "\t}\n"
+		    "}\n",
+		    cfg->tproxy_mark, (unsigned)cfg->listen_port, cfg->tproxy_mark,
+		    (unsigned)cfg->listen_port);
+	} else {
+		/*
+		 * The nat output hook sees only the first packet of each
+		 * connection, so only new outbound connections are redirected.
+		 * Packets carrying this agent's mark are its own upstream
+		 * connections: they must pass.
+		 */
+		sb_printf(&sb,
+		    "\tchain output {\n"
+		    "\t\ttype nat hook output priority -100; policy accept;\n"
+		    "\t\tmeta l4proto != tcp return\n"
+		    "\t\tmeta mark & 0x%x == 0x%x return\n"
+		    "\t\tip daddr @exclude_v4 return\n"
+		    "\t\tip6 daddr @exclude_v6 return\n"
+		    "\t\tip daddr @redirect_v4 tcp dport @ports counter redirect to :%u\n"
+		    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter redirect to :%u\n"
+		    "\t}\n"
+		    "}\n",
+		    cfg->mark, cfg->mark, (unsigned)cfg->listen_port, (unsigned)cfg->listen_port);
+	}
 
 	if (sb.overflow)
 		return -ENOSPC;
@@ -203,4 +248,66 @@ nft_table_exists(struct nft *n, const struct config *cfg)
 	nft_table_name(cfg, table, sizeof(table));
 	snprintf(script, sizeof(script), "list table inet %s\n", table);
 	return nft_run(n, script, NULL, 0) == 0 ? 1 : 0;
+}
+
+/* Parse our own comment: "redirect-agent pid=N mark=0xM escape=0xE port=P". */
+static int
+parse_comment(const char *c, struct nft_agent *a)
+{
+	long pid;
+	unsigned mark, escape, port;
+
+	if (sscanf(c, NFT_COMMENT_PREFIX " pid=%ld mark=0x%x escape=0x%x port=%u", &pid, &mark,
+		&escape, &port) != 4)
+		return -1;
+	a->pid = (int)pid;
+	a->mark = mark;
+	a->escape_mark = escape;
+	a->listen_port = (uint16_t)port;
+	return 0;
+}
+
+int
+nft_agents_list(struct nft *n, struct nft_agent *out, size_t max)
+{
+	char *tables, *line, *save = NULL;
+	size_t found = 0;
+	const char *o;
+
+	/* JSON output of nft 1.0.6 leaves table comments out: read the text. */
+	if (nft_run_cmd_from_buffer(n->ctx, "list tables inet\n") != 0) {
+		(void)nft_ctx_get_error_buffer(n->ctx);
+		(void)nft_ctx_get_output_buffer(n->ctx);
+		return -EPERM;
+	}
+	(void)nft_ctx_get_error_buffer(n->ctx);
+	o = nft_ctx_get_output_buffer(n->ctx);
+	if ((tables = strdup(o != NULL ? o : "")) == NULL)
+		return -ENOMEM;
+	for (line = strtok_r(tables, "\n", &save); line != NULL && found < max;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char name[NFT_TABLE_NAME_MAX], cmd[NFT_TABLE_NAME_MAX + 32];
+		const char *text, *c;
+
+		if (sscanf(line, "table inet %63s", name) != 1 ||
+		    strncmp(name, "redirect_agent_", 15) != 0)
+			continue;
+		snprintf(cmd, sizeof(cmd), "list table inet %s\n", name);
+		if (nft_run_cmd_from_buffer(n->ctx, cmd) != 0) {
+			(void)nft_ctx_get_error_buffer(n->ctx);
+			(void)nft_ctx_get_output_buffer(n->ctx);
+			continue; /* removed meanwhile */
+		}
+		(void)nft_ctx_get_error_buffer(n->ctx);
+		text = nft_ctx_get_output_buffer(n->ctx);
+		if (text == NULL || (c = strstr(text, "comment \"")) == NULL)
+			continue;
+		memset(&out[found], 0, sizeof(out[found]));
+		snprintf(out[found].agent_id, sizeof(out[found].agent_id), "%.*s",
+		    CONFIG_AGENT_ID_MAX, name + 15);
+		if (parse_comment(c + 9, &out[found]) == 0)
+			found++;
+	}
+	free(tables);
+	return (int)found;
 }

@@ -14,10 +14,12 @@
 #define RA_NFT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
 #define NFT_TABLE_NAME_MAX 64
+#define NFT_COMMENT_PREFIX "redirect-agent"
 
 struct nft;
 
@@ -48,5 +50,19 @@ int nft_table_remove(struct nft *n, const struct config *cfg, char *err, size_t 
 
 /* 1 if the table exists, 0 if not. */
 int nft_table_exists(struct nft *n, const struct config *cfg);
+
+/* An agent's table as another agent sees it (from the table's comment). */
+struct nft_agent {
+	char agent_id[CONFIG_AGENT_ID_MAX + 1];
+	int pid;
+	uint32_t mark, escape_mark;
+	uint16_t listen_port;
+};
+
+/*
+ * The redirect-agent tables in this network namespace, at most max of them.
+ * Returns how many were written to out, or a negative errno.
+ */
+int nft_agents_list(struct nft *n, struct nft_agent *out, size_t max);
 
 #endif

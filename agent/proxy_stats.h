@@ -13,10 +13,11 @@
 struct proxy_stats {
 	_Atomic uint64_t accepted;
 	_Atomic uint64_t active;
-	_Atomic uint64_t relayed; /* reached the destination */
-	_Atomic uint64_t failed;  /* never reached it */
-	_Atomic uint64_t refused; /* not redirected, or a loop to our own listener */
-	_Atomic uint64_t by_self; /* carried our own mark already */
+	_Atomic uint64_t relayed;            /* reached the destination */
+	_Atomic uint64_t failed;             /* never reached it */
+	_Atomic uint64_t refused;            /* not redirected, or a loop to our own listener */
+	_Atomic uint64_t by_self;            /* carried our own mark already: a loop */
+	_Atomic uint64_t previously_by_self; /* ours, then another proxy's, then ours */
 	_Atomic uint64_t bytes_up;
 	_Atomic uint64_t bytes_down;
 	_Atomic uint64_t accept_errors; /* EMFILE and the like */
@@ -25,8 +26,8 @@ struct proxy_stats {
 
 /* A plain copy for reporting. */
 struct proxy_stats_snapshot {
-	uint64_t accepted, active, relayed, failed, refused, by_self, bytes_up, bytes_down,
-	    accept_errors, accept_paused;
+	uint64_t accepted, active, relayed, failed, refused, by_self, previously_by_self, bytes_up,
+	    bytes_down, accept_errors, accept_paused;
 };
 
 static inline void

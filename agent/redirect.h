@@ -13,7 +13,16 @@
 
 #include "addr.h"
 #include "config.h"
+#include "records.h"
 
+/*
+ * What the records say about a connection. On Linux the records are a set of
+ * bits, not a sequence, so the order of proxies is not in the mark itself:
+ * by_self and previously_by_self are told apart by where the connection
+ * comes from. Straight from one of this agent's own upstream sockets is
+ * by_self; from elsewhere, with other proxies' bits set too, it went through
+ * another proxy after this one: previously_by_self.
+ */
 enum redirect_state {
 	REDIRECT_NONE,               /* no cooperating proxy handled it before */
 	REDIRECT_BY_SELF,            /* this agent's own bit already set: a loop */
@@ -21,13 +30,23 @@ enum redirect_state {
 	REDIRECT_PREVIOUSLY_BY_SELF, /* this agent, then another, then back here */
 };
 
+#define REDIRECT_RECORDS_MAX RECORDS_V1_LEN
+#define REDIRECT_CONTEXT_MAX CONTEXT_V1_MAXLEN
+
 const char *redirect_state_name(enum redirect_state st);
 
 /* What the kernel tells about one accepted connection. */
 struct redirect_info {
 	struct endpoint orig_dst;  /* where the client was really going */
-	uint32_t records_mark;     /* the accepted socket's mark (the SYN's fwmark) */
+	uint32_t records_mark;     /* the cooperating proxies' bits on the SYN */
 	enum redirect_state state; /* derived from records_mark and this agent's mark */
+	/* A loop's second pass: it came back although marked to escape every
+	 * redirect. Never relayed again. */
+	unsigned escape_failed : 1;
+	/* The serialized records and context (records.h), kept with the row. */
+	uint8_t records_len, context_len;
+	uint8_t records[REDIRECT_RECORDS_MAX];
+	uint8_t context[REDIRECT_CONTEXT_MAX];
 };
 
 struct redirect;
@@ -51,19 +70,36 @@ void redirect_teardown(struct redirect *r);
 int redirect_rules_present(struct redirect *r);
 
 /*
- * Find the original destination of an accepted connection whose local
- * address is local. Returns 0; -ENOENT when the connection was not redirected
- * (the original destination is the listener itself); another negative errno
- * when the kernel cannot tell.
+ * Make a listening socket able to take intercepted connections (TPROXY mode:
+ * IP_TRANSPARENT). Call before bind. Returns 0 or a negative errno.
  */
-int redirect_query(
-    int fd, const struct endpoint *local, const struct config *cfg, struct redirect_info *out);
+int redirect_prepare_listener(int fd, int family, const struct config *cfg);
+
+/* The address the listener binds for family: loopback, or any in TPROXY mode. */
+const char *redirect_listen_addr(const struct config *cfg, int family);
+
+/*
+ * Find the original destination and the records of an accepted connection
+ * whose local address is local and whose peer is peer. Returns 0; -ENOENT
+ * when the connection was not redirected (the original destination is the
+ * listener itself); another negative errno when the kernel cannot tell.
+ */
+int redirect_query(int fd, const struct endpoint *local, const struct endpoint *peer,
+    const struct config *cfg, struct redirect_info *out);
 
 /*
  * Make the new upstream socket carry the records before it connects, so that
- * neither this agent nor a cooperating one redirects it again. Returns 0 or a
- * negative errno.
+ * neither this agent nor a cooperating one redirects it again. A connection
+ * that looped (by_self, previously_by_self) also gets the escape mark: it is
+ * then neither tracked nor redirected by anyone. Returns 0 or a negative errno.
  */
 int redirect_prepare_upstream(int fd, const struct config *cfg, const struct redirect_info *info);
+
+/*
+ * Tell the backend that one of the agent's upstream sockets now uses (delta
+ * +1) or no longer uses (-1) the local endpoint local, so that a connection
+ * coming back from it can be recognised. Thread-safe, lock-free.
+ */
+void redirect_note_upstream(const struct endpoint *local, int delta);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "log.h"
 #include "nft.h"
+#include "route.h"
 
 /* From linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h, whose
  * headers clash with netinet/in.h. */
@@ -57,7 +59,70 @@ write_sysctl(const char *path, const char *value)
 struct redirect {
 	const struct config *cfg;
 	struct nft *nft;
+	int routes; /* TPROXY policy routing installed */
 };
+
+/* Whether pid is a live redirect-agent (not a stale table's dead owner). */
+static int
+agent_alive(int pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	if (pid <= 0 || pid == getpid())
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	if (fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	return strncmp(comm, "redirect-agent", 14) == 0;
+}
+
+/*
+ * Every cooperating agent on the host needs bits of its own, or each would
+ * take the other's upstream connections for its own and skip them. Refuse to
+ * start beside a live agent that uses ours (or our port).
+ */
+static int
+check_other_agents(struct redirect *r, char *err, size_t errlen)
+{
+	struct nft_agent others[32];
+	const struct config *cfg = r->cfg;
+	int n = nft_agents_list(r->nft, others, sizeof(others) / sizeof(others[0]));
+
+	if (n < 0) {
+		snprintf(err, errlen, "cannot list nft tables: %s", strerror(-n));
+		return n;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct nft_agent *a = &others[i];
+
+		if (strcmp(a->agent_id, cfg->agent_id) == 0)
+			continue; /* ours, left by a crash: replaced below */
+		if (!agent_alive(a->pid)) {
+			log_warnx("nft table of agent '%s' (pid %d) has no live agent behind it",
+			    a->agent_id, a->pid);
+			continue;
+		}
+		if ((a->mark & cfg->mark) != 0 || (a->escape_mark & cfg->mark) != 0 ||
+		    (a->mark & cfg->escape_mark) != 0) {
+			snprintf(err, errlen,
+			    "[proxy] mark 0x%x clashes with agent '%s' (pid %d), which uses mark "
+			    "0x%x and escape_mark 0x%x: give each agent its own bit",
+			    cfg->mark, a->agent_id, a->pid, a->mark, a->escape_mark);
+			return -EEXIST;
+		}
+		if (a->listen_port == cfg->listen_port) {
+			snprintf(err, errlen,
+			    "[proxy] listen_port %u is already used by agent '%s' (pid %d)",
+			    (unsigned)cfg->listen_port, a->agent_id, a->pid);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
 
 int
 redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_t errlen)
@@ -85,24 +150,37 @@ redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_
 		free(r);
 		return -ENOMEM;
 	}
-	if ((rc = nft_table_install(r->nft, cfg, err, errlen)) != 0) {
-		nft_close(r->nft);
-		free(r);
-		return rc;
+	if ((rc = check_other_agents(r, err, errlen)) != 0)
+		goto fail;
+	if (cfg->mode == MODE_TPROXY) {
+		if ((rc = route_tproxy_install(cfg, err, errlen)) != 0)
+			goto fail;
+		r->routes = 1;
 	}
+	if ((rc = nft_table_install(r->nft, cfg, err, errlen)) != 0)
+		goto fail;
 	*out = r;
 	return 0;
+fail:
+	if (r->routes)
+		(void)route_tproxy_remove(cfg);
+	nft_close(r->nft);
+	free(r);
+	return rc;
 }
 
 void
 redirect_teardown(struct redirect *r)
 {
 	char err[512];
+	int rc;
 
 	if (r == NULL)
 		return;
 	if (nft_table_remove(r->nft, r->cfg, err, sizeof(err)) != 0)
 		log_warnx("cannot remove nft table: %s", err);
+	if (r->routes && (rc = route_tproxy_remove(r->cfg)) != 0)
+		log_warnx("cannot remove the TPROXY routing rules: %s", strerror(-rc));
 	nft_close(r->nft);
 	free(r);
 }
@@ -113,28 +191,83 @@ redirect_rules_present(struct redirect *r)
 	return nft_table_exists(r->nft, r->cfg);
 }
 
-static enum redirect_state
-state_from_mark(uint32_t mark, uint32_t own)
+int
+redirect_prepare_listener(int fd, int family, const struct config *cfg)
 {
-	if (mark & own)
-		return REDIRECT_BY_SELF;
-	if (mark != 0)
-		return REDIRECT_BY_OTHER;
-	return REDIRECT_NONE;
+	int one = 1;
+
+	if (cfg->mode != MODE_TPROXY)
+		return 0;
+	if (family == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
+			       : setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)))
+		return -errno;
+	return 0;
 }
 
-int
-redirect_query(
-    int fd, const struct endpoint *local, const struct config *cfg, struct redirect_info *out)
+const char *
+redirect_listen_addr(const struct config *cfg, int family)
+{
+	if (cfg->mode == MODE_TPROXY)
+		return family == AF_INET6 ? "::" : "0.0.0.0";
+	return family == AF_INET6 ? "::1" : "127.0.0.1";
+}
+
+/*
+ * Local ports of the agent's live upstream sockets, per family, counted
+ * (connect() may give two sockets one port towards different peers). A
+ * connection that arrives from one of them came straight back from us.
+ */
+static _Atomic uint16_t upstream_ports[2][65536];
+
+void
+redirect_note_upstream(const struct endpoint *local, int delta)
+{
+	if (local->family == 0)
+		return;
+	if (delta > 0)
+		atomic_fetch_add_explicit(&upstream_ports[local->family == AF_INET6][local->port],
+		    1, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&upstream_ports[local->family == AF_INET6][local->port],
+		    1, memory_order_relaxed);
+}
+
+static int
+from_own_upstream(const struct endpoint *peer)
+{
+	return peer->family != 0 &&
+	       atomic_load_explicit(&upstream_ports[peer->family == AF_INET6][peer->port],
+		   memory_order_relaxed) != 0;
+}
+
+static enum redirect_state
+state_of(uint32_t mark, uint32_t own, const struct endpoint *peer)
+{
+	if ((mark & own) == 0)
+		return mark != 0 ? REDIRECT_BY_OTHER : REDIRECT_NONE;
+	if ((mark & ~own) != 0 && !from_own_upstream(peer))
+		return REDIRECT_PREVIOUSLY_BY_SELF;
+	return REDIRECT_BY_SELF;
+}
+
+static int
+original_destination(
+    int fd, const struct endpoint *local, const struct config *cfg, struct endpoint *out)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	uint32_t mark = 0;
-	socklen_t mlen = sizeof(mark);
 	int r;
 
-	memset(out, 0, sizeof(*out));
 	memset(&ss, 0, sizeof(ss));
+	/* TPROXY keeps the addresses: the socket's own is the original one. A
+	 * connection to the listener's port was made to the agent itself. */
+	if (cfg->mode == MODE_TPROXY) {
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+			return -errno;
+		if (endpoint_from_sockaddr(out, (struct sockaddr *)&ss) != 0)
+			return -EAFNOSUPPORT;
+		return out->port == cfg->listen_port ? -ENOENT : 0;
+	}
 	if (local->family == AF_INET6)
 		r = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);
 	else
@@ -142,17 +275,47 @@ redirect_query(
 	if (r != 0)
 		return -errno;
 	/* The kernel leaves len as passed; the family says what it wrote. */
-	if (endpoint_from_sockaddr(&out->orig_dst, (struct sockaddr *)&ss) != 0)
+	if (endpoint_from_sockaddr(out, (struct sockaddr *)&ss) != 0)
 		return -EAFNOSUPPORT;
 	/* A connection that was not redirected still has a conntrack entry:
 	 * its "original" destination is then the listener. */
-	if (endpoint_equal(&out->orig_dst, local))
+	if (endpoint_equal(out, local))
 		return -ENOENT;
+	return 0;
+}
 
+int
+redirect_query(int fd, const struct endpoint *local, const struct endpoint *peer,
+    const struct config *cfg, struct redirect_info *out)
+{
+	uint32_t mark = 0;
+	socklen_t mlen = sizeof(mark);
+	struct records_v1 rec;
+	struct context_v1 ctx;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = original_destination(fd, local, cfg, &out->orig_dst)) != 0)
+		return r;
 	if (getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &mlen) != 0)
 		return -errno;
+	/* The escape and TPROXY bits are plumbing, not proxies passed. */
+	out->escape_failed = (mark & cfg->escape_mark) != 0;
+	mark &= ~cfg->escape_mark;
+	if (cfg->mode == MODE_TPROXY)
+		mark &= ~cfg->tproxy_mark;
 	out->records_mark = mark;
-	out->state = state_from_mark(mark, cfg->mark);
+	out->state = state_of(mark, cfg->mark, peer);
+
+	rec.incoming_mark = mark;
+	rec.own_mark = cfg->mark;
+	rec.orig_dst = out->orig_dst;
+	out->records_len = (uint8_t)records_encode(out->records, sizeof(out->records), &rec);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.orig_dst = out->orig_dst;
+	ctx.orig_src = *peer;
+	snprintf(ctx.agent_id, sizeof(ctx.agent_id), "%s", cfg->agent_id);
+	out->context_len = (uint8_t)context_encode(out->context, sizeof(out->context), &ctx);
 	return 0;
 }
 
@@ -161,6 +324,8 @@ redirect_prepare_upstream(int fd, const struct config *cfg, const struct redirec
 {
 	uint32_t mark = info->records_mark | cfg->mark;
 
+	if (info->state == REDIRECT_BY_SELF || info->state == REDIRECT_PREVIOUSLY_BY_SELF)
+		mark |= cfg->escape_mark;
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
 		return -errno;
 	return 0;

@@ -67,6 +67,8 @@ session_close_reason_name(enum close_reason r)
 		return "not redirected: direct connection to the agent's listener";
 	case CLOSE_LOOP:
 		return "loop: original destination is the agent's own listener";
+	case CLOSE_LOOP_REPEATED:
+		return "loop: came back again although it left marked to escape every redirect";
 	case CLOSE_NO_ORIGINAL_DST:
 		return "original destination unknown";
 	case CLOSE_LOCAL_ERROR:
@@ -139,6 +141,12 @@ close_half(struct half *h, int reset)
 		uv_close((uv_handle_t *)&h->tcp, on_handle_closed);
 }
 
+static int
+refused_reason(enum close_reason r)
+{
+	return r == CLOSE_NOT_REDIRECTED || r == CLOSE_LOOP || r == CLOSE_LOOP_REPEATED;
+}
+
 void
 session_close(struct session *s, enum close_reason reason, int err)
 {
@@ -151,12 +159,13 @@ session_close(struct session *s, enum close_reason reason, int err)
 	s->state = SESSION_CLOSING;
 
 	s->rec.closed_at_us = wall_us();
+	redirect_note_upstream(&s->rec.upstream_local, -1);
 	s->rec.bytes_up = s->client.bytes;
 	s->rec.bytes_down = s->upstream.bytes;
 	s->rec.state = failed ? CONN_FAILED : CONN_CLOSED;
 	s->rec.close_reason = session_close_reason_name(reason);
 	s->rec.error = err != 0 ? uv_strerror(err) : NULL;
-	if (reason == CLOSE_NOT_REDIRECTED || reason == CLOSE_LOOP)
+	if (refused_reason(reason))
 		s->rec.verdict = "refuse";
 	store_submit(w->store, &s->rec);
 	session_log(s, failed || reason != CLOSE_COMPLETED);
@@ -164,7 +173,7 @@ session_close(struct session *s, enum close_reason reason, int err)
 	stat_sub(&w->stats.active, 1);
 	stat_add(&w->stats.bytes_up, s->rec.bytes_up);
 	stat_add(&w->stats.bytes_down, s->rec.bytes_down);
-	if (reason == CLOSE_NOT_REDIRECTED || reason == CLOSE_LOOP)
+	if (refused_reason(reason))
 		stat_add(&w->stats.refused, 1);
 	else if (failed)
 		stat_add(&w->stats.failed, 1);
@@ -363,8 +372,9 @@ on_connect(uv_connect_t *req, int status)
 	s->state = SESSION_RELAYING;
 	s->rec.state = CONN_RELAYING;
 	s->rec.connect_us = (int64_t)((uv_hrtime() - s->connect_start_ns) / 1000);
-	if (uv_tcp_getsockname(&s->upstream.tcp, (struct sockaddr *)&ss, &len) == 0)
-		(void)endpoint_from_sockaddr(&s->rec.upstream_local, (struct sockaddr *)&ss);
+	if (uv_tcp_getsockname(&s->upstream.tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	    endpoint_from_sockaddr(&s->rec.upstream_local, (struct sockaddr *)&ss) == 0)
+		redirect_note_upstream(&s->rec.upstream_local, +1);
 	store_submit(s->w->store, &s->rec);
 	stat_add(&s->w->stats.relayed, 1);
 
@@ -477,9 +487,9 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	/* TCP_NODELAY is inherited from the listener. */
 	(void)endpoint_from_sockaddr(&s->rec.client, peer);
 
-	r = redirect_query(fd, local, w->cfg, &s->ri);
+	r = redirect_query(fd, local, &s->rec.client, w->cfg, &s->ri);
 	if (r == -ENOENT) {
-		s->rec.orig_dst = *local;
+		s->rec.orig_dst = s->ri.orig_dst; /* the listener itself */
 		session_close(s, CLOSE_NOT_REDIRECTED, 0);
 		return;
 	}
@@ -490,10 +500,22 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	s->rec.orig_dst = s->ri.orig_dst;
 	s->rec.records_mark = s->ri.records_mark;
 	s->rec.redirect_state = redirect_state_name(s->ri.state);
+	memcpy(s->rec.redirect_records, s->ri.records, s->ri.records_len);
+	s->rec.redirect_records_len = s->ri.records_len;
+	memcpy(s->rec.redirect_context, s->ri.context, s->ri.context_len);
+	s->rec.redirect_context_len = s->ri.context_len;
 	if (s->ri.state == REDIRECT_BY_SELF)
 		stat_add(&w->stats.by_self, 1);
+	else if (s->ri.state == REDIRECT_PREVIOUSLY_BY_SELF)
+		stat_add(&w->stats.previously_by_self, 1);
 	if (is_own_listener(w, &s->ri.orig_dst, local)) {
 		session_close(s, CLOSE_LOOP, 0);
+		return;
+	}
+	/* A loop is relayed once, marked to escape; back again, it stops here. */
+	if (s->ri.escape_failed && s->ri.state != REDIRECT_NONE &&
+	    s->ri.state != REDIRECT_BY_OTHER) {
+		session_close(s, CLOSE_LOOP_REPEATED, 0);
 		return;
 	}
 	store_submit(w->store, &s->rec);

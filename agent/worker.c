@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redirect.h"
 #include "session.h"
 
 struct workers {
@@ -18,13 +19,8 @@ struct workers {
 	unsigned n;
 };
 
-static const struct {
-	int family;
-	const char *addr;
-} listen_addrs[WORKER_MAX_LISTENERS] = {
-    {AF_INET, "127.0.0.1"},
-    {AF_INET6, "::1"},
-};
+/* One listener per family, on the address redirect_listen_addr() names. */
+static const int listen_families[WORKER_MAX_LISTENERS] = {AF_INET, AF_INET6};
 
 /* ---- accept ---- */
 
@@ -197,8 +193,10 @@ worker_main(void *arg)
 /* ---- listeners ---- */
 
 static int
-listen_socket(int family, const char *addr, uint16_t port, int reuseport)
+listen_socket(const struct config *cfg, int family, int reuseport)
 {
+	const char *addr = redirect_listen_addr(cfg, family);
+	uint16_t port = cfg->listen_port;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, one = 1;
@@ -225,6 +223,7 @@ listen_socket(int family, const char *addr, uint16_t port, int reuseport)
 	/* SO_REUSEADDR lets a restart bind over connections in TIME_WAIT; it
 	 * never lets two sockets listen on one port. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    redirect_prepare_listener(fd, family, cfg) != 0 ||
 	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
 	    (family == AF_INET6 &&
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
@@ -243,9 +242,11 @@ listen_socket(int family, const char *addr, uint16_t port, int reuseport)
  * free. Returns 1 when usable, 0 when the family is unavailable here.
  */
 static int
-probe_port(int family, const char *addr, uint16_t port, char *err, size_t errlen)
+probe_port(const struct config *cfg, int family, char *err, size_t errlen)
 {
-	int fd = listen_socket(family, addr, port, 0);
+	const char *addr = redirect_listen_addr(cfg, family);
+	unsigned port = cfg->listen_port;
+	int fd = listen_socket(cfg, family, 0);
 
 	if (fd >= 0) {
 		close(fd);
@@ -294,15 +295,15 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 
 		if (!use[i])
 			continue;
-		fd = listen_socket(
-		    listen_addrs[i].family, listen_addrs[i].addr, cfg->listen_port, 1);
+		fd = listen_socket(cfg, listen_families[i], 1);
 		if (fd < 0 || listen(fd, 4096) != 0) {
 			int e = fd < 0 ? -fd : errno;
 
 			if (fd >= 0)
 				close(fd);
 			snprintf(err, errlen, "cannot listen on %s port %u: %s",
-			    listen_addrs[i].addr, (unsigned)cfg->listen_port, strerror(e));
+			    redirect_listen_addr(cfg, listen_families[i]),
+			    (unsigned)cfg->listen_port, strerror(e));
 			return -1;
 		}
 		l->fd = fd;
@@ -368,8 +369,7 @@ workers_start(
 		return -1;
 	}
 	for (unsigned i = 0; i < WORKER_MAX_LISTENERS; i++) {
-		int r = probe_port(
-		    listen_addrs[i].family, listen_addrs[i].addr, cfg->listen_port, err, errlen);
+		int r = probe_port(cfg, listen_families[i], err, errlen);
 
 		if (r < 0)
 			goto fail;
@@ -460,6 +460,7 @@ workers_get_stats(struct workers *ws, struct proxy_stats_snapshot *out)
 		out->failed += LOAD(failed);
 		out->refused += LOAD(refused);
 		out->by_self += LOAD(by_self);
+		out->previously_by_self += LOAD(previously_by_self);
 		out->bytes_up += LOAD(bytes_up);
 		out->bytes_down += LOAD(bytes_down);
 		out->accept_errors += LOAD(accept_errors);

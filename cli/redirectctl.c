@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "records.h"
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
 #include "redirect/v1/telemetry.pb-c.h"
@@ -232,6 +233,7 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 	    {"failed", s->failed},
 	    {"refused", s->refused},
 	    {"by_self", s->by_self},
+	    {"previously_by_self", s->previously_by_self},
 	    {"bytes_up", s->bytes_up},
 	    {"bytes_down", s->bytes_down},
 	    {"accept_errors", s->accept_errors},
@@ -254,8 +256,11 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 		print_json(doc);
 	} else {
 		printf("connections  %" PRIu64 " accepted, %" PRIu64 " active, %" PRIu64
-		       " relayed, %" PRIu64 " failed, %" PRIu64 " refused, %" PRIu64 " looped\n",
-		    s->accepted, s->active, s->relayed, s->failed, s->refused, s->by_self);
+		       " relayed, %" PRIu64 " failed, %" PRIu64 " refused\n",
+		    s->accepted, s->active, s->relayed, s->failed, s->refused);
+		printf("loops        %" PRIu64 " by_self, %" PRIu64
+		       " previously_by_self (relayed once with the escape mark)\n",
+		    s->by_self, s->previously_by_self);
 		printf("bytes        %s up, %s down (closed connections)\n",
 		    fmt_bytes(s->bytes_up, b1, sizeof(b1)),
 		    fmt_bytes(s->bytes_down, b2, sizeof(b2)));
@@ -275,11 +280,41 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 
 /* ---- conns, conn ---- */
 
+/*
+ * The proxies a connection passed, as far as this agent's row tells: the
+ * incoming mark's bits (a set: the mark does not keep their order), then
+ * this agent and its bit, e.g. "0x1+0x2 -> c(0x4)".
+ */
+static void
+mark_chain(const Redirect__V1__Connection *k, char *buf, size_t len)
+{
+	struct records_v1 rec;
+	struct context_v1 ctx;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (records_decode(k->redirect_records.data, k->redirect_records.len, &rec) != 0)
+		return;
+	for (unsigned bit = 0; bit < 32; bit++) {
+		uint32_t m = 1u << bit;
+
+		if ((rec.incoming_mark & m) != 0 && off < len)
+			off +=
+			    (size_t)snprintf(buf + off, len - off, "%s0x%x", off > 0 ? "+" : "", m);
+	}
+	if (context_decode(k->redirect_context.data, k->redirect_context.len, &ctx) != 0)
+		ctx.agent_id[0] = '\0';
+	if (off < len)
+		snprintf(buf + off, len - off, "%s%s(0x%x)", off > 0 ? " -> " : "",
+		    ctx.agent_id[0] != '\0' ? ctx.agent_id : "self", rec.own_mark);
+}
+
 static json_t *
 conn_json(const Redirect__V1__Connection *k)
 {
 	json_t *o = json_object();
 	char *rec = hex(&k->redirect_records), *ctxh = hex(&k->redirect_context);
+	char chain[256];
 
 	json_object_set_new(o, "id", json_integer((json_int_t)k->id));
 	json_object_set_new(o, "opened_at_us", json_integer(k->opened_at_us));
@@ -293,6 +328,8 @@ conn_json(const Redirect__V1__Connection *k)
 	json_object_set_new(o, "upstream_local_port", json_integer(k->upstream_local_port));
 	json_object_set_new(o, "redirect_state", json_string(k->redirect_state));
 	json_object_set_new(o, "records_mark", json_integer(k->records_mark));
+	mark_chain(k, chain, sizeof(chain));
+	json_object_set_new(o, "mark_chain", json_string(chain));
 	json_object_set_new(o, "redirect_records", json_string(rec != NULL ? rec : ""));
 	json_object_set_new(o, "redirect_context", json_string(ctxh != NULL ? ctxh : ""));
 	json_object_set_new(o, "verdict", json_string(k->verdict));
@@ -421,12 +458,12 @@ cmd_conns(struct ctx *c, int argc, char **argv)
 			return call_failed(rc, msg);
 		}
 		if (!c->json && shown == 0)
-			printf("%-8s %-19s %-6s %-39s %-11s %-7s %10s %10s %9s  %s\n", "ID",
-			    "OPENED (UTC)", "FAMILY", "DESTINATION", "STATE", "VERDICT", "UP",
-			    "DOWN", "DURATION", "REASON");
+			printf("%-8s %-19s %-6s %-39s %-11s %-7s %-20s %10s %10s %9s  %s\n", "ID",
+			    "OPENED (UTC)", "FAMILY", "DESTINATION", "STATE", "VERDICT", "REDIRECT",
+			    "UP", "DOWN", "DURATION", "REASON");
 		for (size_t i = 0; i < r->n_connections; i++) {
 			const Redirect__V1__Connection *k = r->connections[i];
-			char t[32], dst[64], up[32], down[32], dur[32];
+			char t[32], dst[64], up[32], down[32], dur[32], redir[48];
 
 			if (c->json) {
 				json_array_append_new(all, conn_json(k));
@@ -434,9 +471,15 @@ cmd_conns(struct ctx *c, int argc, char **argv)
 			}
 			snprintf(dst, sizeof(dst), k->family == 6 ? "[%s]:%u" : "%s:%u",
 			    k->orig_dst_addr, k->orig_dst_port);
-			printf("%-8" PRIu64 " %-19s %-6s %-39s %-11s %-7s %10s %10s %9s  %s%s%s\n",
+			if (k->records_mark != 0)
+				snprintf(redir, sizeof(redir), "%s(0x%x)", k->redirect_state,
+				    k->records_mark);
+			else
+				snprintf(redir, sizeof(redir), "%s", k->redirect_state);
+			printf("%-8" PRIu64
+			       " %-19s %-6s %-39s %-11s %-7s %-20s %10s %10s %9s  %s%s%s\n",
 			    k->id, fmt_time(k->opened_at_us, t, sizeof(t)),
-			    k->family == 6 ? "ipv6" : "ipv4", dst, k->state, k->verdict,
+			    k->family == 6 ? "ipv6" : "ipv4", dst, k->state, k->verdict, redir,
 			    fmt_bytes(k->bytes_up, up, sizeof(up)),
 			    fmt_bytes(k->bytes_down, down, sizeof(down)),
 			    fmt_duration_us(k->closed_at_us > 0 ? k->closed_at_us - k->opened_at_us

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "records.h"
 
 struct store;
 
@@ -40,6 +41,9 @@ struct conn_record {
 	struct endpoint upstream_local; /* family 0 until connected */
 	const char *redirect_state;
 	uint32_t records_mark;
+	uint8_t redirect_records_len, redirect_context_len;
+	uint8_t redirect_records[RECORDS_V1_LEN]; /* records.h */
+	uint8_t redirect_context[CONTEXT_V1_MAXLEN];
 	const char *verdict;
 	enum conn_state state;
 	uint64_t bytes_up;   /* client to destination */

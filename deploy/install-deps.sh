@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential cmake pkg-config
-	libuv1-dev libsqlite3-dev libnftables-dev libinih-dev
+	libuv1-dev libsqlite3-dev libnftables-dev libmnl-dev libinih-dev
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libsystemd-dev
 	# tests (Debian's python3 with grpcio: the console test)
 	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux openssl

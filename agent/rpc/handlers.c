@@ -163,6 +163,7 @@ get_stats(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer 
 	s.failed = p.failed;
 	s.refused = p.refused;
 	s.by_self = p.by_self;
+	s.previously_by_self = p.previously_by_self;
 	s.bytes_up = p.bytes_up;
 	s.bytes_down = p.bytes_down;
 	s.accept_errors = p.accept_errors;

@@ -12,6 +12,7 @@ PY=/usr/bin/python3
 ID="ra$$"
 CNS="${ID}c"
 SNS="${ID}s"
+GNS="${ID}g" # a gateway, for the tests that route through one
 WORK=$(mktemp -d "/tmp/${ID}.XXXX")
 SRV4=10.77.0.2
 SRV6=fd77::2
@@ -25,6 +26,7 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 	ip netns del "$CNS" 2>/dev/null || true
 	ip netns del "$SNS" 2>/dev/null || true
+	ip netns del "$GNS" 2>/dev/null || true
 	if [ "$rc" -ne 0 ] || [ "$FAILS" -ne 0 ]; then
 		echo "--- agent log ---"
 		cat "$WORK"/agent*.log 2>/dev/null | tail -50 || true

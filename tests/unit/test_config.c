@@ -119,6 +119,13 @@ test_bad_files(void **state)
 	    {"[proxy]\nredirect_ports = 15000-15002\n",
 		"test.conf: [proxy] redirect_ports: includes listen_port 15001"},
 	    {"[proxy]\nlisten_port = 1\nmark = 2\nmark = x\n", "test.conf:4: [proxy] mark:"},
+	    {"[proxy]\nmode = bridge\n",
+		"test.conf:2: [proxy] mode: 'bridge' is not one of redirect, tproxy"},
+	    {"[proxy]\ntproxy_table = 254\n", "test.conf:2: [proxy] tproxy_table: 254 is a table"},
+	    {"[proxy]\nmark = 0x80000001\n",
+		"test.conf: [proxy] mark 0x80000001, escape_mark 0x80000000 must not share bits"},
+	    {"[proxy]\nmode = tproxy\ntproxy_mark = 0x3\n",
+		"test.conf: [proxy] mark 0x1, escape_mark 0x80000000 and tproxy_mark"},
 	};
 
 	(void)state;

@@ -38,6 +38,35 @@ test_default_rules(void **state)
 	assert_non_null(strstr(buf, "tcp dport @ports counter redirect to :15001"));
 	/* the mark check comes before any redirect */
 	assert_true(strstr(buf, "meta mark") < strstr(buf, "redirect to"));
+	/* the owner's bits and port, for other agents to read */
+	assert_non_null(strstr(buf, "comment \"redirect-agent pid="));
+	assert_non_null(strstr(buf, " mark=0x1 escape=0x80000000 port=15001\""));
+	/* the loop's way out: untracked, so never redirected again */
+	assert_non_null(strstr(buf, "type filter hook output priority raw;"));
+	assert_non_null(strstr(buf, "meta mark & 0x80000000 == 0x80000000 notrack"));
+	assert_null(strstr(buf, "tproxy"));
+}
+
+static void
+test_tproxy_rules(void **state)
+{
+	char buf[8192], err[128];
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(config_load_string(&cfg, "t",
+			     "[proxy]\nmode = tproxy\ntproxy_mark = 0x100\nredirect_ports = 80\n",
+			     err, sizeof(err)),
+	    0);
+	assert_true(nft_ruleset_format(&cfg, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "type filter hook prerouting priority mangle;"));
+	/* traffic for the gateway itself is not intercepted */
+	assert_non_null(strstr(buf, "fib daddr type local return"));
+	assert_true(strstr(buf, "fib daddr") < strstr(buf, "tproxy ip to"));
+	assert_non_null(strstr(buf, "meta mark set meta mark | 0x100 tproxy ip to :15001 accept"));
+	assert_non_null(strstr(buf, "meta mark set meta mark | 0x100 tproxy ip6 to :15001 accept"));
+	/* no nat redirect of the host's own connections in this mode */
+	assert_null(strstr(buf, "redirect to"));
 }
 
 static void
@@ -82,6 +111,7 @@ main(void)
 	    cmocka_unit_test(test_default_rules),
 	    cmocka_unit_test(test_custom_rules),
 	    cmocka_unit_test(test_too_small),
+	    cmocka_unit_test(test_tproxy_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
