@@ -17,6 +17,8 @@ packages=(
 	python3-grpcio python3-grpc-tools systemd
 	# packaging (cpack -G DEB runs dpkg-shlibdeps; the MSI is built with wixl)
 	dpkg-dev adduser wixl msitools
+	# Windows parts: cross-compiled, their tests run under wine
+	gcc-mingw-w64-x86-64 wine wine64
 )
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(haproxy iperf3 apache2-utils util-linux)
