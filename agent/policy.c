@@ -1,0 +1,880 @@
+#include "policy.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redirect.h"
+
+const char *
+policy_action_name(enum policy_action a)
+{
+	switch (a) {
+	case POLICY_ALLOW:
+		return "allow";
+	case POLICY_BLOCK:
+		return "block";
+	case POLICY_BYPASS:
+		return "bypass";
+	}
+	return "allow";
+}
+
+struct rule {
+	char id[POLICY_ID_MAX + 1];
+	enum policy_action action;
+	struct cidr *cidrs;
+	size_t n_cidrs;
+	struct port_range *ports; /* sorted, merged; none: any port */
+	size_t n_ports;
+	unsigned states; /* bit per enum redirect_state; 0: any */
+};
+
+/*
+ * The destination index: one hash table per prefix length present, keyed by
+ * the masked address, each entry the ascending indices of the rules with
+ * that prefix. A lookup probes one table per distinct length (a blocklist
+ * uses a handful), not one node per address bit: a 10,000-prefix trie walk
+ * missed the cache at every level.
+ */
+struct pfx_entry {
+	uint8_t key[16];
+	uint32_t n_rules, cap;
+	uint32_t *rules;
+	unsigned used;
+};
+
+struct pfx_table {
+	unsigned len;   /* prefix length */
+	size_t n, mask; /* entries used; slots - 1 (a power of two minus one) */
+	struct pfx_entry *slots;
+};
+
+struct pfx_index {
+	struct pfx_table *t; /* ascending by len */
+	size_t n;
+	unsigned bytes; /* 4 or 16 */
+};
+
+struct policy {
+	uint64_t version;
+	enum policy_action default_action;
+	struct rule *rules;
+	size_t n_rules;
+	struct pfx_index t4, t6;
+	char *document;         /* normalized JSON */
+	_Atomic uint64_t *hits; /* n_rules + 1: the last one counts the default */
+};
+
+/* ---- problems ---- */
+
+void
+policy_problems_free(struct policy_problems *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->msg[i]);
+	p->n = 0;
+	p->more = 0;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+problem(struct policy_problems *p, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (p->n == POLICY_MAX_PROBLEMS) {
+		p->more++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if ((p->msg[p->n] = strdup(buf)) != NULL)
+		p->n++;
+}
+
+/* ---- the destination index ---- */
+
+static void
+mask_addr(uint8_t *out, const uint8_t *addr, unsigned bytes, unsigned len)
+{
+	memset(out, 0, 16);
+	for (unsigned i = 0; i < bytes && len > 0; i++, len = len > 8 ? len - 8 : 0)
+		out[i] = len >= 8 ? addr[i] : (uint8_t)(addr[i] & (0xff00u >> len));
+}
+
+static uint64_t
+hash_key(const uint8_t *k)
+{
+	uint64_t a, b;
+
+	memcpy(&a, k, 8);
+	memcpy(&b, k + 8, 8);
+	/* splitmix64's finalizer: every key bit reaches the low bits we index by */
+	a ^= b * 0x9e3779b97f4a7c15u;
+	a ^= a >> 30;
+	a *= 0xbf58476d1ce4e5b9u;
+	a ^= a >> 27;
+	a *= 0x94d049bb133111ebu;
+	return a ^ (a >> 31);
+}
+
+static struct pfx_entry *
+table_find(const struct pfx_table *t, const uint8_t *key)
+{
+	for (size_t i = hash_key(key) & t->mask;; i = (i + 1) & t->mask) {
+		struct pfx_entry *e = &t->slots[i];
+
+		if (!e->used)
+			return NULL;
+		if (memcmp(e->key, key, 16) == 0)
+			return e;
+	}
+}
+
+static int
+table_grow(struct pfx_table *t)
+{
+	size_t slots = (t->mask + 1) * 2;
+	struct pfx_entry *old = t->slots, *neu = calloc(slots, sizeof(*neu));
+
+	if (neu == NULL)
+		return -1;
+	for (size_t i = 0; i <= t->mask; i++) {
+		size_t j;
+
+		if (!old[i].used)
+			continue;
+		for (j = hash_key(old[i].key) & (slots - 1); neu[j].used; j = (j + 1) & (slots - 1))
+			;
+		neu[j] = old[i];
+	}
+	free(old);
+	t->slots = neu;
+	t->mask = slots - 1;
+	return 0;
+}
+
+static struct pfx_table *
+index_table(struct pfx_index *ix, unsigned len)
+{
+	size_t at = 0;
+	struct pfx_table *bigger;
+
+	while (at < ix->n && ix->t[at].len < len)
+		at++;
+	if (at < ix->n && ix->t[at].len == len)
+		return &ix->t[at];
+	if ((bigger = realloc(ix->t, (ix->n + 1) * sizeof(*bigger))) == NULL)
+		return NULL;
+	ix->t = bigger;
+	memmove(&ix->t[at + 1], &ix->t[at], (ix->n - at) * sizeof(*ix->t));
+	ix->n++;
+	memset(&ix->t[at], 0, sizeof(ix->t[at]));
+	ix->t[at].len = len;
+	ix->t[at].mask = 15;
+	if ((ix->t[at].slots = calloc(16, sizeof(struct pfx_entry))) == NULL)
+		return NULL;
+	return &ix->t[at];
+}
+
+static void
+index_free(struct pfx_index *ix)
+{
+	for (size_t i = 0; i < ix->n; i++) {
+		for (size_t j = 0; j <= ix->t[i].mask; j++)
+			free(ix->t[i].slots[j].rules);
+		free(ix->t[i].slots);
+	}
+	free(ix->t);
+}
+
+static int
+index_insert(struct pfx_index *ix, const uint8_t *addr, unsigned len, uint32_t rule)
+{
+	struct pfx_table *t = index_table(ix, len);
+	struct pfx_entry *e;
+	uint8_t key[16];
+
+	if (t == NULL)
+		return -1;
+	mask_addr(key, addr, ix->bytes, len);
+	if ((e = table_find(t, key)) == NULL) {
+		size_t i;
+
+		if ((t->n + 1) * 4 > (t->mask + 1) * 3 && table_grow(t) != 0)
+			return -1;
+		for (i = hash_key(key) & t->mask; t->slots[i].used; i = (i + 1) & t->mask)
+			;
+		e = &t->slots[i];
+		memcpy(e->key, key, 16);
+		e->used = 1;
+		t->n++;
+	}
+	/* Rules are inserted in order, so each list stays ascending; a rule
+	 * listing one prefix twice is kept once. */
+	if (e->n_rules > 0 && e->rules[e->n_rules - 1] == rule)
+		return 0;
+	if (e->n_rules == e->cap) {
+		uint32_t cap = e->cap ? 2 * e->cap : 2;
+		uint32_t *bigger = realloc(e->rules, cap * sizeof(*bigger));
+
+		if (bigger == NULL)
+			return -1;
+		e->rules = bigger;
+		e->cap = cap;
+	}
+	e->rules[e->n_rules++] = rule;
+	return 0;
+}
+
+/* ---- matching ---- */
+
+static int
+ports_contain(const struct rule *r, uint16_t port)
+{
+	size_t lo = 0, hi = r->n_ports;
+
+	if (r->n_ports == 0)
+		return 1;
+	while (lo < hi) { /* the first range whose end is >= port */
+		size_t mid = (lo + hi) / 2;
+
+		if (r->ports[mid].hi < port)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->n_ports && r->ports[lo].lo <= port;
+}
+
+static int
+rest_matches(const struct rule *r, const struct policy_input *in)
+{
+	if (r->states != 0 && (r->states & (1u << in->redirect_state)) == 0)
+		return 0;
+	return ports_contain(r, in->dst->port);
+}
+
+struct policy_verdict
+policy_evaluate(const struct policy *p, const struct policy_input *in)
+{
+	const struct pfx_index *ix = in->dst->family == AF_INET6 ? &p->t6 : &p->t4;
+	uint32_t best = UINT32_MAX;
+	struct policy_verdict v;
+
+	/* Every prefix length present: the rules whose CIDR holds the address. */
+	for (size_t t = 0; t < ix->n; t++) {
+		const struct pfx_entry *e;
+		uint8_t key[16];
+
+		mask_addr(key, in->dst->addr, ix->bytes, ix->t[t].len);
+		if ((e = table_find(&ix->t[t], key)) == NULL)
+			continue;
+		for (uint32_t i = 0; i < e->n_rules && e->rules[i] < best; i++) {
+			if (rest_matches(&p->rules[e->rules[i]], in)) {
+				best = e->rules[i];
+				break;
+			}
+		}
+	}
+	if (best == UINT32_MAX) {
+		v.action = p->default_action;
+		v.rule = -1;
+	} else {
+		v.action = p->rules[best].action;
+		v.rule = (int)best;
+	}
+	return v;
+}
+
+void
+policy_count_hit(struct policy *p, int rule)
+{
+	size_t i = rule < 0 ? p->n_rules : (size_t)rule;
+
+	atomic_fetch_add_explicit(&p->hits[i], 1, memory_order_relaxed);
+}
+
+uint64_t
+policy_hits(const struct policy *p, int rule)
+{
+	size_t i = rule < 0 ? p->n_rules : (size_t)rule;
+
+	return atomic_load_explicit(&p->hits[i], memory_order_relaxed);
+}
+
+/* ---- parsing ---- */
+
+static int
+parse_action(const char *s, enum policy_action *out)
+{
+	if (strcmp(s, "allow") == 0)
+		*out = POLICY_ALLOW;
+	else if (strcmp(s, "block") == 0)
+		*out = POLICY_BLOCK;
+	else if (strcmp(s, "bypass") == 0)
+		*out = POLICY_BYPASS;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+parse_state(const char *s, unsigned *bit)
+{
+	static const enum redirect_state all[] = {
+	    REDIRECT_NONE, REDIRECT_BY_SELF, REDIRECT_BY_OTHER, REDIRECT_PREVIOUSLY_BY_SELF};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(s, redirect_state_name(all[i])) == 0) {
+			*bit = 1u << all[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > POLICY_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr("_-.:", s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+static int
+cmp_range(const void *a, const void *b)
+{
+	const struct port_range *x = a, *y = b;
+
+	return x->lo != y->lo ? (x->lo < y->lo ? -1 : 1) : (x->hi < y->hi ? -1 : x->hi > y->hi);
+}
+
+/* Sort and merge overlapping or touching ranges: the lookup binary-searches them. */
+static size_t
+merge_ranges(struct port_range *r, size_t n)
+{
+	size_t out = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(r, n, sizeof(*r), cmp_range);
+	for (size_t i = 1; i < n; i++) {
+		if ((unsigned)r[i].lo <= (unsigned)r[out].hi + 1) {
+			if (r[i].hi > r[out].hi)
+				r[out].hi = r[i].hi;
+		} else {
+			r[++out] = r[i];
+		}
+	}
+	return out + 1;
+}
+
+static void
+parse_ports(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a)) {
+		problem(pr, "%s: not a list", path);
+		return;
+	}
+	if (json_array_size(a) == 0)
+		return;
+	r->ports = calloc(json_array_size(a), sizeof(*r->ports));
+	if (r->ports == NULL) {
+		problem(pr, "%s: out of memory", path);
+		return;
+	}
+	json_array_foreach(a, i, v)
+	{
+		json_int_t lo, hi;
+
+		if (json_is_integer(v)) {
+			lo = hi = json_integer_value(v);
+		} else if (json_is_string(v)) {
+			const char *s = json_string_value(v);
+			char *end;
+
+			lo = strtol(s, &end, 10);
+			hi = lo;
+			if (*end == '-')
+				hi = strtol(end + 1, &end, 10);
+			if (end == s || *end != '\0' || !isdigit((unsigned char)s[0])) {
+				problem(pr, "%s[%zu]: '%s' is not a port or a range like 8000-8080",
+				    path, i, s);
+				continue;
+			}
+		} else {
+			problem(pr, "%s[%zu]: not a port", path, i);
+			continue;
+		}
+		if (lo < 1 || hi > 65535 || lo > hi) {
+			problem(pr,
+			    "%s[%zu]: %lld-%lld is not a port range (1 to 65535, low first)", path,
+			    i, (long long)lo, (long long)hi);
+			continue;
+		}
+		r->ports[r->n_ports++] = (struct port_range){(uint16_t)lo, (uint16_t)hi};
+	}
+	r->n_ports = merge_ranges(r->ports, r->n_ports);
+}
+
+static void
+parse_cidrs(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a)) {
+		problem(pr, "%s: not a list", path);
+		return;
+	}
+	if (json_array_size(a) == 0)
+		return;
+	if ((r->cidrs = calloc(json_array_size(a), sizeof(*r->cidrs))) == NULL) {
+		problem(pr, "%s: out of memory", path);
+		return;
+	}
+	json_array_foreach(a, i, v)
+	{
+		char err[128];
+
+		if (!json_is_string(v)) {
+			problem(pr, "%s[%zu]: not a CIDR (a string like \"10.0.0.0/8\")", path, i);
+			continue;
+		}
+		if (addr_parse_cidr(
+			json_string_value(v), &r->cidrs[r->n_cidrs], err, sizeof(err)) != 0) {
+			problem(pr, "%s[%zu]: not a CIDR: %s", path, i, err);
+			continue;
+		}
+		r->n_cidrs++;
+	}
+}
+
+static void
+parse_states(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a)) {
+		problem(pr, "%s: not a list", path);
+		return;
+	}
+	json_array_foreach(a, i, v)
+	{
+		unsigned bit;
+
+		if (!json_is_string(v) || parse_state(json_string_value(v), &bit) != 0) {
+			problem(pr,
+			    "%s[%zu]: not one of none, by_other, by_self, previously_by_self", path,
+			    i);
+			continue;
+		}
+		r->states |= bit;
+	}
+}
+
+static void
+parse_match(json_t *m, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	const char *key;
+	json_t *v;
+	char sub[128];
+
+	if (!json_is_object(m)) {
+		problem(pr, "%s: not an object", path);
+		return;
+	}
+	json_object_foreach(m, key, v)
+	{
+		snprintf(sub, sizeof(sub), "%s.%s", path, key);
+		if (strcmp(key, "dst_cidrs") == 0)
+			parse_cidrs(v, r, sub, pr);
+		else if (strcmp(key, "dst_ports") == 0)
+			parse_ports(v, r, sub, pr);
+		else if (strcmp(key, "redirect_states") == 0)
+			parse_states(v, r, sub, pr);
+		else if (strcmp(key, "server_names") == 0 || strcmp(key, "uids") == 0 ||
+			 strcmp(key, "exe_paths") == 0)
+			problem(pr, "%s: not supported by this agent version yet", sub);
+		else
+			problem(pr, "%s: unknown field", sub);
+	}
+}
+
+static void
+parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
+{
+	const char *key;
+	json_t *v;
+	char path[64];
+	int have_action = 0;
+
+	snprintf(path, sizeof(path), "rules[%zu]", i);
+	if (!json_is_object(o)) {
+		problem(pr, "%s: not an object", path);
+		return;
+	}
+	json_object_foreach(o, key, v)
+	{
+		if (strcmp(key, "id") == 0) {
+			if (!json_is_string(v) || !valid_id(json_string_value(v)))
+				problem(pr, "%s.id: 1 to %d letters, digits, '_', '-', '.' or ':'",
+				    path, POLICY_ID_MAX);
+			else
+				snprintf(r->id, sizeof(r->id), "%s", json_string_value(v));
+		} else if (strcmp(key, "description") == 0) {
+			if (!json_is_string(v))
+				problem(pr, "%s.description: not a string", path);
+		} else if (strcmp(key, "action") == 0) {
+			have_action = 1;
+			if (!json_is_string(v) ||
+			    parse_action(json_string_value(v), &r->action) != 0)
+				problem(pr,
+				    json_is_string(v) &&
+					    strcmp(json_string_value(v), "forward") == 0
+					? "%s.action: forward is not supported by this agent "
+					  "version "
+					  "yet"
+					: "%s.action: not one of allow, block, bypass",
+				    path);
+		} else if (strcmp(key, "match") == 0) {
+			char sub[80];
+
+			snprintf(sub, sizeof(sub), "%s.match", path);
+			parse_match(v, r, sub, pr);
+		} else if (strcmp(key, "forward_to") == 0) {
+			problem(pr,
+			    "%s.forward_to: forward is not supported by this agent version yet",
+			    path);
+		} else {
+			problem(pr, "%s.%s: unknown field", path, key);
+		}
+	}
+	if (json_object_get(o, "id") == NULL)
+		problem(pr, "%s.id: required", path);
+	if (!have_action)
+		problem(pr, "%s.action: required", path);
+	if (r->action == POLICY_BYPASS && r->states != 0)
+		problem(pr,
+		    "%s.match.redirect_states: a bypass rule matches only dst_cidrs and dst_ports "
+		    "(the kernel applies it)",
+		    path);
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+rules_free(struct rule *rules, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rules[i].cidrs);
+		free(rules[i].ports);
+	}
+	free(rules);
+}
+
+void
+policy_free(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	rules_free(p->rules, p->n_rules);
+	index_free(&p->t4);
+	index_free(&p->t6);
+	free(p->document);
+	free(p->hits);
+	free(p);
+}
+
+static int
+compile_index(struct policy *p)
+{
+	static const uint8_t zero[16];
+
+	p->t4.bytes = 4;
+	p->t6.bytes = 16;
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct rule *r = &p->rules[i];
+
+		if (r->n_cidrs == 0) { /* any destination: the root of both */
+			if (index_insert(&p->t4, zero, 0, (uint32_t)i) != 0 ||
+			    index_insert(&p->t6, zero, 0, (uint32_t)i) != 0)
+				return -1;
+			continue;
+		}
+		for (size_t c = 0; c < r->n_cidrs; c++) {
+			struct pfx_index *t = r->cidrs[c].family == AF_INET6 ? &p->t6 : &p->t4;
+
+			if (index_insert(t, r->cidrs[c].addr, r->cidrs[c].prefix, (uint32_t)i) != 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static struct policy *
+policy_new(size_t n_rules)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->n_rules = n_rules;
+	p->rules = calloc(n_rules ? n_rules : 1, sizeof(*p->rules));
+	p->hits = calloc(n_rules + 1, sizeof(*p->hits));
+	if (p->rules == NULL || p->hits == NULL) {
+		policy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct policy *
+policy_compile(const char *text, size_t len, struct policy_problems *pr)
+{
+	json_error_t jerr;
+	json_t *doc, *rules = NULL, *v;
+	struct policy *p = NULL;
+	const char *key;
+	size_t i, n_rules = 0;
+
+	memset(pr, 0, sizeof(*pr));
+	doc = len == (size_t)-1 ? json_loads(text, JSON_REJECT_DUPLICATES, &jerr)
+				: json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL) {
+		problem(pr, "not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(doc)) {
+		problem(pr, "the document must be an object");
+		goto out;
+	}
+	rules = json_object_get(doc, "rules");
+	if (rules != NULL && !json_is_array(rules))
+		problem(pr, "rules: not a list");
+	else if (rules != NULL && (n_rules = json_array_size(rules)) > POLICY_MAX_RULES)
+		problem(pr, "rules: %zu rules, at most %d", n_rules, POLICY_MAX_RULES);
+	if (pr->n > 0)
+		goto out;
+	if ((p = policy_new(n_rules)) == NULL) {
+		problem(pr, "out of memory");
+		goto out;
+	}
+	p->default_action = POLICY_ALLOW;
+	json_object_foreach(doc, key, v)
+	{
+		if (strcmp(key, "default_action") == 0) {
+			if (!json_is_string(v) ||
+			    parse_action(json_string_value(v), &p->default_action) != 0 ||
+			    p->default_action == POLICY_BYPASS)
+				problem(pr, "default_action: not one of allow, block");
+		} else if (strcmp(key, "rules") != 0 && strcmp(key, "description") != 0) {
+			problem(pr, "%s: unknown field", key);
+		}
+	}
+	for (i = 0; i < n_rules; i++)
+		parse_rule(json_array_get(rules, i), i, &p->rules[i], pr);
+
+	/* Across rules: unique ids, bypass rules first. */
+	{
+		size_t last_bypass = 0, first_other = n_rules;
+
+		for (i = 0; i < n_rules; i++) {
+			if (p->rules[i].action == POLICY_BYPASS)
+				last_bypass = i;
+			else if (first_other == n_rules)
+				first_other = i;
+		}
+		for (i = first_other + 1; i <= last_bypass && i < n_rules; i++)
+			if (p->rules[i].action == POLICY_BYPASS)
+				problem(pr,
+				    "rules[%zu]: a bypass rule must come before every allow or "
+				    "block "
+				    "rule (the kernel skips its traffic before any rule is "
+				    "applied)",
+				    i);
+	}
+	if (pr->n == 0) {
+		/* Sorting copies is simpler than a hash for a check done once. */
+		char **ids = malloc((n_rules ? n_rules : 1) * sizeof(*ids));
+
+		if (ids == NULL) {
+			problem(pr, "out of memory");
+		} else {
+			for (i = 0; i < n_rules; i++)
+				ids[i] = p->rules[i].id;
+			qsort(ids, n_rules, sizeof(*ids), cmp_id);
+			for (i = 1; i < n_rules; i++)
+				if (strcmp(ids[i - 1], ids[i]) == 0)
+					problem(
+					    pr, "rules: id '%s' is used more than once", ids[i]);
+			free(ids);
+		}
+	}
+	if (pr->n > 0)
+		goto out;
+	if (compile_index(p) != 0 ||
+	    (p->document = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
+		problem(pr, "out of memory");
+		goto out;
+	}
+	json_decref(doc);
+	return p;
+out:
+	json_decref(doc);
+	policy_free(p);
+	return NULL;
+}
+
+struct policy *
+policy_allow_all(void)
+{
+	struct policy_problems pr;
+
+	return policy_compile("{\"default_action\":\"allow\",\"rules\":[]}", (size_t)-1, &pr);
+}
+
+void
+policy_set_version(struct policy *p, uint64_t version)
+{
+	p->version = version;
+}
+
+uint64_t
+policy_version(const struct policy *p)
+{
+	return p->version;
+}
+
+size_t
+policy_n_rules(const struct policy *p)
+{
+	return p->n_rules;
+}
+
+const char *
+policy_rule_id(const struct policy *p, size_t i)
+{
+	return i < p->n_rules ? p->rules[i].id : "";
+}
+
+const char *
+policy_document(const struct policy *p)
+{
+	return p->document;
+}
+
+size_t
+policy_bypass_list(const struct policy *p, struct policy_bypass *out, size_t max)
+{
+	static const struct port_range all_ports = {1, 65535};
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n_rules && p->rules[i].action == POLICY_BYPASS; i++) {
+		const struct rule *r = &p->rules[i];
+		struct cidr any[2];
+		const struct cidr *cidrs = r->cidrs;
+		size_t n_cidrs = r->n_cidrs;
+		const struct port_range *ports = r->n_ports ? r->ports : &all_ports;
+		size_t n_ports = r->n_ports ? r->n_ports : 1;
+
+		if (n_cidrs == 0) {
+			(void)addr_parse_cidr("0.0.0.0/0", &any[0], NULL, 0);
+			(void)addr_parse_cidr("::/0", &any[1], NULL, 0);
+			cidrs = any;
+			n_cidrs = 2;
+		}
+		for (size_t c = 0; c < n_cidrs; c++)
+			for (size_t k = 0; k < n_ports; k++, n++)
+				if (n < max)
+					out[n] = (struct policy_bypass){cidrs[c], ports[k]};
+	}
+	return n;
+}
+
+/* ---- the holder ---- */
+
+struct policy_holder {
+	_Atomic(struct policy *) cur;
+	unsigned n;
+	_Atomic(struct policy *) slots[];
+};
+
+struct policy_holder *
+policy_holder_new(struct policy *initial, unsigned n_slots)
+{
+	struct policy_holder *h = calloc(1, sizeof(*h) + n_slots * sizeof(h->slots[0]));
+
+	if (h == NULL)
+		return NULL;
+	h->n = n_slots;
+	atomic_store(&h->cur, initial);
+	return h;
+}
+
+void
+policy_holder_free(struct policy_holder *h)
+{
+	if (h == NULL)
+		return;
+	policy_free(atomic_load(&h->cur));
+	free(h);
+}
+
+struct policy *
+policy_acquire(struct policy_holder *h, unsigned slot)
+{
+	struct policy *p;
+
+	/* Publish, then check it is still current: a writer that swapped in
+	 * between either sees our slot or we see its new policy. */
+	do {
+		p = atomic_load(&h->cur);
+		atomic_store(&h->slots[slot], p);
+	} while (p != atomic_load(&h->cur));
+	return p;
+}
+
+void
+policy_release(struct policy_holder *h, unsigned slot)
+{
+	atomic_store(&h->slots[slot], NULL);
+}
+
+struct policy *
+policy_current(struct policy_holder *h)
+{
+	return atomic_load(&h->cur);
+}
+
+void
+policy_install(struct policy_holder *h, struct policy *p)
+{
+	struct policy *old = atomic_exchange(&h->cur, p);
+
+	/* A reader holds a policy for one verdict: microseconds. */
+	for (unsigned i = 0; i < h->n; i++)
+		while (atomic_load(&h->slots[i]) == old)
+			sched_yield();
+	policy_free(old);
+}

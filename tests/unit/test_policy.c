@@ -1,0 +1,270 @@
+/* Unit tests: policy documents, their problems, the verdict (agent/policy.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+#include "redirect.h"
+
+static struct policy *
+compile_ok(const char *json)
+{
+	struct policy_problems pr;
+	struct policy *p = policy_compile(json, (size_t)-1, &pr);
+
+	if (p == NULL)
+		fail_msg("unexpected problem: %s", pr.n ? pr.msg[0] : "?");
+	return p;
+}
+
+/* Compile a bad document; its problems joined with "; ". */
+static char *
+problems_of(const char *json)
+{
+	struct policy_problems pr;
+	struct policy *p = policy_compile(json, (size_t)-1, &pr);
+	static char buf[4096];
+	size_t off = 0;
+
+	assert_null(p);
+	assert_true(pr.n > 0);
+	buf[0] = '\0';
+	for (size_t i = 0; i < pr.n; i++)
+		off += (size_t)snprintf(
+		    buf + off, sizeof(buf) - off, "%s%s", i ? "; " : "", pr.msg[i]);
+	policy_problems_free(&pr);
+	return buf;
+}
+
+static struct policy_verdict
+judge(const struct policy *p, const char *addr, uint16_t port, unsigned state)
+{
+	struct endpoint e;
+	struct policy_input in = {&e, state};
+
+	memset(&e, 0, sizeof(e));
+	e.family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	e.port = port;
+	assert_int_equal(inet_pton(e.family, addr, e.addr), 1);
+	return policy_evaluate(p, &in);
+}
+
+static void
+test_problems_have_paths(void **state)
+{
+	(void)state;
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
+					"\"match\": {\"dst_cidrs\": [\"10.0.0.1/8\"]}}]}"),
+	    "rules[0].match.dst_cidrs[0]: not a CIDR: '10.0.0.1/8' has host bits set beyond its "
+	    "prefix");
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\"}, "
+					   "{\"id\": \"b\", \"action\": \"allow\", \"match\": "
+					   "{\"dst_cidrs\": [\"nope\", 7]}}]}"),
+	    "rules[1].match.dst_cidrs[0]: not a CIDR"));
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
+					   "\"match\": {\"dst_cidrs\": [7]}}]}"),
+	    "rules[0].match.dst_cidrs[0]: not a CIDR (a string"));
+	/* every problem, not just the first */
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a b\", \"action\": \"jump\", "
+					"\"match\": {\"dst_ports\": [0, 65536, \"9-3\", \"x\"], "
+					"\"colour\": 1}}], \"extra\": 1}"),
+	    "extra: unknown field; "
+	    "rules[0].id: 1 to 63 letters, digits, '_', '-', '.' or ':'; "
+	    "rules[0].action: not one of allow, block, bypass; "
+	    "rules[0].match.dst_ports[0]: 0-0 is not a port range (1 to 65535, low first); "
+	    "rules[0].match.dst_ports[1]: 65536-65536 is not a port range (1 to 65535, low first); "
+	    "rules[0].match.dst_ports[2]: 9-3 is not a port range (1 to 65535, low first); "
+	    "rules[0].match.dst_ports[3]: 'x' is not a port or a range like 8000-8080; "
+	    "rules[0].match.colour: unknown field");
+	assert_string_equal(problems_of("{\"rules\": [{\"action\": \"allow\"}, {\"id\": \"x\"}]}"),
+	    "rules[0].id: required; rules[1].action: required");
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\"}, "
+					"{\"id\": \"a\", \"action\": \"block\"}]}"),
+	    "rules: id 'a' is used more than once");
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"block\"}, "
+					"{\"id\": \"b\", \"action\": \"bypass\"}]}"),
+	    "rules[1]: a bypass rule must come before every allow or block rule (the kernel "
+	    "skips its traffic before any rule is applied)");
+	assert_non_null(
+	    strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"forward\"}]}"),
+		"forward is not supported by this agent version yet"));
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
+					   "\"match\": {\"server_names\": [\"x\"]}}]}"),
+	    "rules[0].match.server_names: not supported by this agent version yet"));
+	assert_string_equal(problems_of("{\"default_action\": \"bypass\"}"),
+	    "default_action: not one of allow, block");
+	assert_non_null(strstr(problems_of("{\"rules\": [}"), "not JSON: line 1"));
+	assert_string_equal(problems_of("[1]"), "the document must be an object");
+	assert_non_null(strstr(problems_of("{\"rules\": [], \"rules\": []}"), "not JSON"));
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
+					   "\"match\": {\"redirect_states\": [\"sideways\"]}}]}"),
+	    "rules[0].match.redirect_states[0]: not one of none"));
+}
+
+static void
+test_first_match_wins(void **state)
+{
+	struct policy *p = compile_ok(
+	    "{\"default_action\": \"block\", \"rules\": ["
+	    "{\"id\": \"web-in-10\", \"action\": \"allow\", \"match\": "
+	    "  {\"dst_cidrs\": [\"10.1.0.0/16\"], \"dst_ports\": [80, 443]}},"
+	    "{\"id\": \"no-10\", \"action\": \"block\", \"match\": {\"dst_cidrs\": "
+	    "[\"10.0.0.0/8\"]}},"
+	    "{\"id\": \"host\", \"action\": \"allow\", \"match\": {\"dst_cidrs\": "
+	    "[\"10.1.2.3/32\"]}},"
+	    "{\"id\": \"v6\", \"action\": \"allow\", \"match\": {\"dst_cidrs\": [\"fd00::/8\"], "
+	    "  \"dst_ports\": [\"8000-8080\", 65535]}},"
+	    "{\"id\": \"chained\", \"action\": \"allow\", \"match\": {\"redirect_states\": "
+	    "  [\"by_other\"]}}]}");
+	struct policy_verdict v;
+
+	(void)state;
+	assert_int_equal(policy_n_rules(p), 5);
+	v = judge(p, "10.1.2.3", 443, REDIRECT_NONE);
+	assert_int_equal(v.rule, 0);
+	assert_int_equal(v.action, POLICY_ALLOW);
+	/* overlapping CIDRs: the earlier (wider) rule wins over the later host rule */
+	v = judge(p, "10.1.2.3", 22, REDIRECT_NONE);
+	assert_int_equal(v.rule, 1);
+	assert_int_equal(v.action, POLICY_BLOCK);
+	v = judge(p, "192.0.2.1", 80, REDIRECT_NONE);
+	assert_int_equal(v.rule, -1);
+	assert_int_equal(v.action, POLICY_BLOCK);
+	v = judge(p, "fd12::1", 8080, REDIRECT_NONE);
+	assert_int_equal(v.rule, 3);
+	v = judge(p, "fd12::1", 8081, REDIRECT_NONE);
+	assert_int_equal(v.rule, -1);
+	v = judge(p, "fd12::1", 65535, REDIRECT_NONE);
+	assert_int_equal(v.rule, 3);
+	v = judge(p, "192.0.2.1", 80, REDIRECT_BY_OTHER);
+	assert_int_equal(v.rule, 4);
+	assert_string_equal(policy_rule_id(p, 4), "chained");
+	policy_count_hit(p, 4);
+	policy_count_hit(p, -1);
+	policy_count_hit(p, -1);
+	assert_int_equal(policy_hits(p, 4), 1);
+	assert_int_equal(policy_hits(p, -1), 2);
+	policy_free(p);
+}
+
+static void
+test_empty_and_any(void **state)
+{
+	struct policy *p = compile_ok("{}");
+	struct policy_verdict v;
+
+	(void)state;
+	assert_int_equal(policy_n_rules(p), 0);
+	v = judge(p, "192.0.2.1", 1, REDIRECT_NONE);
+	assert_int_equal(v.rule, -1);
+	assert_int_equal(v.action, POLICY_ALLOW);
+	policy_free(p);
+	/* an empty match is every connection, both families */
+	p = compile_ok("{\"rules\": [{\"id\": \"all\", \"action\": \"block\", \"match\": {}}]}");
+	assert_int_equal(judge(p, "::1", 5, REDIRECT_NONE).rule, 0);
+	assert_int_equal(judge(p, "0.0.0.0", 65535, REDIRECT_NONE).rule, 0);
+	policy_free(p);
+	p = policy_allow_all();
+	assert_non_null(p);
+	assert_string_equal(policy_document(p), "{\"default_action\":\"allow\",\"rules\":[]}");
+	policy_free(p);
+}
+
+static void
+test_bypass_list(void **state)
+{
+	struct policy *p = compile_ok("{\"rules\": ["
+				      "{\"id\": \"b1\", \"action\": \"bypass\", \"match\": "
+				      "  {\"dst_cidrs\": [\"10.9.0.0/16\", \"fd09::/32\"], "
+				      "   \"dst_ports\": [443, \"80-81\"]}},"
+				      "{\"id\": \"b2\", \"action\": \"bypass\", \"match\": "
+				      "  {\"dst_ports\": [25]}},"
+				      "{\"id\": \"x\", \"action\": \"block\"}]}");
+	struct policy_bypass out[16];
+	char text[64];
+
+	(void)state;
+	/* 2 CIDRs x 2 merged port ranges, then any address (2 families) x 1 */
+	assert_int_equal(policy_bypass_list(p, out, 16), 6);
+	assert_string_equal(addr_format_cidr(&out[0].cidr, text, sizeof(text)), "10.9.0.0/16");
+	assert_int_equal(out[0].ports.lo, 80);
+	assert_int_equal(out[0].ports.hi, 81);
+	assert_int_equal(out[1].ports.lo, 443);
+	assert_string_equal(addr_format_cidr(&out[5].cidr, text, sizeof(text)), "::/0");
+	assert_int_equal(out[5].ports.lo, 25);
+	/* the verdict agrees: a bypass match is bypass */
+	assert_int_equal(judge(p, "10.9.1.1", 81, REDIRECT_NONE).action, POLICY_BYPASS);
+	assert_int_equal(judge(p, "10.9.1.1", 82, REDIRECT_NONE).action, POLICY_BLOCK);
+	assert_int_equal(policy_bypass_list(p, out, 2), 6); /* the total, even when cut */
+	policy_free(p);
+}
+
+/* 10,000 rules, each its own /24 with a port, and a catch-all at the end. */
+static void
+test_ten_thousand_rules(void **state)
+{
+	size_t cap = 10000 * 120 + 256, off = 0;
+	char *doc = malloc(cap);
+	struct policy *p;
+
+	(void)state;
+	off += (size_t)snprintf(doc + off, cap - off, "{\"rules\": [");
+	for (int i = 0; i < 9999; i++)
+		off += (size_t)snprintf(doc + off, cap - off,
+		    "{\"id\": \"r%d\", \"action\": \"%s\", \"match\": {\"dst_cidrs\": "
+		    "[\"10.%d.%d.0/24\"], \"dst_ports\": [%d]}},",
+		    i, i % 2 ? "block" : "allow", i / 256, i % 256, 1000 + i % 50);
+	off += (size_t)snprintf(doc + off, cap - off,
+	    "{\"id\": \"last\", \"action\": \"block\", \"match\": {\"dst_ports\": [22]}}]}");
+	p = compile_ok(doc);
+	assert_int_equal(policy_n_rules(p), 10000);
+	assert_int_equal(
+	    judge(p, "10.3.7.9", 1000 + (3 * 256 + 7) % 50, REDIRECT_NONE).rule, 3 * 256 + 7);
+	assert_int_equal(judge(p, "10.3.7.9", 22, REDIRECT_NONE).rule, 9999);
+	assert_int_equal(judge(p, "10.3.7.9", 23, REDIRECT_NONE).rule, -1);
+	policy_free(p);
+	free(doc);
+}
+
+static void
+test_holder(void **state)
+{
+	struct policy *a = policy_allow_all(), *b = policy_allow_all(), *got;
+	struct policy_holder *h;
+
+	(void)state;
+	policy_set_version(a, 1);
+	policy_set_version(b, 2);
+	h = policy_holder_new(a, 2);
+	got = policy_acquire(h, 0);
+	assert_int_equal(policy_version(got), 1);
+	policy_release(h, 0);
+	policy_install(h, b); /* frees a: no slot holds it */
+	assert_int_equal(policy_version(policy_current(h)), 2);
+	assert_int_equal(policy_version(policy_acquire(h, 1)), 2);
+	policy_release(h, 1);
+	policy_holder_free(h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_problems_have_paths),
+	    cmocka_unit_test(test_first_match_wins),
+	    cmocka_unit_test(test_empty_and_any),
+	    cmocka_unit_test(test_bypass_list),
+	    cmocka_unit_test(test_ten_thousand_rules),
+	    cmocka_unit_test(test_holder),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
