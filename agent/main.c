@@ -23,6 +23,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "policies.h"
+#include "policy.h"
 #include "redirect.h"
 #include "rpc.h"
 #include "store.h"
@@ -156,6 +158,71 @@ on_watchdog(uv_timer_t *t)
 		log_warnx("an event loop is stuck: not feeding the watchdog");
 }
 
+/*
+ * The policy in force: the newest stored version this agent can compile.
+ * A stored document was valid when set; one a later agent version wrote and
+ * this one refuses is skipped, loudly, for the newest it accepts.
+ */
+static struct policy *
+load_policy(const char *db_path)
+{
+	struct policy_problems probs;
+	struct policy_row row;
+	struct policy *p = NULL;
+	sqlite3 *db = NULL;
+	char err[512];
+	int found;
+
+	if (policies_open(db_path, &db, err, sizeof(err)) != 0) {
+		log_warnx("cannot read the stored policy: %s; allowing everything", err);
+		return policy_allow_all();
+	}
+	for (found = policies_latest(db, &row); found == 1;) {
+		uint64_t v = row.version;
+
+		p = policy_compile(row.document, (size_t)-1, &probs);
+		if (p != NULL) {
+			policy_set_version(p, v);
+			log_info("policy version %llu in force (%zu rules)", (unsigned long long)v,
+			    policy_n_rules(p));
+			policy_row_free(&row);
+			break;
+		}
+		log_warnx("stored policy version %llu is not valid for this agent (%s): skipped",
+		    (unsigned long long)v, probs.n > 0 ? probs.msg[0] : "?");
+		policy_problems_free(&probs);
+		policy_row_free(&row);
+		found = v > 1 ? policies_get(db, v - 1, &row) : 0;
+	}
+	if (found < 0)
+		log_warnx("cannot read the stored policy: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	if (p == NULL) {
+		p = policy_allow_all();
+		if (p != NULL && found == 0)
+			log_info("no policy set: allowing everything");
+	}
+	return p;
+}
+
+/* Push the policy's bypass rules into the kernel. */
+static int
+apply_bypass(struct redirect *r, const struct policy *p, char *err, size_t errlen)
+{
+	size_t n = policy_bypass_list(p, NULL, 0);
+	struct policy_bypass *b = n > 0 ? calloc(n, sizeof(*b)) : NULL;
+	int rc;
+
+	if (n > 0 && b == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	(void)policy_bypass_list(p, b, n);
+	rc = redirect_set_bypass(r, b, n, err, errlen);
+	free(b);
+	return rc;
+}
+
 static void
 log_summary(const struct proxy_stats_snapshot *pp, struct store *st)
 {
@@ -191,6 +258,7 @@ main(int argc, char **argv)
 	struct store *store = NULL;
 	struct workers *workers = NULL;
 	struct redirect *redirect = NULL;
+	struct policy_holder *policy = NULL;
 	struct rpc_server *rpc = NULL;
 	struct rpc_deps deps;
 	struct timespec started;
@@ -299,16 +367,27 @@ main(int argc, char **argv)
 			    "marked %llu connections left open by a previous run as interrupted",
 			    (unsigned long long)s.interrupted_at_start);
 	}
-	if (workers_start(&workers, &cfg, store, err, sizeof(err)) != 0) {
-		log_warnx("cannot start the proxy: %s", err);
+	/* The stored policy is in force before anything is redirected to us. */
+	if ((policy = policy_holder_new(load_policy(cfg.db_path), cfg.workers)) == NULL) {
+		log_warnx("out of memory");
 		store_close(store);
 		daemon_ready(ready_fd, 1);
 		return 1;
 	}
-	if ((rc = redirect_setup(&cfg, &redirect, err, sizeof(err))) != 0) {
+	if (workers_start(&workers, &cfg, store, policy, err, sizeof(err)) != 0) {
+		log_warnx("cannot start the proxy: %s", err);
+		store_close(store);
+		policy_holder_free(policy);
+		daemon_ready(ready_fd, 1);
+		return 1;
+	}
+	if ((rc = redirect_setup(&cfg, &redirect, err, sizeof(err))) != 0 ||
+	    (rc = apply_bypass(redirect, policy_current(policy), err, sizeof(err))) != 0) {
 		log_warnx("cannot install the redirect rules: %s", err);
+		redirect_teardown(redirect);
 		workers_stop(workers, NULL);
 		store_close(store);
+		policy_holder_free(policy);
 		daemon_ready(ready_fd, 1);
 		/* A bit or port another agent holds is a configuration error. */
 		return rc == -EEXIST ? CONFIG_EXIT_CODE : 1;
@@ -320,6 +399,7 @@ main(int argc, char **argv)
 	    .workers = workers,
 	    .store = store,
 	    .redirect = redirect,
+	    .policy = policy,
 	    .started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000,
 	};
 	if (rpc_server_start(&rpc, &deps, err, sizeof(err)) != 0) {
@@ -327,6 +407,7 @@ main(int argc, char **argv)
 		redirect_teardown(redirect);
 		workers_stop(workers, NULL);
 		store_close(store);
+		policy_holder_free(policy);
 		daemon_ready(ready_fd, 1);
 		return 1;
 	}
@@ -351,6 +432,7 @@ main(int argc, char **argv)
 	workers_stop(workers, &final);
 	log_summary(&final, store);
 	store_close(store);
+	policy_holder_free(policy);
 	uv_close((uv_handle_t *)&sigint, NULL);
 	uv_close((uv_handle_t *)&sigterm, NULL);
 	uv_close((uv_handle_t *)&watchdog, NULL);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "policy.h"
+
 void
 nft_table_name(const struct config *cfg, char *buf, size_t len)
 {
@@ -76,6 +78,12 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 	sb_cidr_set(&sb, "exclude_v4", AF_INET, cfg->exclude_cidrs, cfg->n_exclude_cidrs);
 	sb_cidr_set(&sb, "exclude_v6", AF_INET6, cfg->exclude_cidrs, cfg->n_exclude_cidrs);
 
+	/* Filled from the policy's bypass rules (nft_bypass_set). */
+	sb_printf(
+	    &sb, "\tset bypass_v4 {\n\t\ttype ipv4_addr . inet_service; flags interval;\n\t}\n");
+	sb_printf(
+	    &sb, "\tset bypass_v6 {\n\t\ttype ipv6_addr . inet_service; flags interval;\n\t}\n");
+
 	sb_printf(&sb, "\tset ports {\n\t\ttype inet_service; flags interval; auto-merge;\n");
 	for (size_t i = 0; i < cfg->n_redirect_ports; i++) {
 		const struct port_range *pr = &cfg->redirect_ports[i];
@@ -125,6 +133,8 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 		    "\t\tfib daddr type local return\n"
 		    "\t\tip daddr @exclude_v4 return\n"
 		    "\t\tip6 daddr @exclude_v6 return\n"
+		    "\t\tip daddr . tcp dport @bypass_v4 return\n"
+		    "\t\tip6 daddr . tcp dport @bypass_v6 return\n"
 		    "\t\tip daddr @redirect_v4 tcp dport @ports counter "
 		    "meta mark set meta mark | 0x%x tproxy ip to :%u accept\n"
 		    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter "
@@ -147,6 +157,8 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 		    "\t\tmeta mark & 0x%x == 0x%x return\n"
 		    "\t\tip daddr @exclude_v4 return\n"
 		    "\t\tip6 daddr @exclude_v6 return\n"
+		    "\t\tip daddr . tcp dport @bypass_v4 return\n"
+		    "\t\tip6 daddr . tcp dport @bypass_v6 return\n"
 		    "\t\tip daddr @redirect_v4 tcp dport @ports counter redirect to :%u\n"
 		    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter redirect to :%u\n"
 		    "\t}\n"
@@ -310,4 +322,43 @@ nft_agents_list(struct nft *n, struct nft_agent *out, size_t max)
 	}
 	free(tables);
 	return (int)found;
+}
+
+int
+nft_bypass_set(struct nft *n, const struct config *cfg, const struct policy_bypass *b, size_t count,
+    char *err, size_t errlen)
+{
+	char table[NFT_TABLE_NAME_MAX];
+	size_t len = 256 + 96 * count;
+	char *script = malloc(len);
+	struct sbuf sb = {script, len, 0, 0};
+	int r;
+
+	if (script == NULL)
+		return -ENOMEM;
+	nft_table_name(cfg, table, sizeof(table));
+	/* One transaction: the kernel never sees the set half replaced. */
+	sb_printf(&sb, "flush set inet %s bypass_v4\nflush set inet %s bypass_v6\n", table, table);
+	for (int fam = AF_INET; fam != 0; fam = fam == AF_INET ? AF_INET6 : 0) {
+		const char *sep = "";
+
+		for (size_t i = 0; i < count; i++) {
+			char c[ADDR_CIDR_STRLEN];
+
+			if (b[i].cidr.family != fam)
+				continue;
+			if (*sep == '\0')
+				sb_printf(&sb, "add element inet %s %s { ", table,
+				    fam == AF_INET ? "bypass_v4" : "bypass_v6");
+			sb_printf(&sb, "%s%s . %u-%u", sep,
+			    addr_format_cidr(&b[i].cidr, c, sizeof(c)), (unsigned)b[i].ports.lo,
+			    (unsigned)b[i].ports.hi);
+			sep = ", ";
+		}
+		if (*sep != '\0')
+			sb_printf(&sb, " }\n");
+	}
+	r = sb.overflow ? -ENOSPC : nft_run(n, script, err, errlen);
+	free(script);
+	return r;
 }

@@ -51,6 +51,15 @@ int nft_table_remove(struct nft *n, const struct config *cfg, char *err, size_t 
 /* 1 if the table exists, 0 if not. */
 int nft_table_exists(struct nft *n, const struct config *cfg);
 
+struct policy_bypass;
+
+/*
+ * Replace the bypass sets' elements with b (the policy's bypass rules), in
+ * one transaction. Returns 0 or a negative errno with nft's message in err.
+ */
+int nft_bypass_set(struct nft *n, const struct config *cfg, const struct policy_bypass *b,
+    size_t count, char *err, size_t errlen);
+
 /* An agent's table as another agent sees it (from the table's comment). */
 struct nft_agent {
 	char agent_id[CONFIG_AGENT_ID_MAX + 1];

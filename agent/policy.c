@@ -778,6 +778,12 @@ policy_rule_id(const struct policy *p, size_t i)
 	return i < p->n_rules ? p->rules[i].id : "";
 }
 
+enum policy_action
+policy_rule_action(const struct policy *p, int rule)
+{
+	return rule < 0 || (size_t)rule >= p->n_rules ? p->default_action : p->rules[rule].action;
+}
+
 const char *
 policy_document(const struct policy *p)
 {

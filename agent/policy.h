@@ -35,7 +35,7 @@
 
 #define POLICY_ID_MAX       63
 #define POLICY_MAX_RULES    100000
-#define POLICY_MAX_PROBLEMS 100
+#define POLICY_MAX_PROBLEMS 100 /* reported; more are counted */
 
 enum policy_action {
 	POLICY_ALLOW,
@@ -75,6 +75,9 @@ void policy_set_version(struct policy *p, uint64_t version);
 uint64_t policy_version(const struct policy *p);
 size_t policy_n_rules(const struct policy *p);
 const char *policy_rule_id(const struct policy *p, size_t i);
+
+/* A rule's action; rule -1 is the default action. */
+enum policy_action policy_rule_action(const struct policy *p, int rule);
 
 /* The document, normalized (compact JSON, fields in the order given). */
 const char *policy_document(const struct policy *p);

@@ -18,6 +18,7 @@ struct proxy_stats {
 	_Atomic uint64_t refused;            /* not redirected, or a loop to our own listener */
 	_Atomic uint64_t by_self;            /* carried our own mark already: a loop */
 	_Atomic uint64_t previously_by_self; /* ours, then another proxy's, then ours */
+	_Atomic uint64_t blocked;            /* refused by the policy */
 	_Atomic uint64_t bytes_up;
 	_Atomic uint64_t bytes_down;
 	_Atomic uint64_t accept_errors; /* EMFILE and the like */
@@ -26,8 +27,8 @@ struct proxy_stats {
 
 /* A plain copy for reporting. */
 struct proxy_stats_snapshot {
-	uint64_t accepted, active, relayed, failed, refused, by_self, previously_by_self, bytes_up,
-	    bytes_down, accept_errors, accept_paused;
+	uint64_t accepted, active, relayed, failed, refused, by_self, previously_by_self, blocked,
+	    bytes_up, bytes_down, accept_errors, accept_paused;
 };
 
 static inline void

@@ -192,6 +192,13 @@ redirect_rules_present(struct redirect *r)
 }
 
 int
+redirect_set_bypass(
+    struct redirect *r, const struct policy_bypass *b, size_t n, char *err, size_t errlen)
+{
+	return nft_bypass_set(r->nft, r->cfg, b, n, err, errlen);
+}
+
+int
 redirect_prepare_listener(int fd, int family, const struct config *cfg)
 {
 	int one = 1;

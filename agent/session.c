@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "policy.h"
 #include "redirect.h"
 #include "store.h"
 #include "worker.h"
@@ -69,6 +70,8 @@ session_close_reason_name(enum close_reason r)
 		return "loop: original destination is the agent's own listener";
 	case CLOSE_LOOP_REPEATED:
 		return "loop: came back again although it left marked to escape every redirect";
+	case CLOSE_BLOCKED:
+		return "blocked by policy";
 	case CLOSE_NO_ORIGINAL_DST:
 		return "original destination unknown";
 	case CLOSE_LOCAL_ERROR:
@@ -175,6 +178,8 @@ session_close(struct session *s, enum close_reason reason, int err)
 	stat_add(&w->stats.bytes_down, s->rec.bytes_down);
 	if (refused_reason(reason))
 		stat_add(&w->stats.refused, 1);
+	else if (reason == CLOSE_BLOCKED)
+		stat_add(&w->stats.blocked, 1);
 	else if (failed)
 		stat_add(&w->stats.failed, 1);
 
@@ -443,6 +448,25 @@ is_own_listener(const struct worker *w, const struct endpoint *dst, const struct
 	       (dst->family == local->family && memcmp(dst->addr, local->addr, 16) == 0);
 }
 
+/* The policy's verdict, recorded on the row and counted per rule. */
+static enum policy_action
+judge(struct session *s)
+{
+	struct worker *w = s->w;
+	struct policy *p = policy_acquire(w->policy, w->index);
+	struct policy_input in = {&s->ri.orig_dst, s->ri.state};
+	struct policy_verdict v = policy_evaluate(p, &in);
+
+	policy_count_hit(p, v.rule);
+	s->rec.policy_version = policy_version(p);
+	if (v.rule >= 0)
+		snprintf(s->rec.rule_id, sizeof(s->rec.rule_id), "%s",
+		    policy_rule_id(p, (size_t)v.rule));
+	policy_release(w->policy, w->index);
+	s->rec.verdict = policy_action_name(v.action);
+	return v.action;
+}
+
 void
 session_accept(struct worker *w, int fd, const struct sockaddr *peer, const struct endpoint *local)
 {
@@ -516,6 +540,12 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	if (s->ri.escape_failed && s->ri.state != REDIRECT_NONE &&
 	    s->ri.state != REDIRECT_BY_OTHER) {
 		session_close(s, CLOSE_LOOP_REPEATED, 0);
+		return;
+	}
+	/* A loop was judged on its first pass: it goes straight through. */
+	if ((s->ri.state == REDIRECT_NONE || s->ri.state == REDIRECT_BY_OTHER) &&
+	    judge(s) == POLICY_BLOCK) {
+		session_close(s, CLOSE_BLOCKED, 0);
 		return;
 	}
 	store_submit(w->store, &s->rec);

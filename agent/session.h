@@ -25,6 +25,7 @@ enum close_reason {
 	CLOSE_NOT_REDIRECTED,  /* a direct connection to the listener */
 	CLOSE_LOOP,            /* the original destination is our own listener */
 	CLOSE_LOOP_REPEATED,   /* came back although it left with the escape mark */
+	CLOSE_BLOCKED,         /* the policy said block */
 	CLOSE_NO_ORIGINAL_DST, /* the kernel could not say where it was going */
 	CLOSE_LOCAL_ERROR,     /* out of fds or memory for the upstream side */
 	CLOSE_SHUTDOWN,        /* the agent stopped before the session ended */

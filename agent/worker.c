@@ -355,8 +355,8 @@ worker_destroy(struct worker *w)
 }
 
 int
-workers_start(
-    struct workers **out, const struct config *cfg, struct store *store, char *err, size_t errlen)
+workers_start(struct workers **out, const struct config *cfg, struct store *store,
+    struct policy_holder *policy, char *err, size_t errlen)
 {
 	struct workers *ws = calloc(1, sizeof(*ws));
 	unsigned char use[WORKER_MAX_LISTENERS];
@@ -390,6 +390,7 @@ workers_start(
 		goto fail;
 	}
 	for (ws->n = 0; ws->n < n; ws->n++) {
+		ws->w[ws->n].policy = policy;
 		if (worker_init(&ws->w[ws->n], ws->n, use, cfg, store, per_worker, err, errlen) !=
 		    0) {
 			ws->n++;
@@ -461,6 +462,7 @@ workers_get_stats(struct workers *ws, struct proxy_stats_snapshot *out)
 		out->refused += LOAD(refused);
 		out->by_self += LOAD(by_self);
 		out->previously_by_self += LOAD(previously_by_self);
+		out->blocked += LOAD(blocked);
 		out->bytes_up += LOAD(bytes_up);
 		out->bytes_down += LOAD(bytes_down);
 		out->accept_errors += LOAD(accept_errors);

@@ -17,6 +17,7 @@
 #include "proxy_stats.h"
 
 struct store;
+struct policy_holder;
 struct session;
 struct workers;
 
@@ -44,7 +45,8 @@ struct worker {
 
 	const struct config *cfg;
 	struct store *store;
-	struct session *sessions; /* every live session, for draining */
+	struct policy_holder *policy; /* this worker reads through slot `index` */
+	struct session *sessions;     /* every live session, for draining */
 	unsigned n_sessions;
 	unsigned max_sessions;
 	int draining;
@@ -60,8 +62,8 @@ struct worker {
  * the listen port is already taken (another agent). Returns 0 with *out set,
  * or -1 with err set.
  */
-int workers_start(
-    struct workers **out, const struct config *cfg, struct store *store, char *err, size_t errlen);
+int workers_start(struct workers **out, const struct config *cfg, struct store *store,
+    struct policy_holder *policy, char *err, size_t errlen);
 
 /*
  * Stop accepting, let open sessions finish for up to drain_timeout_ms, close

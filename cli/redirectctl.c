@@ -234,6 +234,8 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 	    {"refused", s->refused},
 	    {"by_self", s->by_self},
 	    {"previously_by_self", s->previously_by_self},
+	    {"blocked", s->blocked},
+	    {"policy_version", s->policy_version},
 	    {"bytes_up", s->bytes_up},
 	    {"bytes_down", s->bytes_down},
 	    {"accept_errors", s->accept_errors},
@@ -251,8 +253,20 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 		json_t *doc = json_object();
 
 		json_object_set_new(doc, "started_at_us", json_integer(s->started_at_us));
+		json_t *hits = json_array();
+
 		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 			json_object_set_new(doc, rows[i].name, json_integer((json_int_t)rows[i].v));
+		for (size_t i = 0; i < s->n_rule_hits; i++) {
+			json_t *h = json_object();
+
+			json_object_set_new(h, "rule_id", json_string(s->rule_hits[i]->rule_id));
+			json_object_set_new(h, "action", json_string(s->rule_hits[i]->action));
+			json_object_set_new(
+			    h, "hits", json_integer((json_int_t)s->rule_hits[i]->hits));
+			json_array_append_new(hits, h);
+		}
+		json_object_set_new(doc, "rule_hits", hits);
 		print_json(doc);
 	} else {
 		printf("connections  %" PRIu64 " accepted, %" PRIu64 " active, %" PRIu64
@@ -273,6 +287,19 @@ cmd_stats(struct ctx *c, int argc, char **argv)
 		    s->events_dropped, s->db_rows_pruned);
 		printf("recovery     %" PRIu64 " connections marked interrupted at start\n",
 		    s->interrupted_at_start);
+		printf("policy       version %" PRIu64 ", %" PRIu64 " connections blocked\n",
+		    s->policy_version, s->blocked);
+		/* Rules that matched (the first 20) and the default; --json has all. */
+		for (size_t i = 0, shown = 0; i < s->n_rule_hits && shown < 20; i++) {
+			const Redirect__V1__RuleHits *h = s->rule_hits[i];
+
+			if (h->hits == 0 && h->rule_id[0] != '\0')
+				continue;
+			printf("  %-32s %-7s %" PRIu64 " hits\n",
+			    h->rule_id[0] != '\0' ? h->rule_id : "(default action)", h->action,
+			    h->hits);
+			shown++;
+		}
 	}
 	protobuf_c_message_free_unpacked(&s->base, NULL);
 	return 0;
@@ -333,6 +360,9 @@ conn_json(const Redirect__V1__Connection *k)
 	json_object_set_new(o, "redirect_records", json_string(rec != NULL ? rec : ""));
 	json_object_set_new(o, "redirect_context", json_string(ctxh != NULL ? ctxh : ""));
 	json_object_set_new(o, "verdict", json_string(k->verdict));
+	json_object_set_new(o, "policy_version", json_integer((json_int_t)k->policy_version));
+	json_object_set_new(o, "rule_id", json_string(k->rule_id));
+	json_object_set_new(o, "server_name", json_string(k->server_name));
 	json_object_set_new(o, "state", json_string(k->state));
 	json_object_set_new(o, "bytes_up", json_integer((json_int_t)k->bytes_up));
 	json_object_set_new(o, "bytes_down", json_integer((json_int_t)k->bytes_down));
@@ -611,6 +641,8 @@ cmd_watch(struct ctx *c, int argc, char **argv)
 	return rc == 0 ? 0 : call_failed(rc, msg);
 }
 
+#define POLICY_FILE_MAX (4 << 20) /* the agent's request cap */
+
 static char *
 read_policy_file(const char *path)
 {
@@ -622,61 +654,230 @@ read_policy_file(const char *path)
 		fprintf(stderr, "redirectctl: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
-	/* The agent caps requests at 64 KiB; a larger file is refused there too. */
-	buf = malloc(1 << 20);
-	n = buf != NULL ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	buf = malloc(POLICY_FILE_MAX + 1);
+	n = buf != NULL ? fread(buf, 1, POLICY_FILE_MAX + 1, f) : 0;
 	fclose(f);
-	if (buf != NULL)
-		buf[n] = '\0';
+	if (buf == NULL)
+		return NULL;
+	if (n > POLICY_FILE_MAX) {
+		fprintf(stderr, "redirectctl: %s: larger than the agent accepts (4 MiB)\n", path);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
 	return buf;
 }
 
-/*
- * policy get|set FILE|validate FILE|history: each calls its own method. The
- * agent serves them with the policy work; until then it answers
- * UNIMPLEMENTED and this exits 1 with its message.
- */
-static int
-cmd_policy(struct ctx *c, int argc, char **argv)
+/* The document as indented JSON (as sent, when it does not parse). */
+static void
+print_document(const char *doc)
 {
-	ProtobufCMessage *r = NULL;
-	char msg[512], *doc = NULL;
+	json_t *j = json_loads(doc, 0, NULL);
+	char *text = j != NULL ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+	printf("%s\n", text != NULL ? text : doc);
+	free(text);
+	json_decref(j);
+}
+
+static json_t *
+version_json(const Redirect__V1__PolicyVersion *v)
+{
+	json_t *o = json_object(), *doc = json_loads(v->document_json, 0, NULL);
+
+	json_object_set_new(o, "version", json_integer((json_int_t)v->version));
+	json_object_set_new(o, "set_at_us", json_integer(v->set_at_us));
+	json_object_set_new(o, "author", json_string(v->author));
+	json_object_set_new(o, "sha256", json_string(v->sha256));
+	json_object_set_new(o, "rules", json_integer(v->rules));
+	json_object_set_new(o, "document", doc != NULL ? doc : json_string(v->document_json));
+	return o;
+}
+
+static void
+print_version_line(const Redirect__V1__PolicyVersion *v)
+{
+	char t[32];
+
+	if (v->version == 0) {
+		printf("no policy set: the agent allows every connection\n");
+		return;
+	}
+	printf("version %" PRIu64 ", set %s UTC by %s, %u rules, sha256 %.16s\n", v->version,
+	    fmt_time(v->set_at_us, t, sizeof(t)), v->author, v->rules, v->sha256);
+}
+
+static int
+policy_get(struct ctx *c, Redirect__V1__PolicyVersion **out, char *msg, size_t msglen)
+{
+	Redirect__V1__GetPolicyRequest q = REDIRECT__V1__GET_POLICY_REQUEST__INIT;
+
+	return client_call(&c->cl, "/redirect.v1.Policy/GetPolicy", &q.base,
+	    &redirect__v1__policy_version__descriptor, (ProtobufCMessage **)out, msg, msglen);
+}
+
+static int
+cmd_policy_get(struct ctx *c)
+{
+	Redirect__V1__PolicyVersion *v = NULL;
+	char msg[512];
 	int rc;
 
-	if (argc == 2 && strcmp(argv[1], "get") == 0) {
-		Redirect__V1__GetPolicyRequest q = REDIRECT__V1__GET_POLICY_REQUEST__INIT;
-
-		rc = CALL(c, "/redirect.v1.Policy/GetPolicy", q, redirect__v1__policy_version, &r);
-	} else if (argc == 2 && strcmp(argv[1], "history") == 0) {
-		Redirect__V1__ListPolicyHistoryRequest q =
-		    REDIRECT__V1__LIST_POLICY_HISTORY_REQUEST__INIT;
-
-		rc = CALL(c, "/redirect.v1.Policy/ListPolicyHistory", q,
-		    redirect__v1__list_policy_history_response, &r);
-	} else if (argc == 3 && strcmp(argv[1], "set") == 0) {
-		Redirect__V1__SetPolicyRequest q = REDIRECT__V1__SET_POLICY_REQUEST__INIT;
-
-		if ((doc = read_policy_file(argv[2])) == NULL)
-			return EXIT_USAGE;
-		q.document_json = doc;
-		rc = CALL(c, "/redirect.v1.Policy/SetPolicy", q, redirect__v1__policy_version, &r);
-	} else if (argc == 3 && strcmp(argv[1], "validate") == 0) {
-		Redirect__V1__ValidatePolicyRequest q = REDIRECT__V1__VALIDATE_POLICY_REQUEST__INIT;
-
-		if ((doc = read_policy_file(argv[2])) == NULL)
-			return EXIT_USAGE;
-		q.document_json = doc;
-		rc = CALL(c, "/redirect.v1.Policy/ValidatePolicy", q,
-		    redirect__v1__validate_policy_response, &r);
+	if ((rc = policy_get(c, &v, msg, sizeof(msg))) != 0)
+		return call_failed(rc, msg);
+	if (c->json) {
+		print_json(version_json(v));
 	} else {
-		return EXIT_USAGE;
+		print_version_line(v);
+		print_document(v->document_json);
 	}
+	protobuf_c_message_free_unpacked(&v->base, NULL);
+	return 0;
+}
+
+/*
+ * Without --expected-version, set replaces the version the agent has now
+ * (read just before): fine for one admin. Consoles pass the version they
+ * read, so a concurrent change makes theirs fail instead of vanishing.
+ */
+static int
+cmd_policy_set(struct ctx *c, const char *file, long long expected)
+{
+	Redirect__V1__SetPolicyRequest q = REDIRECT__V1__SET_POLICY_REQUEST__INIT;
+	Redirect__V1__PolicyVersion *v = NULL;
+	char msg[2048], *doc;
+	int rc;
+
+	if ((doc = read_policy_file(file)) == NULL)
+		return EXIT_USAGE;
+	if (expected < 0) {
+		if ((rc = policy_get(c, &v, msg, sizeof(msg))) != 0) {
+			free(doc);
+			return call_failed(rc, msg);
+		}
+		expected = (long long)v->version;
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+		v = NULL;
+	}
+	q.document_json = doc;
+	q.expected_version = (uint64_t)expected;
+	rc = CALL(c, "/redirect.v1.Policy/SetPolicy", q, redirect__v1__policy_version, &v);
 	free(doc);
 	if (rc != 0)
 		return call_failed(rc, msg);
-	/* Printing each reply arrives with the policy work, with the document format. */
-	protobuf_c_message_free_unpacked(r, NULL);
+	if (c->json)
+		print_json(version_json(v));
+	else
+		printf("policy version %" PRIu64 " set (%u rules)\n", v->version, v->rules);
+	protobuf_c_message_free_unpacked(&v->base, NULL);
 	return 0;
+}
+
+static int
+cmd_policy_validate(struct ctx *c, const char *file, unsigned simulate)
+{
+	Redirect__V1__ValidatePolicyRequest q = REDIRECT__V1__VALIDATE_POLICY_REQUEST__INIT;
+	Redirect__V1__ValidatePolicyResponse *r = NULL;
+	char msg[512], *doc;
+	int rc, bad;
+
+	if ((doc = read_policy_file(file)) == NULL)
+		return EXIT_USAGE;
+	q.document_json = doc;
+	q.simulate_last = simulate;
+	rc = CALL(
+	    c, "/redirect.v1.Policy/ValidatePolicy", q, redirect__v1__validate_policy_response, &r);
+	free(doc);
+	if (rc != 0)
+		return call_failed(rc, msg);
+	bad = r->n_problems > 0;
+	if (c->json) {
+		json_t *o = json_object(), *probs = json_array(), *ex = json_array();
+
+		for (size_t i = 0; i < r->n_problems; i++)
+			json_array_append_new(probs, json_string(r->problems[i]));
+		for (size_t i = 0; i < r->n_examples; i++)
+			json_array_append_new(ex, json_string(r->examples[i]));
+		json_object_set_new(o, "valid", json_boolean(!bad));
+		json_object_set_new(o, "problems", probs);
+		json_object_set_new(o, "simulated", json_integer((json_int_t)r->simulated));
+		json_object_set_new(o, "changed", json_integer((json_int_t)r->changed));
+		json_object_set_new(o, "examples", ex);
+		print_json(o);
+	} else if (bad) {
+		for (size_t i = 0; i < r->n_problems; i++)
+			printf("%s: %s\n", file, r->problems[i]);
+	} else {
+		printf("%s: valid\n", file);
+		if (simulate > 0)
+			printf("of the last %" PRIu64 " connections judged, %" PRIu64
+			       " would get another verdict\n",
+			    r->simulated, r->changed);
+		for (size_t i = 0; i < r->n_examples; i++)
+			printf("  %s\n", r->examples[i]);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return bad ? EXIT_NO : 0;
+}
+
+static int
+cmd_policy_history(struct ctx *c)
+{
+	Redirect__V1__ListPolicyHistoryRequest q = REDIRECT__V1__LIST_POLICY_HISTORY_REQUEST__INIT;
+	Redirect__V1__ListPolicyHistoryResponse *r = NULL;
+	char msg[512], t[32];
+	int rc;
+
+	if ((rc = CALL(c, "/redirect.v1.Policy/ListPolicyHistory", q,
+		 redirect__v1__list_policy_history_response, &r)) != 0)
+		return call_failed(rc, msg);
+	if (c->json) {
+		json_t *o = json_object(), *a = json_array();
+
+		for (size_t i = 0; i < r->n_versions; i++)
+			json_array_append_new(a, version_json(r->versions[i]));
+		json_object_set_new(o, "versions", a);
+		print_json(o);
+	} else {
+		printf("%-8s %-19s %-16s %s\n", "VERSION", "SET (UTC)", "SHA256", "AUTHOR");
+		for (size_t i = 0; i < r->n_versions; i++)
+			printf("%-8" PRIu64 " %-19s %-16.16s %s\n", r->versions[i]->version,
+			    fmt_time(r->versions[i]->set_at_us, t, sizeof(t)),
+			    r->versions[i]->sha256, r->versions[i]->author);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return 0;
+}
+
+/* policy get | set FILE [--expected-version N] | validate FILE [--simulate N] | history */
+static int
+cmd_policy(struct ctx *c, int argc, char **argv)
+{
+	unsigned long n = 0;
+
+	if (argc == 2 && strcmp(argv[1], "get") == 0)
+		return cmd_policy_get(c);
+	if (argc == 2 && strcmp(argv[1], "history") == 0)
+		return cmd_policy_history(c);
+	if ((argc == 3 || argc == 5) && strcmp(argv[1], "set") == 0) {
+		if (argc == 5 && (strcmp(argv[3], "--expected-version") != 0 ||
+				     parse_uint(argv[4], ~0UL, &n) != 0)) {
+			fprintf(stderr, "redirectctl: policy set: --expected-version takes a "
+					"version number (0: none set yet)\n");
+			return EXIT_USAGE;
+		}
+		return cmd_policy_set(c, argv[2], argc == 5 ? (long long)n : -1);
+	}
+	if ((argc == 3 || argc == 5) && strcmp(argv[1], "validate") == 0) {
+		if (argc == 5 &&
+		    (strcmp(argv[3], "--simulate") != 0 || parse_uint(argv[4], 100000, &n) != 0)) {
+			fprintf(stderr, "redirectctl: policy validate: --simulate takes 1 to "
+					"100000 (recorded connections to judge again)\n");
+			return EXIT_USAGE;
+		}
+		return cmd_policy_validate(c, argv[2], (unsigned)n);
+	}
+	return EXIT_USAGE;
 }
 
 static const struct command commands[] = {
@@ -688,8 +889,9 @@ static const struct command commands[] = {
     {"watch", "[--after SEQUENCE]",
 	"follow connection events as they are committed (resume after a sequence number)",
 	cmd_watch},
-    {"policy", "get|set FILE|validate FILE|history",
-	"policy (not served by this agent version yet)", cmd_policy},
+    {"policy", "get | set FILE [--expected-version N] | validate FILE [--simulate N] | history",
+	"the policy in force, a new version (compare-and-set), a dry run, the versions so far",
+	cmd_policy},
 };
 
 static void

@@ -11,7 +11,7 @@ static const char row_columns[] =
     "id, opened_at_us, closed_at_us, family, client_addr, client_port, orig_dst_addr,"
     " orig_dst_port, upstream_local_addr, upstream_local_port, redirect_state,"
     " redirect_records, redirect_context, records_mark, verdict, state, bytes_up, bytes_down,"
-    " connect_us, close_reason, error, uid, pid, exe";
+    " connect_us, close_reason, error, uid, pid, exe, policy_version, rule_id, server_name";
 
 static int
 word_in(const char *w, const char *const *list)
@@ -156,6 +156,9 @@ read_row(sqlite3_stmt *st, struct conn_row *r)
 	r->uid = int_or(st, 21, -1);
 	r->pid = int_or(st, 22, -1);
 	r->exe = text_or_empty(st, 23);
+	r->policy_version = (uint64_t)int_or(st, 24, 0);
+	r->rule_id = text_or_empty(st, 25);
+	r->server_name = text_or_empty(st, 26);
 }
 
 /* The first and last address of a CIDR block, as stored in orig_dst_bin. */
@@ -298,7 +301,8 @@ query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, 
 	    " c.client_port, c.orig_dst_addr, c.orig_dst_port, e.upstream_local_addr,"
 	    " e.upstream_local_port, c.redirect_state, c.redirect_records, c.redirect_context,"
 	    " c.records_mark, e.verdict, e.state, e.bytes_up, e.bytes_down, e.connect_us,"
-	    " e.close_reason, e.error, c.uid, c.pid, c.exe, e.seq"
+	    " e.close_reason, e.error, c.uid, c.pid, c.exe, c.policy_version, c.rule_id,"
+	    " c.server_name, e.seq"
 	    " FROM connection_events e LEFT JOIN connections c ON c.id = e.conn_id"
 	    " WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2";
 	sqlite3_stmt *st;
@@ -312,7 +316,7 @@ query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, 
 		struct conn_row r;
 
 		read_row(st, &r);
-		r.seq = (uint64_t)sqlite3_column_int64(st, 24);
+		r.seq = (uint64_t)sqlite3_column_int64(st, 27);
 		n++;
 		if (cb(arg, &r) != 0)
 			break;

@@ -52,6 +52,9 @@ struct conn_row {
 	int64_t connect_us;
 	const char *close_reason, *error, *exe;
 	int64_t uid, pid;
+	uint64_t policy_version; /* 0: judged by no stored policy */
+	const char *rule_id;     /* "": the default action */
+	const char *server_name;
 };
 
 typedef int (*conn_row_cb)(void *arg, const struct conn_row *row);

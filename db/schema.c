@@ -57,6 +57,18 @@ static const char *const migrations[] = {
     "  error               TEXT\n"
     ");\n"
     "CREATE INDEX connection_events_at ON connection_events (at_us);\n",
+
+    /* 3: versioned policies, and which version and rule judged each connection */
+    "CREATE TABLE policies (\n"
+    "  version             INTEGER PRIMARY KEY,       -- 1, 2, ...: assigned by the agent\n"
+    "  document            TEXT NOT NULL,             -- normalized JSON\n"
+    "  set_at_us           INTEGER NOT NULL,\n"
+    "  author              TEXT NOT NULL,             -- the caller's identity\n"
+    "  sha256              TEXT NOT NULL              -- of document, hex\n"
+    ");\n"
+    "ALTER TABLE connections ADD COLUMN policy_version INTEGER;\n"
+    "ALTER TABLE connections ADD COLUMN rule_id TEXT;   -- NULL: the default action\n"
+    "ALTER TABLE connections ADD COLUMN server_name TEXT;\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -87,9 +87,10 @@ static const char upsert_sql[] =
     "INSERT INTO connections (id, opened_at_us, closed_at_us, family, client_addr, client_port,"
     " orig_dst_addr, orig_dst_port, orig_dst_bin, upstream_local_addr, upstream_local_port,"
     " redirect_state, records_mark, verdict, state, bytes_up, bytes_down, connect_us,"
-    " close_reason, error, uid, pid, redirect_records, redirect_context)"
+    " close_reason, error, uid, pid, redirect_records, redirect_context, policy_version,"
+    " rule_id)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24)"
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
     " ON CONFLICT (id) DO UPDATE SET"
     " closed_at_us = excluded.closed_at_us,"
     " upstream_local_addr = excluded.upstream_local_addr,"
@@ -181,6 +182,11 @@ write_one(struct store *s, const struct conn_record *r)
 		sqlite3_bind_null(st, 22);
 	bind_blob_or_null(st, 23, r->redirect_records, r->redirect_records_len);
 	bind_blob_or_null(st, 24, r->redirect_context, r->redirect_context_len);
+	if (r->policy_version != 0)
+		sqlite3_bind_int64(st, 25, (sqlite3_int64)r->policy_version);
+	else
+		sqlite3_bind_null(st, 25);
+	bind_text_or_null(st, 26, r->rule_id[0] != '\0' ? r->rule_id : NULL);
 	rc = sqlite3_step(st);
 	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? 0 : -1;

@@ -11,7 +11,7 @@ packages=(
 	# build
 	build-essential cmake pkg-config
 	libuv1-dev libsqlite3-dev libnftables-dev libmnl-dev libinih-dev
-	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libsystemd-dev
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libsystemd-dev libssl-dev
 	# tests (Debian's python3 with grpcio: the console test)
 	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux openssl
 	python3-grpcio python3-grpc-tools systemd

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "policies.h"
 #include "query.h"
 #include "redirect.h"
 #include "store.h"
@@ -33,7 +34,7 @@ rpc_db_open(struct rpc_server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_busy_timeout(srv->db, 2000);
-	return 0;
+	return policies_open(srv->cfg->db_path, &srv->policy_db, err, errlen);
 }
 
 void
@@ -42,6 +43,9 @@ rpc_db_close(struct rpc_server *srv)
 	if (srv->db != NULL)
 		sqlite3_close(srv->db);
 	srv->db = NULL;
+	if (srv->policy_db != NULL)
+		sqlite3_close(srv->policy_db);
+	srv->policy_db = NULL;
 }
 
 /* ---- Agent ---- */
@@ -176,7 +180,10 @@ get_stats(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer 
 	s.events_dropped = d.events_dropped;
 	s.db_rows_pruned = d.rows_pruned;
 	s.interrupted_at_start = d.interrupted_at_start;
+	s.blocked = p.blocked;
+	rpc_fill_rule_hits(srv, &s);
 	*reply = rpc_pack(&s.base);
+	rpc_free_rule_hits(&s);
 	return GRPC_STATUS_OK;
 }
 
@@ -214,6 +221,9 @@ rpc_conn_new(const struct conn_row *r)
 	c->uid = r->uid;
 	c->pid = r->pid;
 	c->exe = strdup(r->exe);
+	c->policy_version = r->policy_version;
+	c->rule_id = strdup(r->rule_id);
+	c->server_name = strdup(r->server_name);
 	if (r->redirect_records_len > 0 &&
 	    (c->redirect_records.data = malloc(r->redirect_records_len)))
 		memcpy(c->redirect_records.data, r->redirect_records,
@@ -223,8 +233,8 @@ rpc_conn_new(const struct conn_row *r)
 		memcpy(c->redirect_context.data, r->redirect_context,
 		    c->redirect_context.len = r->redirect_context_len);
 	if (!c->client_addr || !c->orig_dst_addr || !c->upstream_local_addr || !c->redirect_state ||
-	    !c->verdict || !c->state || !c->close_reason || !c->error || !c->exe ||
-	    (r->redirect_records_len > 0 && c->redirect_records.data == NULL) ||
+	    !c->verdict || !c->state || !c->close_reason || !c->error || !c->exe || !c->rule_id ||
+	    !c->server_name || (r->redirect_records_len > 0 && c->redirect_records.data == NULL) ||
 	    (r->redirect_context_len > 0 && c->redirect_context.data == NULL)) {
 		rpc_conn_free(c);
 		return NULL;
@@ -239,7 +249,8 @@ rpc_conn_free(Redirect__V1__Connection *c)
 		return;
 	/* The init'ed defaults point at protobuf-c's empty string: never freed. */
 	char **strs[] = {&c->client_addr, &c->orig_dst_addr, &c->upstream_local_addr,
-	    &c->redirect_state, &c->verdict, &c->state, &c->close_reason, &c->error, &c->exe};
+	    &c->redirect_state, &c->verdict, &c->state, &c->close_reason, &c->error, &c->exe,
+	    &c->rule_id, &c->server_name};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (*strs[i] != protobuf_c_empty_string)
 			free(*strs[i]);
@@ -402,17 +413,6 @@ get_connection(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_bu
 	return GRPC_STATUS_OK;
 }
 
-static grpc_status_code
-not_yet(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply, char *msg,
-    size_t msglen)
-{
-	(void)srv;
-	(void)req;
-	(void)reply;
-	snprintf(msg, msglen, "not implemented in this agent version");
-	return GRPC_STATUS_UNIMPLEMENTED;
-}
-
 const struct rpc_method rpc_methods[] = {
     {"/redirect.v1.Agent/GetInfo", RPC_ROLE_READER, 0, &redirect__v1__get_info_request__descriptor,
 	get_info},
@@ -427,12 +427,12 @@ const struct rpc_method rpc_methods[] = {
     {"/redirect.v1.Telemetry/WatchConnections", RPC_ROLE_READER, 1,
 	&redirect__v1__watch_connections_request__descriptor, NULL},
     {"/redirect.v1.Policy/GetPolicy", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__get_policy_request__descriptor, not_yet},
+	&redirect__v1__get_policy_request__descriptor, rpc_get_policy},
     {"/redirect.v1.Policy/SetPolicy", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__set_policy_request__descriptor, not_yet},
+	&redirect__v1__set_policy_request__descriptor, rpc_set_policy},
     {"/redirect.v1.Policy/ValidatePolicy", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__validate_policy_request__descriptor, not_yet},
+	&redirect__v1__validate_policy_request__descriptor, rpc_validate_policy},
     {"/redirect.v1.Policy/ListPolicyHistory", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__list_policy_history_request__descriptor, not_yet},
+	&redirect__v1__list_policy_history_request__descriptor, rpc_list_policy_history},
 };
 const size_t rpc_n_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);

@@ -16,6 +16,7 @@ struct config;
 struct workers;
 struct store;
 struct redirect;
+struct policy_holder;
 struct rpc_server;
 
 struct rpc_deps {
@@ -23,6 +24,7 @@ struct rpc_deps {
 	struct workers *workers;
 	struct store *store;
 	struct redirect *redirect;
+	struct policy_holder *policy; /* the API thread is its one writer */
 	int64_t started_at_us;
 };
 

@@ -17,7 +17,7 @@
 #include "redirect/v1/telemetry.pb-c.h"
 #include "rpc.h"
 
-#define RPC_MAX_REQUEST_BYTES (64 * 1024)
+#define RPC_MAX_REQUEST_BYTES (4 * 1024 * 1024) /* a 10,000-rule policy is about 1.3 MB */
 #define RPC_MAX_REPLY_BYTES   (16 * 1024 * 1024)
 #define RPC_MAX_METHODS       16
 #define RPC_MAX_PEM_BYTES     (256 * 1024)
@@ -79,7 +79,9 @@ struct rpc_server {
 	pthread_t cq_thread, accept_thread;
 	int cq_running, accept_running;
 
-	sqlite3 *db; /* read-only; used by the cq thread only */
+	sqlite3 *db;        /* read-only; used by the cq thread only */
+	sqlite3 *policy_db; /* read-write, the policies table only; cq thread only */
+	char caller[CONFIG_IDENTITY_MAX + 32]; /* who makes the call being handled */
 
 	/* watch.c */
 	pthread_mutex_t watch_lock;
@@ -117,6 +119,19 @@ grpc_status_code watch_begin(
 void watch_on_tag(struct rpc_server *srv, struct rpc_tag *t, int success);
 void watch_stop_begin(struct rpc_server *srv);
 void watch_stop_end(struct rpc_server *srv);
+
+/* policy_rpc.c: the Policy service. */
+grpc_status_code rpc_get_policy(struct rpc_server *srv, const ProtobufCMessage *req,
+    grpc_byte_buffer **reply, char *msg, size_t msglen);
+grpc_status_code rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req,
+    grpc_byte_buffer **reply, char *msg, size_t msglen);
+grpc_status_code rpc_validate_policy(struct rpc_server *srv, const ProtobufCMessage *req,
+    grpc_byte_buffer **reply, char *msg, size_t msglen);
+grpc_status_code rpc_list_policy_history(struct rpc_server *srv, const ProtobufCMessage *req,
+    grpc_byte_buffer **reply, char *msg, size_t msglen);
+/* Per-rule hits of the policy in force, for GetStats. */
+void rpc_fill_rule_hits(struct rpc_server *srv, Redirect__V1__Stats *s);
+void rpc_free_rule_hits(Redirect__V1__Stats *s);
 
 int rpc_db_open(struct rpc_server *srv, char *err, size_t errlen);
 void rpc_db_close(struct rpc_server *srv);

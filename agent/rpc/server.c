@@ -176,8 +176,8 @@ dispatch(struct rpc_call *c)
 		return;
 	}
 	{
-		char who[CONFIG_IDENTITY_MAX + 32];
-		enum rpc_role role = rpc_role_of(srv->cfg, c->call, who, sizeof(who));
+		char *who = srv->caller;
+		enum rpc_role role = rpc_role_of(srv->cfg, c->call, who, sizeof(srv->caller));
 
 		if (role < m->needs) {
 			if (role == RPC_ROLE_NONE)

@@ -56,9 +56,12 @@ check_eq "a bad --port is a usage error (2)" 2 "$rc"
 rc=0; "$CTL" --socket "$SOCK" frobnicate 2>/dev/null || rc=$?
 check_eq "an unknown command is a usage error (2)" 2 "$rc"
 echo '{"rules": []}' >"$WORK/policy.json"
-rc=0; "$CTL" --socket "$SOCK" policy set "$WORK/policy.json" 2>"$WORK/err" || rc=$?
-check_eq "policy set sends SetPolicy: UNIMPLEMENTED in this version (exit 1)" 1 "$rc"
-check "and says so" grep -q "unimplemented.*not implemented in this agent version" "$WORK/err"
+# console.py set version 1.
+check_eq "policy set: the next version, 2" "policy version 2 set (0 rules)" \
+	"$("$CTL" --socket "$SOCK" policy set "$WORK/policy.json")"
+rc=0; "$CTL" --socket "$SOCK" policy set "$WORK/policy.json" --expected-version 0 2>"$WORK/err" || rc=$?
+check_eq "policy set with a stale --expected-version: exit 1" 1 "$rc"
+check "and says why" grep -q "expected_version 0, but the policy is at version 2" "$WORK/err"
 rc=0; "$CTL" --socket "$SOCK" policy validate "$WORK/missing.json" 2>"$WORK/err" || rc=$?
 check_eq "policy validate of a missing file: usage error (2)" 2 "$rc"
 check "every command has --help" bash -c "'$CTL' conns --help | grep -q -- '--since DURATION'"

@@ -1,0 +1,174 @@
+#include "policies.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+policy_row_free(struct policy_row *r)
+{
+	free(r->document);
+	free(r->author);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+policies_sha256(const char *text, char out[65])
+{
+	unsigned char md[32];
+	unsigned int len = 0;
+
+	out[0] = '\0';
+	if (EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL) != 1 || len != 32)
+		return;
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int
+policies_open(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+	if (sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    *out != NULL ? sqlite3_errmsg(*out) : "cannot open");
+		sqlite3_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	/* The record's writer commits every few ms: wait for it, briefly. */
+	sqlite3_busy_timeout(*out, 5000);
+	return 0;
+}
+
+static int
+row_from(sqlite3_stmt *st, struct policy_row *r)
+{
+	const char *doc = (const char *)sqlite3_column_text(st, 1);
+	const char *author = (const char *)sqlite3_column_text(st, 3);
+	const char *sha = (const char *)sqlite3_column_text(st, 4);
+
+	memset(r, 0, sizeof(*r));
+	r->version = (uint64_t)sqlite3_column_int64(st, 0);
+	r->set_at_us = sqlite3_column_int64(st, 2);
+	r->document = strdup(doc != NULL ? doc : "");
+	r->author = strdup(author != NULL ? author : "");
+	snprintf(r->sha256, sizeof(r->sha256), "%s", sha != NULL ? sha : "");
+	if (r->document == NULL || r->author == NULL) {
+		policy_row_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+#define COLUMNS "version, document, set_at_us, author, sha256"
+
+static int
+one_row(sqlite3 *db, const char *sql, int64_t arg, struct policy_row *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (arg >= 0)
+		sqlite3_bind_int64(st, 1, arg);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = row_from(st, out) == 0 ? 1 : -1;
+	else
+		rc = rc == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+policies_latest(sqlite3 *db, struct policy_row *out)
+{
+	return one_row(
+	    db, "SELECT " COLUMNS " FROM policies ORDER BY version DESC LIMIT 1", -1, out);
+}
+
+int
+policies_get(sqlite3 *db, uint64_t version, struct policy_row *out)
+{
+	return one_row(
+	    db, "SELECT " COLUMNS " FROM policies WHERE version = ?1", (int64_t)version, out);
+}
+
+int64_t
+policies_insert(sqlite3 *db, uint64_t expected_version, const char *document, const char *author,
+    int64_t at_us, uint64_t *current)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t newest = 0;
+	int64_t result = -1;
+	char sha[65];
+
+	/* IMMEDIATE: take the write lock before reading, so the check and the
+	 * insert are one step for every writer of this database. */
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(
+		db, "SELECT coalesce(max(version), 0) FROM policies", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	newest = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	*current = newest;
+	if (newest != expected_version) {
+		result = 0;
+		goto out;
+	}
+	policies_sha256(document, sha);
+	if (sqlite3_prepare_v2(db,
+		"INSERT INTO policies (version, document, set_at_us, author, sha256)"
+		" VALUES (?1, ?2, ?3, ?4, ?5)",
+		-1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(newest + 1));
+	sqlite3_bind_text(st, 2, document, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, at_us);
+	sqlite3_bind_text(st, 4, author, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, sha, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_finalize(st);
+	*current = newest + 1;
+	return (int64_t)(newest + 1);
+out:
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return result;
+}
+
+int
+policies_history(sqlite3 *db, int (*fn)(void *arg, const struct policy_row *r), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT " COLUMNS " FROM policies ORDER BY version DESC", -1,
+		&st, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct policy_row r;
+
+		if (row_from(st, &r) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		rc = fn(arg, &r);
+		policy_row_free(&r);
+		if (rc != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
