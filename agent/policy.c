@@ -2,11 +2,13 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "redirect.h"
 
@@ -20,6 +22,8 @@ policy_action_name(enum policy_action a)
 		return "block";
 	case POLICY_BYPASS:
 		return "bypass";
+	case POLICY_FORWARD:
+		return "forward";
 	}
 	return "allow";
 }
@@ -27,6 +31,9 @@ policy_action_name(enum policy_action a)
 struct rule {
 	char id[POLICY_ID_MAX + 1];
 	enum policy_action action;
+	char **names; /* server name patterns: "host" or "*.domain"; lower case */
+	size_t n_names;
+	struct sockaddr_storage forward_to; /* forward: the CONNECT proxy */
 	struct cidr *cidrs;
 	size_t n_cidrs;
 	struct port_range *ports; /* sorted, merged; none: any port */
@@ -66,7 +73,8 @@ struct policy {
 	struct rule *rules;
 	size_t n_rules;
 	struct pfx_index t4, t6;
-	char *document;         /* normalized JSON */
+	char *document; /* normalized JSON */
+	int needs_server_name;
 	_Atomic uint64_t *hits; /* n_rules + 1: the last one counts the default */
 };
 
@@ -253,12 +261,34 @@ ports_contain(const struct rule *r, uint16_t port)
 	return lo < r->n_ports && r->ports[lo].lo <= port;
 }
 
+/* "*.example.com" matches any name under example.com (not example.com itself). */
+static int
+name_matches(const char *pattern, const char *name)
+{
+	if (pattern[0] == '*' && pattern[1] == '.') {
+		size_t pl = strlen(pattern + 1), nl = strlen(name);
+
+		return nl > pl && strcasecmp(name + nl - pl, pattern + 1) == 0;
+	}
+	return strcasecmp(pattern, name) == 0;
+}
+
 static int
 rest_matches(const struct rule *r, const struct policy_input *in)
 {
 	if (r->states != 0 && (r->states & (1u << in->redirect_state)) == 0)
 		return 0;
-	return ports_contain(r, in->dst->port);
+	if (!ports_contain(r, in->dst->port))
+		return 0;
+	if (r->n_names > 0) {
+		if (in->server_name == NULL || in->server_name[0] == '\0')
+			return 0;
+		for (size_t i = 0; i < r->n_names; i++)
+			if (name_matches(r->names[i], in->server_name))
+				return 1;
+		return 0;
+	}
+	return 1;
 }
 
 struct policy_verdict
@@ -316,6 +346,8 @@ parse_action(const char *s, enum policy_action *out)
 {
 	if (strcmp(s, "allow") == 0)
 		*out = POLICY_ALLOW;
+	else if (strcmp(s, "forward") == 0)
+		*out = POLICY_FORWARD;
 	else if (strcmp(s, "block") == 0)
 		*out = POLICY_BLOCK;
 	else if (strcmp(s, "bypass") == 0)
@@ -489,6 +521,101 @@ parse_states(json_t *a, struct rule *r, const char *path, struct policy_problems
 	}
 }
 
+/* A DNS name, or "*." and one: letters, digits, '-' and dots. */
+static int
+valid_name_pattern(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (s[0] == '*' && s[1] == '.')
+		s += 2, n -= 2;
+	if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+static void
+parse_names(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a)) {
+		problem(pr, "%s: not a list", path);
+		return;
+	}
+	if (json_array_size(a) == 0)
+		return;
+	if ((r->names = calloc(json_array_size(a), sizeof(*r->names))) == NULL) {
+		problem(pr, "%s: out of memory", path);
+		return;
+	}
+	json_array_foreach(a, i, v)
+	{
+		char *lower;
+
+		if (!json_is_string(v) || !valid_name_pattern(json_string_value(v))) {
+			problem(pr,
+			    "%s[%zu]: not a server name (\"host.example.com\" or "
+			    "\"*.example.com\")",
+			    path, i);
+			continue;
+		}
+		if ((lower = strdup(json_string_value(v))) == NULL) {
+			problem(pr, "%s: out of memory", path);
+			return;
+		}
+		for (char *c = lower; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+		r->names[r->n_names++] = lower;
+	}
+}
+
+/* "HOST:PORT" or "[V6]:PORT"; a name is resolved now, once. */
+static void
+parse_forward_to(json_t *v, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	char host[256], *colon;
+	const char *text = json_is_string(v) ? json_string_value(v) : "";
+	struct addrinfo hints, *res = NULL;
+	unsigned long port;
+	char *end;
+	int rc;
+
+	snprintf(host, sizeof(host), "%s", text[0] == '[' ? text + 1 : text);
+	colon = strrchr(host, ':');
+	if (!json_is_string(v) || colon == NULL || colon == host) {
+		problem(pr, "%s: not HOST:PORT (a CONNECT proxy, e.g. \"proxy.corp:3128\")", path);
+		return;
+	}
+	*colon = '\0';
+	if (text[0] == '[') {
+		size_t n = strlen(host);
+
+		if (n == 0 || host[n - 1] != ']') {
+			problem(pr, "%s: an IPv6 address goes in brackets: [fd00::1]:3128", path);
+			return;
+		}
+		host[n - 1] = '\0';
+	}
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535 || !isdigit((unsigned char)colon[1])) {
+		problem(pr, "%s: '%s' is not a port", path, colon + 1);
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0 || res == NULL) {
+		problem(pr, "%s: cannot resolve '%s': %s", path, host, gai_strerror(rc));
+		return;
+	}
+	memcpy(&r->forward_to, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+}
+
 static void
 parse_match(json_t *m, struct rule *r, const char *path, struct policy_problems *pr)
 {
@@ -509,8 +636,9 @@ parse_match(json_t *m, struct rule *r, const char *path, struct policy_problems 
 			parse_ports(v, r, sub, pr);
 		else if (strcmp(key, "redirect_states") == 0)
 			parse_states(v, r, sub, pr);
-		else if (strcmp(key, "server_names") == 0 || strcmp(key, "uids") == 0 ||
-			 strcmp(key, "exe_paths") == 0)
+		else if (strcmp(key, "server_names") == 0)
+			parse_names(v, r, sub, pr);
+		else if (strcmp(key, "uids") == 0 || strcmp(key, "exe_paths") == 0)
 			problem(pr, "%s: not supported by this agent version yet", sub);
 		else
 			problem(pr, "%s: unknown field", sub);
@@ -545,13 +673,7 @@ parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
 			have_action = 1;
 			if (!json_is_string(v) ||
 			    parse_action(json_string_value(v), &r->action) != 0)
-				problem(pr,
-				    json_is_string(v) &&
-					    strcmp(json_string_value(v), "forward") == 0
-					? "%s.action: forward is not supported by this agent "
-					  "version "
-					  "yet"
-					: "%s.action: not one of allow, block, bypass",
+				problem(pr, "%s.action: not one of allow, block, bypass, forward",
 				    path);
 		} else if (strcmp(key, "match") == 0) {
 			char sub[80];
@@ -559,9 +681,10 @@ parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
 			snprintf(sub, sizeof(sub), "%s.match", path);
 			parse_match(v, r, sub, pr);
 		} else if (strcmp(key, "forward_to") == 0) {
-			problem(pr,
-			    "%s.forward_to: forward is not supported by this agent version yet",
-			    path);
+			char sub[80];
+
+			snprintf(sub, sizeof(sub), "%s.forward_to", path);
+			parse_forward_to(v, r, sub, pr);
 		} else {
 			problem(pr, "%s.%s: unknown field", path, key);
 		}
@@ -570,11 +693,15 @@ parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
 		problem(pr, "%s.id: required", path);
 	if (!have_action)
 		problem(pr, "%s.action: required", path);
-	if (r->action == POLICY_BYPASS && r->states != 0)
+	if (r->action == POLICY_BYPASS && (r->states != 0 || r->n_names > 0))
 		problem(pr,
-		    "%s.match.redirect_states: a bypass rule matches only dst_cidrs and dst_ports "
-		    "(the kernel applies it)",
+		    "%s.match: a bypass rule matches only dst_cidrs and dst_ports (the kernel "
+		    "applies it)",
 		    path);
+	if (r->action == POLICY_FORWARD && json_object_get(o, "forward_to") == NULL)
+		problem(pr, "%s.forward_to: required with action forward", path);
+	if (r->action != POLICY_FORWARD && json_object_get(o, "forward_to") != NULL)
+		problem(pr, "%s.forward_to: only for action forward", path);
 }
 
 static int
@@ -589,6 +716,9 @@ rules_free(struct rule *rules, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(rules[i].cidrs);
 		free(rules[i].ports);
+		for (size_t k = 0; k < rules[i].n_names; k++)
+			free(rules[i].names[k]);
+		free(rules[i].names);
 	}
 	free(rules);
 }
@@ -733,6 +863,9 @@ policy_compile(const char *text, size_t len, struct policy_problems *pr)
 	}
 	if (pr->n > 0)
 		goto out;
+	for (i = 0; i < n_rules; i++)
+		if (p->rules[i].n_names > 0)
+			p->needs_server_name = 1;
 	if (compile_index(p) != 0 ||
 	    (p->document = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
 		problem(pr, "out of memory");
@@ -776,6 +909,20 @@ const char *
 policy_rule_id(const struct policy *p, size_t i)
 {
 	return i < p->n_rules ? p->rules[i].id : "";
+}
+
+int
+policy_needs_server_name(const struct policy *p)
+{
+	return p->needs_server_name;
+}
+
+const struct sockaddr_storage *
+policy_forward_to(const struct policy *p, int rule)
+{
+	return rule >= 0 && (size_t)rule < p->n_rules && p->rules[rule].action == POLICY_FORWARD
+		   ? &p->rules[rule].forward_to
+		   : NULL;
 }
 
 enum policy_action

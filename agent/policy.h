@@ -41,6 +41,7 @@ enum policy_action {
 	POLICY_ALLOW,
 	POLICY_BLOCK,
 	POLICY_BYPASS,
+	POLICY_FORWARD, /* relay through an HTTP CONNECT proxy */
 };
 
 const char *policy_action_name(enum policy_action a);
@@ -76,6 +77,14 @@ uint64_t policy_version(const struct policy *p);
 size_t policy_n_rules(const struct policy *p);
 const char *policy_rule_id(const struct policy *p, size_t i);
 
+/* Whether any rule matches on server names (then sessions read the first
+ * client bytes, bounded, before the verdict). */
+int policy_needs_server_name(const struct policy *p);
+
+/* The CONNECT proxy of a forward rule; NULL for any other rule. */
+struct sockaddr_storage;
+const struct sockaddr_storage *policy_forward_to(const struct policy *p, int rule);
+
 /* A rule's action; rule -1 is the default action. */
 enum policy_action policy_rule_action(const struct policy *p, int rule);
 
@@ -86,6 +95,7 @@ const char *policy_document(const struct policy *p);
 struct policy_input {
 	const struct endpoint *dst;
 	unsigned redirect_state; /* enum redirect_state */
+	const char *server_name; /* SNI or Host; NULL or "" when unknown */
 };
 
 struct policy_verdict {

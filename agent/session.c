@@ -11,12 +11,15 @@
 #include "log.h"
 #include "policy.h"
 #include "redirect.h"
+#include "sniff.h"
 #include "store.h"
 #include "worker.h"
 
 enum session_state {
 	SESSION_ACCEPTED,   /* examined, not yet connecting */
+	SESSION_PEEKING,    /* reading the client's first bytes for its server name */
 	SESSION_CONNECTING, /* upstream connect in flight */
+	SESSION_HANDSHAKE,  /* forward: waiting for the CONNECT proxy's answer */
 	SESSION_RELAYING,   /* bytes flow both ways (or one, after a half-close) */
 	SESSION_CLOSING,    /* handles closing; freed by the last close callback */
 };
@@ -44,6 +47,15 @@ struct session {
 	unsigned handles; /* handles not yet closed */
 	uint64_t last_activity_ms;
 	uint64_t connect_start_ns;
+	char *peek; /* the client's first bytes (pool buffer), relayed once connected */
+	size_t peek_len;
+	char *answer; /* forward: the proxy's answer so far (pool buffer) */
+	size_t answer_len;
+	uv_write_t hreq; /* forward: the CONNECT request */
+	char request[300];
+	unsigned forward : 1;
+	char server_name[SNIFF_NAME_MAX + 1]; /* "" unless read from the first bytes */
+	struct sockaddr_storage proxy;        /* forward: where to connect instead */
 	struct redirect_info ri;
 	struct conn_record rec;
 };
@@ -72,6 +84,10 @@ session_close_reason_name(enum close_reason r)
 		return "loop: came back again although it left marked to escape every redirect";
 	case CLOSE_BLOCKED:
 		return "blocked by policy";
+	case CLOSE_PROXY_REFUSED:
+		return "forward proxy refused the tunnel";
+	case CLOSE_PROXY_FAILED:
+		return "forward proxy failed before the tunnel was up";
 	case CLOSE_NO_ORIGINAL_DST:
 		return "original destination unknown";
 	case CLOSE_LOCAL_ERROR:
@@ -183,6 +199,11 @@ session_close(struct session *s, enum close_reason reason, int err)
 	else if (failed)
 		stat_add(&w->stats.failed, 1);
 
+	if (s->peek != NULL)
+		bufpool_put(&w->pool, s->peek);
+	if (s->answer != NULL)
+		bufpool_put(&w->pool, s->answer);
+	s->peek = s->answer = NULL;
 	if (s->timer_open) {
 		s->timer_open = 0;
 		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
@@ -338,6 +359,8 @@ on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- timers ---- */
 
+static void end_peek(struct session *s);
+
 static void
 on_timer(uv_timer_t *t)
 {
@@ -345,7 +368,11 @@ on_timer(uv_timer_t *t)
 	uint64_t idle_ms = (uint64_t)s->w->cfg->idle_timeout_s * 1000;
 	uint64_t quiet;
 
-	if (s->state == SESSION_CONNECTING) {
+	if (s->state == SESSION_PEEKING) {
+		end_peek(s);
+		return;
+	}
+	if (s->state == SESSION_CONNECTING || s->state == SESSION_HANDSHAKE) {
 		session_close(s, CLOSE_CONNECT_TIMEOUT, UV_ETIMEDOUT);
 		return;
 	}
@@ -360,20 +387,26 @@ on_timer(uv_timer_t *t)
 
 /* ---- connect ---- */
 
+/* Start reading a side, unless its bytes still wait to reach the peer. */
 static void
-on_connect(uv_connect_t *req, int status)
+resume(struct half *h)
 {
-	struct session *s = req->data;
+	if (h->pending != NULL)
+		return; /* on_write resumes it */
+	if (h->eof)
+		forward_eof(h);
+	else
+		uv_read_start((uv_stream_t *)&h->tcp, on_alloc, on_read);
+}
+
+/* Both sides connected (through the proxy, for forward): relay. */
+static void
+start_relay(struct session *s)
+{
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 	uint64_t idle_ms = (uint64_t)s->w->cfg->idle_timeout_s * 1000;
 
-	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
-		return;
-	if (status < 0) {
-		session_close(s, CLOSE_CONNECT_FAILED, status);
-		return;
-	}
 	s->state = SESSION_RELAYING;
 	s->rec.state = CONN_RELAYING;
 	s->rec.connect_us = (int64_t)((uv_hrtime() - s->connect_start_ns) / 1000);
@@ -388,8 +421,133 @@ on_connect(uv_connect_t *req, int status)
 		uv_timer_start(&s->timer, on_timer, idle_ms, 0);
 	else
 		uv_timer_stop(&s->timer);
-	uv_read_start((uv_stream_t *)&s->client.tcp, on_alloc, on_read);
-	uv_read_start((uv_stream_t *)&s->upstream.tcp, on_alloc, on_read);
+	/* The bytes read for the server name go first, as they came. */
+	if (s->peek != NULL) {
+		char *b = s->peek;
+
+		s->peek = NULL;
+		if (s->peek_len > 0)
+			relay(&s->client, b, s->peek_len);
+		else
+			bufpool_put(&s->w->pool, b);
+		if (s->state == SESSION_CLOSING)
+			return;
+	}
+	resume(&s->client);
+	if (s->state != SESSION_CLOSING)
+		resume(&s->upstream);
+}
+
+/* ---- forward: the CONNECT handshake ---- */
+
+#define ANSWER_MAX 8192 /* a proxy's answer head; more is not a proxy we know */
+
+static void
+on_answer_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct session *s = half_of(h)->s;
+
+	(void)suggested;
+	if (s->answer == NULL)
+		s->answer = bufpool_get(&s->w->pool);
+	*buf = s->answer != NULL
+		   ? uv_buf_init(s->answer + s->answer_len, (unsigned)(ANSWER_MAX - s->answer_len))
+		   : uv_buf_init(NULL, 0);
+}
+
+static void
+on_answer(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct session *s = half_of((uv_handle_t *)stream)->s;
+	char *end;
+	size_t head, rest;
+	int code;
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		session_close(s, CLOSE_PROXY_FAILED, nread == UV_EOF ? 0 : (int)nread);
+		return;
+	}
+	s->answer_len += (size_t)nread;
+	end = memmem(s->answer, s->answer_len, "\r\n\r\n", 4);
+	if (end == NULL) {
+		if (s->answer_len == ANSWER_MAX)
+			session_close(s, CLOSE_PROXY_FAILED, UV_E2BIG);
+		return;
+	}
+	uv_read_stop(stream);
+	/* "HTTP/1.1 200 Connection established": any 2xx opens the tunnel. */
+	if (sscanf(s->answer, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 200 || code > 299) {
+		session_close(s, CLOSE_PROXY_REFUSED, 0);
+		return;
+	}
+	head = (size_t)(end + 4 - s->answer);
+	rest = s->answer_len - head;
+	if (rest > 0) { /* the destination spoke first: those bytes are the client's */
+		char *b = s->answer;
+
+		memmove(b, b + head, rest);
+		s->answer = NULL;
+		s->upstream.bytes += rest;
+		start_relay(s);
+		if (s->state != SESSION_CLOSING)
+			relay(&s->upstream, b, rest);
+		return;
+	}
+	start_relay(s);
+}
+
+static void
+on_request_written(uv_write_t *req, int status)
+{
+	struct session *s = req->data;
+
+	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
+		return;
+	if (status < 0)
+		session_close(s, CLOSE_PROXY_FAILED, status);
+}
+
+/* Ask the proxy for a tunnel to the original destination. */
+static void
+send_connect(struct session *s)
+{
+	char host[ADDR_STRLEN];
+	const struct endpoint *d = &s->ri.orig_dst;
+	int n, r;
+	uv_buf_t b;
+
+	endpoint_format_addr(d, host, sizeof(host));
+	n = snprintf(s->request, sizeof(s->request),
+	    d->family == AF_INET6 ? "CONNECT [%s]:%u HTTP/1.1\r\nHost: [%s]:%u\r\n\r\n"
+				  : "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n",
+	    host, (unsigned)d->port, host, (unsigned)d->port);
+	b = uv_buf_init(s->request, (unsigned)n);
+	s->hreq.data = s;
+	s->state = SESSION_HANDSHAKE;
+	if ((r = uv_write(&s->hreq, (uv_stream_t *)&s->upstream.tcp, &b, 1, on_request_written)) !=
+		0 ||
+	    (r = uv_read_start((uv_stream_t *)&s->upstream.tcp, on_answer_alloc, on_answer)) != 0)
+		session_close(s, CLOSE_PROXY_FAILED, r);
+}
+
+static void
+on_connect(uv_connect_t *req, int status)
+{
+	struct session *s = req->data;
+
+	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
+		return;
+	if (status < 0) {
+		session_close(s, CLOSE_CONNECT_FAILED, status);
+		return;
+	}
+	if (s->forward)
+		send_connect(s); /* the connect timer runs on through the handshake */
+	else
+		start_relay(s);
 }
 
 static void
@@ -411,7 +569,9 @@ session_connect(struct session *s)
 	uv_os_fd_t fd;
 	int r;
 
-	if (endpoint_to_sockaddr(&s->ri.orig_dst, &ss) < 0) {
+	if (s->forward)
+		ss = s->proxy;
+	else if (endpoint_to_sockaddr(&s->ri.orig_dst, &ss) < 0) {
 		session_close(s, CLOSE_NO_ORIGINAL_DST, UV_EAFNOSUPPORT);
 		return;
 	}
@@ -448,23 +608,116 @@ is_own_listener(const struct worker *w, const struct endpoint *dst, const struct
 	       (dst->family == local->family && memcmp(dst->addr, local->addr, 16) == 0);
 }
 
-/* The policy's verdict, recorded on the row and counted per rule. */
-static enum policy_action
-judge(struct session *s)
+/* The policy's verdict, recorded on the row and counted per rule; then act on it. */
+static void
+decide(struct session *s)
 {
 	struct worker *w = s->w;
 	struct policy *p = policy_acquire(w->policy, w->index);
-	struct policy_input in = {&s->ri.orig_dst, s->ri.state};
+	struct policy_input in = {&s->ri.orig_dst, s->ri.state, s->server_name};
 	struct policy_verdict v = policy_evaluate(p, &in);
+	const struct sockaddr_storage *proxy = policy_forward_to(p, v.rule);
 
 	policy_count_hit(p, v.rule);
 	s->rec.policy_version = policy_version(p);
 	if (v.rule >= 0)
 		snprintf(s->rec.rule_id, sizeof(s->rec.rule_id), "%s",
 		    policy_rule_id(p, (size_t)v.rule));
+	if (proxy != NULL) {
+		s->forward = 1;
+		s->proxy = *proxy;
+	}
 	policy_release(w->policy, w->index);
 	s->rec.verdict = policy_action_name(v.action);
-	return v.action;
+	if (v.action == POLICY_BLOCK) {
+		session_close(s, CLOSE_BLOCKED, 0);
+		return;
+	}
+	store_submit(w->store, &s->rec);
+	session_connect(s);
+}
+
+/* ---- the server name: the client's first bytes, bounded in size and time ---- */
+
+#define PEEK_MAX        16384 /* a ClientHello fits; a request head nearly always */
+#define PEEK_TIMEOUT_MS 1000  /* a client that waits for the server to speak first */
+
+static void
+end_peek(struct session *s)
+{
+	enum sniff_result r;
+
+	uv_read_stop((uv_stream_t *)&s->client.tcp);
+	uv_timer_stop(&s->timer);
+	if (s->peek != NULL) {
+		char name[SNIFF_NAME_MAX + 1];
+
+		r = sniff_server_name((const uint8_t *)s->peek, s->peek_len, name, sizeof(name));
+		if (r == SNIFF_FOUND) {
+			size_t n = strlen(name);
+
+			memcpy(s->server_name, name, n + 1);
+			/* The row keeps up to 127 characters; matching used it all. */
+			if (n >= sizeof(s->rec.server_name))
+				n = sizeof(s->rec.server_name) - 1;
+			memcpy(s->rec.server_name, name, n);
+			s->rec.server_name[n] = '\0';
+		}
+	}
+	s->state = SESSION_ACCEPTED;
+	decide(s);
+}
+
+static void
+on_peek_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct session *s = half_of(h)->s;
+
+	(void)suggested;
+	if (s->peek == NULL)
+		s->peek = bufpool_get(&s->w->pool);
+	*buf = s->peek != NULL
+		   ? uv_buf_init(s->peek + s->peek_len, (unsigned)(PEEK_MAX - s->peek_len))
+		   : uv_buf_init(NULL, 0);
+}
+
+static void
+on_peek_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct half *h = half_of((uv_handle_t *)stream);
+	struct session *s = h->s;
+	char name[SNIFF_NAME_MAX + 1];
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread == UV_EOF) { /* relayed after the bytes, as it came */
+		h->eof = 1;
+		end_peek(s);
+		return;
+	}
+	if (nread < 0) {
+		session_close(s, CLOSE_CLIENT_ERROR, (int)nread);
+		return;
+	}
+	h->bytes += (uint64_t)nread;
+	s->peek_len += (size_t)nread;
+	if (s->peek_len == PEEK_MAX || sniff_server_name((const uint8_t *)s->peek, s->peek_len,
+					   name, sizeof(name)) != SNIFF_MORE)
+		end_peek(s);
+}
+
+static void
+start_peek(struct session *s)
+{
+	int r;
+
+	s->state = SESSION_PEEKING;
+	if ((r = uv_read_start((uv_stream_t *)&s->client.tcp, on_peek_alloc, on_peek_read)) != 0) {
+		session_close(s, CLOSE_CLIENT_ERROR, r);
+		return;
+	}
+	uv_timer_start(&s->timer, on_timer, PEEK_TIMEOUT_MS, 0);
 }
 
 void
@@ -543,11 +796,21 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 		return;
 	}
 	/* A loop was judged on its first pass: it goes straight through. */
-	if ((s->ri.state == REDIRECT_NONE || s->ri.state == REDIRECT_BY_OTHER) &&
-	    judge(s) == POLICY_BLOCK) {
-		session_close(s, CLOSE_BLOCKED, 0);
+	if (s->ri.state != REDIRECT_NONE && s->ri.state != REDIRECT_BY_OTHER) {
+		store_submit(w->store, &s->rec);
+		session_connect(s);
 		return;
 	}
-	store_submit(w->store, &s->rec);
-	session_connect(s);
+	{
+		struct policy *p = policy_acquire(w->policy, w->index);
+		int peek = policy_needs_server_name(p);
+
+		policy_release(w->policy, w->index);
+		if (peek) {
+			store_submit(w->store, &s->rec); /* the row exists while we wait */
+			start_peek(s);
+			return;
+		}
+	}
+	decide(s);
 }

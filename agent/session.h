@@ -26,6 +26,8 @@ enum close_reason {
 	CLOSE_LOOP,            /* the original destination is our own listener */
 	CLOSE_LOOP_REPEATED,   /* came back although it left with the escape mark */
 	CLOSE_BLOCKED,         /* the policy said block */
+	CLOSE_PROXY_REFUSED,   /* forward: the CONNECT proxy answered other than 2xx */
+	CLOSE_PROXY_FAILED,    /* forward: the proxy closed or failed before answering */
 	CLOSE_NO_ORIGINAL_DST, /* the kernel could not say where it was going */
 	CLOSE_LOCAL_ERROR,     /* out of fds or memory for the upstream side */
 	CLOSE_SHUTDOWN,        /* the agent stopped before the session ended */

@@ -88,9 +88,9 @@ static const char upsert_sql[] =
     " orig_dst_addr, orig_dst_port, orig_dst_bin, upstream_local_addr, upstream_local_port,"
     " redirect_state, records_mark, verdict, state, bytes_up, bytes_down, connect_us,"
     " close_reason, error, uid, pid, redirect_records, redirect_context, policy_version,"
-    " rule_id)"
+    " rule_id, server_name)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
     " ON CONFLICT (id) DO UPDATE SET"
     " closed_at_us = excluded.closed_at_us,"
     " upstream_local_addr = excluded.upstream_local_addr,"
@@ -98,7 +98,8 @@ static const char upsert_sql[] =
     " verdict = excluded.verdict, state = excluded.state,"
     " bytes_up = excluded.bytes_up, bytes_down = excluded.bytes_down,"
     " connect_us = excluded.connect_us, close_reason = excluded.close_reason,"
-    " error = excluded.error";
+    " error = excluded.error, policy_version = excluded.policy_version,"
+    " rule_id = excluded.rule_id, server_name = excluded.server_name";
 
 static const char event_sql[] =
     "INSERT INTO connection_events (conn_id, at_us, state, closed_at_us, upstream_local_addr,"
@@ -187,6 +188,7 @@ write_one(struct store *s, const struct conn_record *r)
 	else
 		sqlite3_bind_null(st, 25);
 	bind_text_or_null(st, 26, r->rule_id[0] != '\0' ? r->rule_id : NULL);
+	bind_text_or_null(st, 27, r->server_name[0] != '\0' ? r->server_name : NULL);
 	rc = sqlite3_step(st);
 	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? 0 : -1;

@@ -15,7 +15,8 @@
 #include "addr.h"
 #include "records.h"
 
-#define POLICY_RULE_ID_MAX 63 /* policy.h's POLICY_ID_MAX */
+#define POLICY_RULE_ID_MAX    63 /* policy.h's POLICY_ID_MAX */
+#define STORE_SERVER_NAME_MAX 127
 
 struct store;
 
@@ -43,8 +44,9 @@ struct conn_record {
 	struct endpoint upstream_local; /* family 0 until connected */
 	const char *redirect_state;
 	uint32_t records_mark;
-	uint64_t policy_version;              /* 0: none stored (allow-all) */
-	char rule_id[POLICY_RULE_ID_MAX + 1]; /* "": the default action */
+	uint64_t policy_version;                     /* 0: none stored (allow-all) */
+	char rule_id[POLICY_RULE_ID_MAX + 1];        /* "": the default action */
+	char server_name[STORE_SERVER_NAME_MAX + 1]; /* "": not read (longer ones cut) */
 	uint8_t redirect_records_len, redirect_context_len;
 	uint8_t redirect_records[RECORDS_V1_LEN]; /* records.h */
 	uint8_t redirect_context[CONTEXT_V1_MAXLEN];

@@ -15,6 +15,8 @@ packages=(
 	# tests (Debian's python3 with grpcio: the console test)
 	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux openssl
 	python3-grpcio python3-grpc-tools systemd
+	# the forward test's CONNECT proxy (its package also starts one on localhost:8888)
+	tinyproxy
 	# packaging (cpack -G DEB runs dpkg-shlibdeps; the MSI is built with wixl)
 	dpkg-dev adduser wixl msitools
 	# Windows parts: cross-compiled, their tests run under wine

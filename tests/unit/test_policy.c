@@ -48,7 +48,7 @@ static struct policy_verdict
 judge(const struct policy *p, const char *addr, uint16_t port, unsigned state)
 {
 	struct endpoint e;
-	struct policy_input in = {&e, state};
+	struct policy_input in = {&e, state, NULL};
 
 	memset(&e, 0, sizeof(e));
 	e.family = strchr(addr, ':') ? AF_INET6 : AF_INET;
@@ -78,7 +78,7 @@ test_problems_have_paths(void **state)
 					"\"colour\": 1}}], \"extra\": 1}"),
 	    "extra: unknown field; "
 	    "rules[0].id: 1 to 63 letters, digits, '_', '-', '.' or ':'; "
-	    "rules[0].action: not one of allow, block, bypass; "
+	    "rules[0].action: not one of allow, block, bypass, forward; "
 	    "rules[0].match.dst_ports[0]: 0-0 is not a port range (1 to 65535, low first); "
 	    "rules[0].match.dst_ports[1]: 65536-65536 is not a port range (1 to 65535, low first); "
 	    "rules[0].match.dst_ports[2]: 9-3 is not a port range (1 to 65535, low first); "
@@ -93,12 +93,33 @@ test_problems_have_paths(void **state)
 					"{\"id\": \"b\", \"action\": \"bypass\"}]}"),
 	    "rules[1]: a bypass rule must come before every allow or block rule (the kernel "
 	    "skips its traffic before any rule is applied)");
-	assert_non_null(
-	    strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"forward\"}]}"),
-		"forward is not supported by this agent version yet"));
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"forward\"}]}"),
+	    "rules[0].forward_to: required with action forward");
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
+					"\"forward_to\": \"10.0.0.1:3128\"}]}"),
+	    "rules[0].forward_to: only for action forward");
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"forward\", "
+					"\"forward_to\": \"10.0.0.1\"}]}"),
+	    "rules[0].forward_to: not HOST:PORT (a CONNECT proxy, e.g. \"proxy.corp:3128\")");
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"forward\", "
+					"\"forward_to\": \"10.0.0.1:0\"}]}"),
+	    "rules[0].forward_to: '0' is not a port");
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"forward\", "
+					   "\"forward_to\": \"no-such-host.invalid:3128\"}]}"),
+	    "rules[0].forward_to: cannot resolve 'no-such-host.invalid'"));
+	assert_string_equal(
+	    problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
+			"\"match\": {\"server_names\": [\"bad name\", \"*.\", 3]}}]}"),
+	    "rules[0].match.server_names[0]: not a server name (\"host.example.com\" or "
+	    "\"*.example.com\"); rules[0].match.server_names[1]: not a server name "
+	    "(\"host.example.com\" or \"*.example.com\"); rules[0].match.server_names[2]: not a "
+	    "server name (\"host.example.com\" or \"*.example.com\")");
 	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
-					   "\"match\": {\"server_names\": [\"x\"]}}]}"),
-	    "rules[0].match.server_names: not supported by this agent version yet"));
+					   "\"match\": {\"uids\": [0]}}]}"),
+	    "rules[0].match.uids: not supported by this agent version yet"));
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"bypass\", "
+					   "\"match\": {\"server_names\": [\"x.org\"]}}]}"),
+	    "rules[0].match: a bypass rule matches only dst_cidrs and dst_ports"));
 	assert_string_equal(problems_of("{\"default_action\": \"bypass\"}"),
 	    "default_action: not one of allow, block");
 	assert_non_null(strstr(problems_of("{\"rules\": [}"), "not JSON: line 1"));
@@ -235,6 +256,42 @@ test_ten_thousand_rules(void **state)
 }
 
 static void
+test_server_names(void **state)
+{
+	struct policy *p = compile_ok(
+	    "{\"rules\": ["
+	    "{\"id\": \"sub\", \"action\": \"block\", \"match\": {\"server_names\": "
+	    "[\"*.Example.com\"]}},"
+	    "{\"id\": \"exact\", \"action\": \"forward\", \"forward_to\": \"[fd00::9]:3128\", "
+	    "\"match\": {\"server_names\": [\"example.com\"], \"dst_ports\": [443]}}]}");
+	struct endpoint e;
+	struct policy_input in = {&e, REDIRECT_NONE, "www.EXAMPLE.com"};
+	const struct sockaddr_storage *fwd;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	e.family = AF_INET;
+	e.port = 443;
+	assert_true(policy_needs_server_name(p));
+	assert_int_equal(policy_evaluate(p, &in).rule, 0);
+	in.server_name = "example.com"; /* "*." is below the name, not the name */
+	assert_int_equal(policy_evaluate(p, &in).rule, 1);
+	assert_int_equal(policy_evaluate(p, &in).action, POLICY_FORWARD);
+	fwd = policy_forward_to(p, 1);
+	assert_non_null(fwd);
+	assert_int_equal(fwd->ss_family, AF_INET6);
+	assert_null(policy_forward_to(p, 0));
+	in.server_name = "badexample.com";
+	assert_int_equal(policy_evaluate(p, &in).rule, -1);
+	in.server_name = NULL; /* not read: a name rule cannot match */
+	assert_int_equal(policy_evaluate(p, &in).rule, -1);
+	policy_free(p);
+	p = compile_ok("{}");
+	assert_false(policy_needs_server_name(p));
+	policy_free(p);
+}
+
+static void
 test_holder(void **state)
 {
 	struct policy *a = policy_allow_all(), *b = policy_allow_all(), *got;
@@ -263,6 +320,7 @@ main(void)
 	    cmocka_unit_test(test_empty_and_any),
 	    cmocka_unit_test(test_bypass_list),
 	    cmocka_unit_test(test_ten_thousand_rules),
+	    cmocka_unit_test(test_server_names),
 	    cmocka_unit_test(test_holder),
 	};
 
