@@ -17,8 +17,9 @@ start_httpd 80
 start_httpd 8080
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=example.test -days 1 \
 	-keyout "$WORK/tls.key" -out "$WORK/tls.pem" 2>/dev/null
-in_s openssl s_server -accept 443 -cert "$WORK/tls.pem" -key "$WORK/tls.key" -www -quiet \
-	>"$WORK/s_server.log" 2>&1 &
+# Started with ip netns exec, not in_s: $! must be the server, not a subshell.
+ip netns exec "$SNS" openssl s_server -accept 443 -cert "$WORK/tls.pem" -key "$WORK/tls.key" \
+	-www -quiet >"$WORK/s_server.log" 2>&1 &
 PIDS+=($!)
 wait_port "$SNS" 443
 cat >"$WORK/tinyproxy.conf" <<EOF
@@ -32,7 +33,7 @@ Allow 10.77.0.0/24
 ConnectPort 443
 ConnectPort 8080
 EOF
-in_s tinyproxy -d -c "$WORK/tinyproxy.conf" >/dev/null 2>&1 &
+ip netns exec "$SNS" tinyproxy -d -c "$WORK/tinyproxy.conf" >/dev/null 2>&1 &
 PIDS+=($!)
 wait_port "$SNS" 3128
 

@@ -42,9 +42,15 @@ timeout 120 wineserver -w || true
 wine cmd /c "ping -n 120 127.0.0.1 >nul" >/dev/null 2>&1 &
 keeper=$!
 
-out=$(cd "$WORK/build" && ctest --output-on-failure 2>&1) || true
-echo "$out" | grep -E "records on|context on|set records|checks passed" || true
-check "unit tests under wine pass (ctest)" grep -q "100% tests passed" <<<"$out"
+# Not through ctest or $(...): wine starts helper processes (winedevice.exe)
+# on first use of winsock, and they inherit the output pipe, so a reader
+# waiting for its end would wait for them. A file has no end to wait for.
+for t in wfp service; do
+	rc=0
+	wine "$WORK/build/test_$t.exe" >"$WORK/test_$t.out" 2>&1 || rc=$?
+	grep -E "records on|context on|set records|checks passed|failed" "$WORK/test_$t.out" || true
+	check "test_$t.exe passes under wine" [ "$rc" -eq 0 ]
+done
 
 exe=$(winepath -w "$WORK/build/test_service.exe")
 sc_state() { wine sc query ratest 2>/dev/null | tr -d '\r' | awk '/STATE/ {print $4}' || true; }
