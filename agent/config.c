@@ -149,6 +149,22 @@ set_mode(struct config *cfg, const char *v, char *err, size_t errlen)
 }
 
 static int
+set_owner_lookup(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "auto") == 0)
+		cfg->owner_lookup = OWNER_AUTO;
+	else if (strcmp(v, "always") == 0)
+		cfg->owner_lookup = OWNER_ALWAYS;
+	else if (strcmp(v, "never") == 0)
+		cfg->owner_lookup = OWNER_NEVER;
+	else {
+		snprintf(err, errlen, "'%s' is not one of auto, always, never", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 set_tproxy_mark(struct config *cfg, const char *v, char *err, size_t errlen)
 {
 	UINT_FIELD(tproxy_mark, 1, UINT32_MAX);
@@ -408,6 +424,7 @@ static const struct config_key {
     {"proxy", "agent_id", set_agent_id, 0},
     {"proxy", "escape_mark", set_escape_mark, 0},
     {"proxy", "mode", set_mode, 0},
+    {"proxy", "owner_lookup", set_owner_lookup, 0},
     {"proxy", "tproxy_mark", set_tproxy_mark, 0},
     {"proxy", "tproxy_table", set_tproxy_table, 0},
     {"proxy", "redirect_ports", set_redirect_ports, 1},

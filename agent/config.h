@@ -27,6 +27,12 @@ enum proxy_mode {
 	MODE_TPROXY,   /* connections forwarded through this host (a gateway) */
 };
 
+enum owner_lookup {
+	OWNER_AUTO,   /* when a policy rule matches on uid or executable */
+	OWNER_ALWAYS, /* for every connection: rows record uid, pid, exe */
+	OWNER_NEVER,
+};
+
 struct config {
 	/* [agent] */
 	enum log_level log_level;
@@ -36,6 +42,7 @@ struct config {
 	uint32_t mark;        /* this agent's bit(s); never 0 */
 	uint32_t escape_mark; /* marks a loop's way out: never redirected, never tracked */
 	enum proxy_mode mode;
+	enum owner_lookup owner_lookup;
 	uint32_t tproxy_mark;  /* TPROXY: marks intercepted packets for local delivery */
 	uint32_t tproxy_table; /* TPROXY: the routing table that delivers them */
 	char agent_id[CONFIG_AGENT_ID_MAX + 1]; /* [A-Za-z0-9_-], names the nft table */

@@ -33,6 +33,10 @@ struct rule {
 	enum policy_action action;
 	char **names; /* server name patterns: "host" or "*.domain"; lower case */
 	size_t n_names;
+	uint32_t *uids; /* the client's owner */
+	size_t n_uids;
+	char **exes; /* the client's executable: absolute paths, exact */
+	size_t n_exes;
 	struct sockaddr_storage forward_to; /* forward: the CONNECT proxy */
 	struct cidr *cidrs;
 	size_t n_cidrs;
@@ -75,6 +79,7 @@ struct policy {
 	struct pfx_index t4, t6;
 	char *document; /* normalized JSON */
 	int needs_server_name;
+	unsigned needs_owner;   /* POLICY_NEEDS_* */
 	_Atomic uint64_t *hits; /* n_rules + 1: the last one counts the default */
 };
 
@@ -280,6 +285,23 @@ rest_matches(const struct rule *r, const struct policy_input *in)
 		return 0;
 	if (!ports_contain(r, in->dst->port))
 		return 0;
+	if (r->n_uids > 0) {
+		size_t i;
+
+		for (i = 0; i < r->n_uids && (in->uid < 0 || r->uids[i] != (uint32_t)in->uid); i++)
+			;
+		if (i == r->n_uids)
+			return 0;
+	}
+	if (r->n_exes > 0) {
+		size_t i;
+
+		for (i = 0; i < r->n_exes && (in->exe == NULL || strcmp(r->exes[i], in->exe) != 0);
+		     i++)
+			;
+		if (i == r->n_exes)
+			return 0;
+	}
 	if (r->n_names > 0) {
 		if (in->server_name == NULL || in->server_name[0] == '\0')
 			return 0;
@@ -574,6 +596,63 @@ parse_names(json_t *a, struct rule *r, const char *path, struct policy_problems 
 	}
 }
 
+static void
+parse_uids(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a)) {
+		problem(pr, "%s: not a list", path);
+		return;
+	}
+	if (json_array_size(a) == 0)
+		return;
+	if ((r->uids = calloc(json_array_size(a), sizeof(*r->uids))) == NULL) {
+		problem(pr, "%s: out of memory", path);
+		return;
+	}
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 4294967294LL) {
+			problem(pr, "%s[%zu]: not a uid (0 to 4294967294)", path, i);
+			continue;
+		}
+		r->uids[r->n_uids++] = (uint32_t)json_integer_value(v);
+	}
+}
+
+static void
+parse_exes(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a)) {
+		problem(pr, "%s: not a list", path);
+		return;
+	}
+	if (json_array_size(a) == 0)
+		return;
+	if ((r->exes = calloc(json_array_size(a), sizeof(*r->exes))) == NULL) {
+		problem(pr, "%s: out of memory", path);
+		return;
+	}
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v) || json_string_value(v)[0] != '/') {
+			problem(pr, "%s[%zu]: not an absolute path (\"/usr/bin/curl\")", path, i);
+			continue;
+		}
+		if ((r->exes[r->n_exes] = strdup(json_string_value(v))) == NULL) {
+			problem(pr, "%s: out of memory", path);
+			return;
+		}
+		r->n_exes++;
+	}
+}
+
 /* "HOST:PORT" or "[V6]:PORT"; a name is resolved now, once. */
 static void
 parse_forward_to(json_t *v, struct rule *r, const char *path, struct policy_problems *pr)
@@ -638,8 +717,10 @@ parse_match(json_t *m, struct rule *r, const char *path, struct policy_problems 
 			parse_states(v, r, sub, pr);
 		else if (strcmp(key, "server_names") == 0)
 			parse_names(v, r, sub, pr);
-		else if (strcmp(key, "uids") == 0 || strcmp(key, "exe_paths") == 0)
-			problem(pr, "%s: not supported by this agent version yet", sub);
+		else if (strcmp(key, "uids") == 0)
+			parse_uids(v, r, sub, pr);
+		else if (strcmp(key, "exe_paths") == 0)
+			parse_exes(v, r, sub, pr);
 		else
 			problem(pr, "%s: unknown field", sub);
 	}
@@ -693,7 +774,8 @@ parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
 		problem(pr, "%s.id: required", path);
 	if (!have_action)
 		problem(pr, "%s.action: required", path);
-	if (r->action == POLICY_BYPASS && (r->states != 0 || r->n_names > 0))
+	if (r->action == POLICY_BYPASS &&
+	    (r->states != 0 || r->n_names > 0 || r->n_uids > 0 || r->n_exes > 0))
 		problem(pr,
 		    "%s.match: a bypass rule matches only dst_cidrs and dst_ports (the kernel "
 		    "applies it)",
@@ -719,6 +801,10 @@ rules_free(struct rule *rules, size_t n)
 		for (size_t k = 0; k < rules[i].n_names; k++)
 			free(rules[i].names[k]);
 		free(rules[i].names);
+		for (size_t k = 0; k < rules[i].n_exes; k++)
+			free(rules[i].exes[k]);
+		free(rules[i].exes);
+		free(rules[i].uids);
 	}
 	free(rules);
 }
@@ -863,9 +949,14 @@ policy_compile(const char *text, size_t len, struct policy_problems *pr)
 	}
 	if (pr->n > 0)
 		goto out;
-	for (i = 0; i < n_rules; i++)
+	for (i = 0; i < n_rules; i++) {
 		if (p->rules[i].n_names > 0)
 			p->needs_server_name = 1;
+		if (p->rules[i].n_uids > 0)
+			p->needs_owner |= POLICY_NEEDS_UID;
+		if (p->rules[i].n_exes > 0)
+			p->needs_owner |= POLICY_NEEDS_UID | POLICY_NEEDS_EXE;
+	}
 	if (compile_index(p) != 0 ||
 	    (p->document = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
 		problem(pr, "out of memory");
@@ -915,6 +1006,12 @@ int
 policy_needs_server_name(const struct policy *p)
 {
 	return p->needs_server_name;
+}
+
+unsigned
+policy_needs_owner(const struct policy *p)
+{
+	return p->needs_owner;
 }
 
 const struct sockaddr_storage *

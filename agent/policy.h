@@ -81,6 +81,11 @@ const char *policy_rule_id(const struct policy *p, size_t i);
  * client bytes, bounded, before the verdict). */
 int policy_needs_server_name(const struct policy *p);
 
+/* What the rules need to know about the client's owner (owner.h). */
+#define POLICY_NEEDS_UID 1u
+#define POLICY_NEEDS_EXE 2u
+unsigned policy_needs_owner(const struct policy *p);
+
 /* The CONNECT proxy of a forward rule; NULL for any other rule. */
 struct sockaddr_storage;
 const struct sockaddr_storage *policy_forward_to(const struct policy *p, int rule);
@@ -96,6 +101,8 @@ struct policy_input {
 	const struct endpoint *dst;
 	unsigned redirect_state; /* enum redirect_state */
 	const char *server_name; /* SNI or Host; NULL or "" when unknown */
+	int32_t uid;             /* the client's owner; -1 when unknown */
+	const char *exe;         /* its executable; NULL when unknown */
 };
 
 struct policy_verdict {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "owner.h"
 #include "policy.h"
 #include "redirect.h"
 #include "sniff.h"
@@ -55,6 +56,7 @@ struct session {
 	char request[300];
 	unsigned forward : 1;
 	char server_name[SNIFF_NAME_MAX + 1]; /* "" unless read from the first bytes */
+	char *exe;                            /* the client's executable; NULL: unknown */
 	struct sockaddr_storage proxy;        /* forward: where to connect instead */
 	struct redirect_info ri;
 	struct conn_record rec;
@@ -144,6 +146,7 @@ on_handle_closed(uv_handle_t *h)
 		w->sessions = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
+	free(s->exe);
 	free(s);
 	worker_session_gone(w);
 }
@@ -614,7 +617,7 @@ decide(struct session *s)
 {
 	struct worker *w = s->w;
 	struct policy *p = policy_acquire(w->policy, w->index);
-	struct policy_input in = {&s->ri.orig_dst, s->ri.state, s->server_name};
+	struct policy_input in = {&s->ri.orig_dst, s->ri.state, s->server_name, s->rec.uid, s->exe};
 	struct policy_verdict v = policy_evaluate(p, &in);
 	const struct sockaddr_storage *proxy = policy_forward_to(p, v.rule);
 
@@ -635,6 +638,27 @@ decide(struct session *s)
 	}
 	store_submit(w->store, &s->rec);
 	session_connect(s);
+}
+
+/* The local user and program behind the client end (owner.h), bounded. */
+static void
+find_owner(struct session *s, int with_process)
+{
+	struct owner o;
+
+	if (owner_lookup(s->w->owner, &s->rec.client, &s->ri.orig_dst, with_process, &o) != 0)
+		return;
+	s->rec.uid = o.uid;
+	s->rec.pid = o.pid;
+	if (o.exe[0] != '\0') {
+		size_t n = strlen(o.exe);
+
+		s->exe = strdup(o.exe); /* matching uses all of it; the row keeps 127 */
+		if (n >= sizeof(s->rec.exe))
+			n = sizeof(s->rec.exe) - 1;
+		memcpy(s->rec.exe, o.exe, n);
+		s->rec.exe[n] = '\0';
+	}
 }
 
 /* ---- the server name: the client's first bytes, bounded in size and time ---- */
@@ -804,8 +828,13 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	{
 		struct policy *p = policy_acquire(w->policy, w->index);
 		int peek = policy_needs_server_name(p);
+		unsigned owner = policy_needs_owner(p);
 
 		policy_release(w->policy, w->index);
+		if (w->cfg->owner_lookup == OWNER_ALWAYS)
+			owner = POLICY_NEEDS_UID | POLICY_NEEDS_EXE;
+		if (owner != 0 && w->owner != NULL)
+			find_owner(s, (owner & POLICY_NEEDS_EXE) != 0);
 		if (peek) {
 			store_submit(w->store, &s->rec); /* the row exists while we wait */
 			start_peek(s);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "owner.h"
 #include "redirect.h"
 #include "session.h"
 
@@ -276,6 +277,10 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 		return -1;
 	}
 	w->loop_ready = 1;
+	/* Only the host's own connections have a local owner to look up. */
+	if (cfg->mode == MODE_REDIRECT && cfg->owner_lookup != OWNER_NEVER &&
+	    (w->owner = owner_open()) == NULL)
+		log_warnx("worker %u: no sock_diag: client owners will not be recorded", index);
 	uv_async_init(&w->loop, &w->stop_async, on_stop);
 	w->stop_async.data = w;
 	uv_timer_init(&w->loop, &w->drain_timer);
@@ -349,6 +354,8 @@ worker_destroy(struct worker *w)
 			close(w->listeners[i].fd);
 	if (uv_loop_close(&w->loop) != 0)
 		log_warnx("worker %u: event loop still had handles at exit", w->index);
+	owner_close(w->owner);
+	w->owner = NULL;
 	if (w->pool.in_use != 0)
 		log_warnx("worker %u: %zu relay buffers not returned", w->index, w->pool.in_use);
 	bufpool_destroy(&w->pool);

@@ -46,6 +46,7 @@ struct worker {
 	const struct config *cfg;
 	struct store *store;
 	struct policy_holder *policy; /* this worker reads through slot `index` */
+	struct owner_ctx *owner;      /* NULL: owners cannot be looked up */
 	struct session *sessions;     /* every live session, for draining */
 	unsigned n_sessions;
 	unsigned max_sessions;

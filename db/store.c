@@ -88,9 +88,9 @@ static const char upsert_sql[] =
     " orig_dst_addr, orig_dst_port, orig_dst_bin, upstream_local_addr, upstream_local_port,"
     " redirect_state, records_mark, verdict, state, bytes_up, bytes_down, connect_us,"
     " close_reason, error, uid, pid, redirect_records, redirect_context, policy_version,"
-    " rule_id, server_name)"
+    " rule_id, server_name, exe)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"
     " ON CONFLICT (id) DO UPDATE SET"
     " closed_at_us = excluded.closed_at_us,"
     " upstream_local_addr = excluded.upstream_local_addr,"
@@ -99,7 +99,8 @@ static const char upsert_sql[] =
     " bytes_up = excluded.bytes_up, bytes_down = excluded.bytes_down,"
     " connect_us = excluded.connect_us, close_reason = excluded.close_reason,"
     " error = excluded.error, policy_version = excluded.policy_version,"
-    " rule_id = excluded.rule_id, server_name = excluded.server_name";
+    " rule_id = excluded.rule_id, server_name = excluded.server_name,"
+    " uid = excluded.uid, pid = excluded.pid, exe = excluded.exe";
 
 static const char event_sql[] =
     "INSERT INTO connection_events (conn_id, at_us, state, closed_at_us, upstream_local_addr,"
@@ -189,6 +190,7 @@ write_one(struct store *s, const struct conn_record *r)
 		sqlite3_bind_null(st, 25);
 	bind_text_or_null(st, 26, r->rule_id[0] != '\0' ? r->rule_id : NULL);
 	bind_text_or_null(st, 27, r->server_name[0] != '\0' ? r->server_name : NULL);
+	bind_text_or_null(st, 28, r->exe[0] != '\0' ? r->exe : NULL);
 	rc = sqlite3_step(st);
 	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? 0 : -1;

@@ -17,6 +17,7 @@
 
 #define POLICY_RULE_ID_MAX    63 /* policy.h's POLICY_ID_MAX */
 #define STORE_SERVER_NAME_MAX 127
+#define STORE_EXE_MAX         127
 
 struct store;
 
@@ -47,6 +48,7 @@ struct conn_record {
 	uint64_t policy_version;                     /* 0: none stored (allow-all) */
 	char rule_id[POLICY_RULE_ID_MAX + 1];        /* "": the default action */
 	char server_name[STORE_SERVER_NAME_MAX + 1]; /* "": not read (longer ones cut) */
+	char exe[STORE_EXE_MAX + 1];                 /* "": unknown (longer ones cut) */
 	uint8_t redirect_records_len, redirect_context_len;
 	uint8_t redirect_records[RECORDS_V1_LEN]; /* records.h */
 	uint8_t redirect_context[CONTEXT_V1_MAXLEN];

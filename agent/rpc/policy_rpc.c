@@ -167,7 +167,8 @@ simulate(struct rpc_server *srv, const struct policy *p, unsigned last,
     Redirect__V1__ValidatePolicyResponse *out, char *msg, size_t msglen)
 {
 	static const char sql[] =
-	    "SELECT id, family, orig_dst_addr, orig_dst_port, redirect_state, verdict, server_name"
+	    "SELECT id, family, orig_dst_addr, orig_dst_port, redirect_state, verdict, server_name,"
+	    " coalesce(uid, -1), exe"
 	    " FROM connections WHERE verdict IN ('allow', 'block', 'bypass', 'forward')"
 	    " AND redirect_state IN ('none', 'by_other') ORDER BY id DESC LIMIT ?1";
 	sqlite3_stmt *st;
@@ -184,7 +185,8 @@ simulate(struct rpc_server *srv, const struct policy *p, unsigned last,
 		const char *was = (const char *)sqlite3_column_text(st, 5);
 		struct cidr c;
 		struct endpoint e;
-		struct policy_input in = {&e, 0, (const char *)sqlite3_column_text(st, 6)};
+		struct policy_input in = {&e, 0, (const char *)sqlite3_column_text(st, 6),
+		    (int32_t)sqlite3_column_int64(st, 7), (const char *)sqlite3_column_text(st, 8)};
 		struct policy_verdict v;
 		const char *now;
 

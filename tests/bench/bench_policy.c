@@ -110,7 +110,7 @@ main(int argc, char **argv)
 		e->port = i % 3 == 0 ? (uint16_t)(1000 + r % 50) : i % 3 == 1 ? 22 : 9999;
 	}
 	for (int i = 0; i < BATCH * 16; i++) {
-		struct policy_input in = {&probes[i], REDIRECT_NONE, NULL};
+		struct policy_input in = {&probes[i], REDIRECT_NONE, NULL, -1, NULL};
 
 		agree += policy_evaluate(p, &in).rule == linear(flat, (size_t)n_rules, &probes[i]);
 	}
@@ -130,7 +130,7 @@ main(int argc, char **argv)
 			uint64_t t0 = now_ns();
 
 			for (int k = 0; k < BATCH; k++) {
-				struct policy_input in = {&e[k], REDIRECT_NONE, NULL};
+				struct policy_input in = {&e[k], REDIRECT_NONE, NULL, -1, NULL};
 
 				sink += policy_evaluate(p, &in).rule;
 			}

@@ -48,7 +48,7 @@ static struct policy_verdict
 judge(const struct policy *p, const char *addr, uint16_t port, unsigned state)
 {
 	struct endpoint e;
-	struct policy_input in = {&e, state, NULL};
+	struct policy_input in = {&e, state, NULL, -1, NULL};
 
 	memset(&e, 0, sizeof(e));
 	e.family = strchr(addr, ':') ? AF_INET6 : AF_INET;
@@ -114,9 +114,12 @@ test_problems_have_paths(void **state)
 	    "\"*.example.com\"); rules[0].match.server_names[1]: not a server name "
 	    "(\"host.example.com\" or \"*.example.com\"); rules[0].match.server_names[2]: not a "
 	    "server name (\"host.example.com\" or \"*.example.com\")");
-	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
-					   "\"match\": {\"uids\": [0]}}]}"),
-	    "rules[0].match.uids: not supported by this agent version yet"));
+	assert_string_equal(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"allow\", "
+					"\"match\": {\"uids\": [-1, \"root\"], \"exe_paths\": "
+					"[\"curl\"]}}]}"),
+	    "rules[0].match.uids[0]: not a uid (0 to 4294967294); rules[0].match.uids[1]: not a "
+	    "uid (0 to 4294967294); rules[0].match.exe_paths[0]: not an absolute path "
+	    "(\"/usr/bin/curl\")");
 	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"bypass\", "
 					   "\"match\": {\"server_names\": [\"x.org\"]}}]}"),
 	    "rules[0].match: a bypass rule matches only dst_cidrs and dst_ports"));
@@ -265,7 +268,7 @@ test_server_names(void **state)
 	    "{\"id\": \"exact\", \"action\": \"forward\", \"forward_to\": \"[fd00::9]:3128\", "
 	    "\"match\": {\"server_names\": [\"example.com\"], \"dst_ports\": [443]}}]}");
 	struct endpoint e;
-	struct policy_input in = {&e, REDIRECT_NONE, "www.EXAMPLE.com"};
+	struct policy_input in = {&e, REDIRECT_NONE, "www.EXAMPLE.com", -1, NULL};
 	const struct sockaddr_storage *fwd;
 
 	(void)state;
@@ -288,6 +291,36 @@ test_server_names(void **state)
 	policy_free(p);
 	p = compile_ok("{}");
 	assert_false(policy_needs_server_name(p));
+	policy_free(p);
+}
+
+static void
+test_owner_rules(void **state)
+{
+	struct policy *p = compile_ok(
+	    "{\"rules\": ["
+	    "{\"id\": \"svc\", \"action\": \"block\", \"match\": {\"uids\": [998, 999]}},"
+	    "{\"id\": \"curl-as-root\", \"action\": \"block\", \"match\": "
+	    "{\"uids\": [0], \"exe_paths\": [\"/usr/bin/curl\"]}}]}");
+	struct endpoint e;
+	struct policy_input in = {&e, REDIRECT_NONE, NULL, 999, "/usr/bin/wget"};
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	e.family = AF_INET;
+	e.port = 80;
+	assert_int_equal(policy_needs_owner(p), POLICY_NEEDS_UID | POLICY_NEEDS_EXE);
+	assert_int_equal(policy_evaluate(p, &in).rule, 0);
+	in.uid = 0; /* both fields must match */
+	assert_int_equal(policy_evaluate(p, &in).rule, -1);
+	in.exe = "/usr/bin/curl";
+	assert_int_equal(policy_evaluate(p, &in).rule, 1);
+	in.uid = -1; /* unknown: a uid rule cannot match */
+	assert_int_equal(policy_evaluate(p, &in).rule, -1);
+	policy_free(p);
+	p = compile_ok("{\"rules\": [{\"id\": \"u\", \"action\": \"block\", \"match\": "
+		       "{\"uids\": [1]}}]}");
+	assert_int_equal(policy_needs_owner(p), POLICY_NEEDS_UID);
 	policy_free(p);
 }
 
@@ -321,6 +354,7 @@ main(void)
 	    cmocka_unit_test(test_bypass_list),
 	    cmocka_unit_test(test_ten_thousand_rules),
 	    cmocka_unit_test(test_server_names),
+	    cmocka_unit_test(test_owner_rules),
 	    cmocka_unit_test(test_holder),
 	};
 

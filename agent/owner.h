@@ -1,0 +1,44 @@
+/*
+ * owner.h: which local user and program opened a redirected connection
+ * (Linux: sock_diag for the socket's owner uid and inode, /proc for the
+ * process holding that inode).
+ *
+ * The client end of a redirected connection is an ordinary socket of this
+ * host, connected from the recorded client address to the original
+ * destination (NAT is invisible to it), so the kernel finds it by that
+ * 4-tuple. The uid costs one netlink round trip. The process costs a search
+ * of /proc/<pid>/fd: the processes that opened recent connections are tried
+ * first (a browser opens many), then the rest, within a time bound; a
+ * process not found in time is recorded as unknown, never waited for.
+ * Connections from other hosts (TPROXY) have no local owner.
+ */
+#ifndef RA_OWNER_H
+#define RA_OWNER_H
+
+#include <stdint.h>
+
+#include "addr.h"
+
+#define OWNER_EXE_MAX     4096
+#define OWNER_SCAN_MAX_US 2000 /* the /proc search's bound, per connection */
+
+struct owner {
+	int32_t uid, pid;        /* -1 when unknown */
+	char exe[OWNER_EXE_MAX]; /* "" when unknown */
+};
+
+struct owner_ctx;
+
+/* One per event loop (not thread-safe). NULL when netlink is unavailable. */
+struct owner_ctx *owner_open(void);
+void owner_close(struct owner_ctx *c);
+
+/*
+ * Fill out for the local socket connected from src to dst; with_process
+ * also looks for the process (pid, exe). Returns 0 (fields unknown stay -1
+ * or ""), or a negative errno when even the uid could not be asked.
+ */
+int owner_lookup(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst,
+    int with_process, struct owner *out);
+
+#endif
