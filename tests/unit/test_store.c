@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "policies.h"
 #include "retention.h"
 #include "schema.h"
 #include "store.h"
@@ -370,6 +371,45 @@ test_upgrade_from_v1(void **state)
 	sqlite3_close(db);
 }
 
+/* The policy history: versions, compare-and-set, sha256 (db/policies.c). */
+static void
+test_policies_cas(void **state)
+{
+	struct store *st = open_store(64, 0, 0); /* creates the schema */
+	struct policy_row row;
+	sqlite3 *a, *b;
+	uint64_t current = 99;
+	char err[256], sha[65];
+
+	(void)state;
+	assert_int_equal(policies_open(path, &a, err, sizeof(err)), 0);
+	assert_int_equal(policies_open(path, &b, err, sizeof(err)), 0);
+	assert_int_equal(policies_latest(a, &row), 0); /* none yet */
+	assert_int_equal(policies_insert(a, 0, "{\"rules\":[]}", "alice", 1000, &current), 1);
+	assert_int_equal(current, 1);
+	/* a second writer that also read "none": loses, and learns the version */
+	assert_int_equal(policies_insert(b, 0, "{}", "bob", 2000, &current), 0);
+	assert_int_equal(current, 1);
+	assert_int_equal(policies_insert(b, 1, "{}", "bob", 2000, &current), 2);
+	assert_int_equal(policies_latest(a, &row), 1);
+	assert_int_equal(row.version, 2);
+	assert_string_equal(row.author, "bob");
+	assert_int_equal(row.set_at_us, 2000);
+	policies_sha256("{}", sha);
+	assert_string_equal(row.sha256, sha);
+	/* sha256("{}") is well known */
+	assert_string_equal(
+	    sha, "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+	policy_row_free(&row);
+	assert_int_equal(policies_get(a, 1, &row), 1);
+	assert_string_equal(row.document, "{\"rules\":[]}");
+	policy_row_free(&row);
+	assert_int_equal(policies_get(a, 7, &row), 0);
+	sqlite3_close(a);
+	sqlite3_close(b);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -380,6 +420,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_policies_cas, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
