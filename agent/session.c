@@ -132,6 +132,26 @@ session_log(const struct session *s, int failed)
 		    (unsigned long long)r->bytes_up, (unsigned long long)r->bytes_down, ms);
 }
 
+/*
+ * The detail of the next event: what the session learnt since its last one
+ * (store.h). NULL when out of memory: those fields then stay unrecorded.
+ */
+static struct conn_detail *
+detail(struct session *s)
+{
+	if (s->rec.detail == NULL)
+		s->rec.detail = conn_detail_new();
+	return s->rec.detail;
+}
+
+/* Queue the record; the event takes the detail with it. */
+static void
+submit(struct session *s)
+{
+	store_submit(s->w->store, &s->rec);
+	s->rec.detail = NULL;
+}
+
 static void
 on_handle_closed(uv_handle_t *h)
 {
@@ -147,6 +167,7 @@ on_handle_closed(uv_handle_t *h)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	free(s->exe);
+	conn_detail_free(s->rec.detail); /* never submitted: an event always takes it */
 	free(s);
 	worker_session_gone(w);
 }
@@ -189,7 +210,7 @@ session_close(struct session *s, enum close_reason reason, int err)
 	s->rec.error = err != 0 ? uv_strerror(err) : NULL;
 	if (refused_reason(reason))
 		s->rec.verdict = "refuse";
-	store_submit(w->store, &s->rec);
+	submit(s);
 	session_log(s, failed || reason != CLOSE_COMPLETED);
 
 	stat_sub(&w->stats.active, 1);
@@ -416,7 +437,7 @@ start_relay(struct session *s)
 	if (uv_tcp_getsockname(&s->upstream.tcp, (struct sockaddr *)&ss, &len) == 0 &&
 	    endpoint_from_sockaddr(&s->rec.upstream_local, (struct sockaddr *)&ss) == 0)
 		redirect_note_upstream(&s->rec.upstream_local, +1);
-	store_submit(s->w->store, &s->rec);
+	submit(s);
 	stat_add(&s->w->stats.relayed, 1);
 
 	s->last_activity_ms = uv_now(&s->w->loop);
@@ -620,12 +641,14 @@ decide(struct session *s)
 	struct policy_input in = {&s->ri.orig_dst, s->ri.state, s->server_name, s->rec.uid, s->exe};
 	struct policy_verdict v = policy_evaluate(p, &in);
 	const struct sockaddr_storage *proxy = policy_forward_to(p, v.rule);
+	struct conn_detail *d;
 
 	policy_count_hit(p, v.rule);
-	s->rec.policy_version = policy_version(p);
-	if (v.rule >= 0)
-		snprintf(s->rec.rule_id, sizeof(s->rec.rule_id), "%s",
-		    policy_rule_id(p, (size_t)v.rule));
+	if ((d = detail(s)) != NULL) {
+		d->policy_version = policy_version(p);
+		if (v.rule >= 0)
+			d->rule_id = strdup(policy_rule_id(p, (size_t)v.rule));
+	}
 	if (proxy != NULL) {
 		s->forward = 1;
 		s->proxy = *proxy;
@@ -636,7 +659,7 @@ decide(struct session *s)
 		session_close(s, CLOSE_BLOCKED, 0);
 		return;
 	}
-	store_submit(w->store, &s->rec);
+	submit(s);
 	session_connect(s);
 }
 
@@ -651,13 +674,11 @@ find_owner(struct session *s, int with_process)
 	s->rec.uid = o.uid;
 	s->rec.pid = o.pid;
 	if (o.exe[0] != '\0') {
-		size_t n = strlen(o.exe);
+		struct conn_detail *d = detail(s);
 
-		s->exe = strdup(o.exe); /* matching uses all of it; the row keeps 127 */
-		if (n >= sizeof(s->rec.exe))
-			n = sizeof(s->rec.exe) - 1;
-		memcpy(s->rec.exe, o.exe, n);
-		s->rec.exe[n] = '\0';
+		s->exe = strdup(o.exe);
+		if (d != NULL)
+			d->exe = strdup(o.exe);
 	}
 }
 
@@ -678,14 +699,11 @@ end_peek(struct session *s)
 
 		r = sniff_server_name((const uint8_t *)s->peek, s->peek_len, name, sizeof(name));
 		if (r == SNIFF_FOUND) {
-			size_t n = strlen(name);
+			struct conn_detail *d = detail(s);
 
-			memcpy(s->server_name, name, n + 1);
-			/* The row keeps up to 127 characters; matching used it all. */
-			if (n >= sizeof(s->rec.server_name))
-				n = sizeof(s->rec.server_name) - 1;
-			memcpy(s->rec.server_name, name, n);
-			s->rec.server_name[n] = '\0';
+			snprintf(s->server_name, sizeof(s->server_name), "%s", name);
+			if (d != NULL)
+				d->server_name = strdup(name);
 		}
 	}
 	s->state = SESSION_ACCEPTED;
@@ -748,6 +766,7 @@ void
 session_accept(struct worker *w, int fd, const struct sockaddr *peer, const struct endpoint *local)
 {
 	struct session *s = calloc(1, sizeof(*s));
+	struct conn_detail *d;
 	int r;
 
 	if (s == NULL) {
@@ -801,10 +820,12 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	s->rec.orig_dst = s->ri.orig_dst;
 	s->rec.records_mark = s->ri.records_mark;
 	s->rec.redirect_state = redirect_state_name(s->ri.state);
-	memcpy(s->rec.redirect_records, s->ri.records, s->ri.records_len);
-	s->rec.redirect_records_len = s->ri.records_len;
-	memcpy(s->rec.redirect_context, s->ri.context, s->ri.context_len);
-	s->rec.redirect_context_len = s->ri.context_len;
+	if ((d = detail(s)) != NULL) {
+		memcpy(d->records, s->ri.records, s->ri.records_len);
+		d->records_len = s->ri.records_len;
+		memcpy(d->context, s->ri.context, s->ri.context_len);
+		d->context_len = s->ri.context_len;
+	}
 	if (s->ri.state == REDIRECT_BY_SELF)
 		stat_add(&w->stats.by_self, 1);
 	else if (s->ri.state == REDIRECT_PREVIOUSLY_BY_SELF)
@@ -821,7 +842,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	}
 	/* A loop was judged on its first pass: it goes straight through. */
 	if (s->ri.state != REDIRECT_NONE && s->ri.state != REDIRECT_BY_OTHER) {
-		store_submit(w->store, &s->rec);
+		submit(s);
 		session_connect(s);
 		return;
 	}
@@ -836,7 +857,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 		if (owner != 0 && w->owner != NULL)
 			find_owner(s, (owner & POLICY_NEEDS_EXE) != 0);
 		if (peek) {
-			store_submit(w->store, &s->rec); /* the row exists while we wait */
+			submit(s); /* the row exists while we wait */
 			start_peek(s);
 			return;
 		}

@@ -98,9 +98,14 @@ static const char upsert_sql[] =
     " verdict = excluded.verdict, state = excluded.state,"
     " bytes_up = excluded.bytes_up, bytes_down = excluded.bytes_down,"
     " connect_us = excluded.connect_us, close_reason = excluded.close_reason,"
-    " error = excluded.error, policy_version = excluded.policy_version,"
-    " rule_id = excluded.rule_id, server_name = excluded.server_name,"
-    " uid = excluded.uid, pid = excluded.pid, exe = excluded.exe";
+    " error = excluded.error,"
+    " redirect_records = coalesce(excluded.redirect_records, redirect_records),"
+    " redirect_context = coalesce(excluded.redirect_context, redirect_context),"
+    " policy_version = coalesce(excluded.policy_version, policy_version),"
+    " rule_id = coalesce(excluded.rule_id, rule_id),"
+    " server_name = coalesce(excluded.server_name, server_name),"
+    " exe = coalesce(excluded.exe, exe),"
+    " uid = excluded.uid, pid = excluded.pid";
 
 static const char event_sql[] =
     "INSERT INTO connection_events (conn_id, at_us, state, closed_at_us, upstream_local_addr,"
@@ -143,6 +148,7 @@ bind_endpoint(sqlite3_stmt *st, int iaddr, int iport, const struct endpoint *e)
 static int
 write_one(struct store *s, const struct conn_record *r)
 {
+	const struct conn_detail *d = r->detail;
 	sqlite3_stmt *st = s->upsert;
 	int rc;
 
@@ -182,15 +188,15 @@ write_one(struct store *s, const struct conn_record *r)
 		sqlite3_bind_int(st, 22, r->pid);
 	else
 		sqlite3_bind_null(st, 22);
-	bind_blob_or_null(st, 23, r->redirect_records, r->redirect_records_len);
-	bind_blob_or_null(st, 24, r->redirect_context, r->redirect_context_len);
-	if (r->policy_version != 0)
-		sqlite3_bind_int64(st, 25, (sqlite3_int64)r->policy_version);
-	else
-		sqlite3_bind_null(st, 25);
-	bind_text_or_null(st, 26, r->rule_id[0] != '\0' ? r->rule_id : NULL);
-	bind_text_or_null(st, 27, r->server_name[0] != '\0' ? r->server_name : NULL);
-	bind_text_or_null(st, 28, r->exe[0] != '\0' ? r->exe : NULL);
+	if (d != NULL) {
+		bind_blob_or_null(st, 23, d->records, d->records_len);
+		bind_blob_or_null(st, 24, d->context, d->context_len);
+		if (d->policy_version != 0)
+			sqlite3_bind_int64(st, 25, (sqlite3_int64)d->policy_version);
+		bind_text_or_null(st, 26, d->rule_id);
+		bind_text_or_null(st, 27, d->server_name);
+		bind_text_or_null(st, 28, d->exe);
+	}
 	rc = sqlite3_step(st);
 	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -232,8 +238,57 @@ write_event(struct store *s, const struct conn_record *r, int64_t at_us)
  * the last needs writing. latest[] maps a batch index to whether it is the
  * last event of its id: an open-addressing table keyed by id.
  */
+struct conn_detail *
+conn_detail_new(void)
+{
+	return calloc(1, sizeof(struct conn_detail));
+}
+
+void
+conn_detail_free(struct conn_detail *d)
+{
+	if (d == NULL)
+		return;
+	free(d->rule_id);
+	free(d->server_name);
+	free(d->exe);
+	free(d);
+}
+
+/* Move what older knows and newer does not into newer; older is freed. */
 static void
-mark_latest(const struct conn_record *recs, unsigned n, unsigned char *latest, int32_t *slots)
+detail_merge(struct conn_detail **newer, struct conn_detail *older)
+{
+	struct conn_detail *n = *newer;
+
+	if (n == NULL) {
+		*newer = older;
+		return;
+	}
+	if (n->records_len == 0 && older->records_len > 0) {
+		memcpy(n->records, older->records, older->records_len);
+		n->records_len = older->records_len;
+	}
+	if (n->context_len == 0 && older->context_len > 0) {
+		memcpy(n->context, older->context, older->context_len);
+		n->context_len = older->context_len;
+	}
+	if (n->policy_version == 0)
+		n->policy_version = older->policy_version;
+#define TAKE(f)                                                                                    \
+	if (n->f == NULL) {                                                                        \
+		n->f = older->f;                                                                   \
+		older->f = NULL;                                                                   \
+	}
+	TAKE(rule_id)
+	TAKE(server_name)
+	TAKE(exe)
+#undef TAKE
+	conn_detail_free(older);
+}
+
+static void
+mark_latest(struct conn_record *recs, unsigned n, unsigned char *latest, int32_t *slots)
 {
 	for (unsigned i = 0; i < STORE_INDEX_SLOTS; i++)
 		slots[i] = -1;
@@ -243,8 +298,14 @@ mark_latest(const struct conn_record *recs, unsigned n, unsigned char *latest, i
 
 		while (slots[h] >= 0 && recs[slots[h]].id != recs[i].id)
 			h = (h + 1) & (STORE_INDEX_SLOTS - 1);
-		if (slots[h] >= 0)
+		if (slots[h] >= 0) {
+			/* Only the last event is written: it takes the earlier's detail. */
 			latest[slots[h]] = 0;
+			if (recs[slots[h]].detail != NULL) {
+				detail_merge(&recs[i].detail, recs[slots[h]].detail);
+				recs[slots[h]].detail = NULL;
+			}
+		}
 		slots[h] = (int32_t)i;
 		latest[i] = 1;
 	}
@@ -252,8 +313,8 @@ mark_latest(const struct conn_record *recs, unsigned n, unsigned char *latest, i
 
 /* Commit one batch. On a database error the whole batch counts as dropped. */
 static void
-write_batch(struct store *s, const struct conn_record *recs, unsigned n, unsigned char *latest,
-    int32_t *slots)
+write_batch(
+    struct store *s, struct conn_record *recs, unsigned n, unsigned char *latest, int32_t *slots)
 {
 	int ok = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 	int64_t at = now_us();
@@ -269,6 +330,10 @@ write_batch(struct store *s, const struct conn_record *recs, unsigned n, unsigne
 		ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
 	if (ok)
 		atomic_store_explicit(&s->last_seq, seq, memory_order_release);
+	for (unsigned i = 0; i < n; i++) {
+		conn_detail_free(recs[i].detail);
+		recs[i].detail = NULL;
+	}
 
 	/* Counters first, then settled: a store_flush() that returns sees them. */
 	if (ok) {
@@ -586,6 +651,8 @@ store_submit(struct store *s, const struct conn_record *rec)
 	}
 	pthread_mutex_unlock(&s->lock);
 
+	if (dropped)
+		conn_detail_free(rec->detail);
 	if (dropped && log_it)
 		log_warnx("store: event queue full (%u events): connection %llu's event dropped, "
 			  "%llu dropped so far",

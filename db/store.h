@@ -15,10 +15,6 @@
 #include "addr.h"
 #include "records.h"
 
-#define POLICY_RULE_ID_MAX    63 /* policy.h's POLICY_ID_MAX */
-#define STORE_SERVER_NAME_MAX 127
-#define STORE_EXE_MAX         127
-
 struct store;
 
 enum conn_state {
@@ -30,6 +26,27 @@ enum conn_state {
 };
 
 const char *conn_state_name(enum conn_state st);
+
+/*
+ * What is learnt once per connection and written once (the redirect records,
+ * the policy's verdict, the client's owner and server name). It travels
+ * outside the queue's fixed-size events, so that those stay small: an event
+ * that carries one owns it (the store writes then frees it), and fields left
+ * NULL (or a zero length) never overwrite what an earlier detail wrote.
+ */
+struct conn_detail {
+	uint8_t records_len, context_len;
+	uint8_t records[RECORDS_V1_LEN];
+	uint8_t context[CONTEXT_V1_MAXLEN];
+	uint64_t policy_version; /* 0: not set by this detail */
+	char *rule_id;           /* NULL: none (the default action) */
+	char *server_name;
+	char *exe;
+};
+
+/* A new, empty detail (NULL when out of memory), and its release. */
+struct conn_detail *conn_detail_new(void);
+void conn_detail_free(struct conn_detail *d);
 
 /*
  * One connection as the proxy knows it at the moment of an event. String
@@ -45,13 +62,7 @@ struct conn_record {
 	struct endpoint upstream_local; /* family 0 until connected */
 	const char *redirect_state;
 	uint32_t records_mark;
-	uint64_t policy_version;                     /* 0: none stored (allow-all) */
-	char rule_id[POLICY_RULE_ID_MAX + 1];        /* "": the default action */
-	char server_name[STORE_SERVER_NAME_MAX + 1]; /* "": not read (longer ones cut) */
-	char exe[STORE_EXE_MAX + 1];                 /* "": unknown (longer ones cut) */
-	uint8_t redirect_records_len, redirect_context_len;
-	uint8_t redirect_records[RECORDS_V1_LEN]; /* records.h */
-	uint8_t redirect_context[CONTEXT_V1_MAXLEN];
+	struct conn_detail *detail; /* NULL, or owned by this event (above) */
 	const char *verdict;
 	enum conn_state state;
 	uint64_t bytes_up;   /* client to destination */
@@ -98,8 +109,9 @@ uint64_t store_last_sequence(struct store *st);
 uint64_t store_next_id(struct store *st);
 
 /*
- * Queue one event. Never blocks on I/O: when the queue is full the event is
- * dropped, counted in events_dropped and logged (rate-limited). Thread-safe.
+ * Queue one event, taking its detail (if any). Never blocks on I/O: when the
+ * queue is full the event is dropped (and its detail freed), counted in
+ * events_dropped and logged (rate-limited). Thread-safe.
  */
 void store_submit(struct store *st, const struct conn_record *rec);
 

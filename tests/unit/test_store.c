@@ -371,6 +371,57 @@ test_upgrade_from_v1(void **state)
 	sqlite3_close(db);
 }
 
+/*
+ * Details travel with one event each and are never overwritten by events
+ * without them, even when events of one connection are folded in a batch.
+ */
+static void
+test_details(void **state)
+{
+	struct store *st = open_store(0, 0, 0);
+	struct conn_record r;
+	struct conn_detail *d;
+	sqlite3 *db;
+	enum { N = 300 };
+
+	(void)state;
+	for (unsigned i = 0; i < N; i++) {
+		r = record(store_next_id(st), CONN_OPEN, 1000 + i);
+		/* first event: records and a rule */
+		d = r.detail = conn_detail_new();
+		assert_non_null(d);
+		d->records_len = 2;
+		d->records[0] = 0xab;
+		d->records[1] = (uint8_t)i;
+		d->policy_version = 7;
+		d->rule_id = strdup("r1");
+		store_submit(st, &r);
+		/* second: nothing new */
+		r.detail = NULL;
+		r.state = CONN_RELAYING;
+		store_submit(st, &r);
+		/* third: only a server name, which must not erase the rule */
+		d = r.detail = conn_detail_new();
+		d->server_name = strdup("example.org");
+		r.state = CONN_CLOSED;
+		r.closed_at_us = 5000;
+		r.close_reason = "completed";
+		store_submit(st, &r);
+		if (i == N / 2) /* half of them across two batches */
+			assert_int_equal(store_flush(st, 10000), 0);
+	}
+	assert_int_equal(store_flush(st, 10000), 0);
+	store_close(st);
+	db = open_db();
+	assert_int_equal(
+	    query_int(db, "SELECT count(*) FROM connections WHERE state = 'closed'"
+			  " AND policy_version = 7 AND rule_id = 'r1'"
+			  " AND server_name = 'example.org' AND length(redirect_records) = 2"
+			  " AND substr(hex(redirect_records), 1, 2) = 'AB'"),
+	    N);
+	sqlite3_close(db);
+}
+
 /* The policy history: versions, compare-and-set, sha256 (db/policies.c). */
 static void
 test_policies_cas(void **state)
@@ -420,6 +471,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_details, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policies_cas, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
