@@ -205,24 +205,6 @@ load_policy(const char *db_path)
 	return p;
 }
 
-/* Push the policy's bypass rules into the kernel. */
-static int
-apply_bypass(struct redirect *r, const struct policy *p, char *err, size_t errlen)
-{
-	size_t n = policy_bypass_list(p, NULL, 0);
-	struct policy_bypass *b = n > 0 ? calloc(n, sizeof(*b)) : NULL;
-	int rc;
-
-	if (n > 0 && b == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	(void)policy_bypass_list(p, b, n);
-	rc = redirect_set_bypass(r, b, n, err, errlen);
-	free(b);
-	return rc;
-}
-
 static void
 log_summary(const struct proxy_stats_snapshot *pp, struct store *st)
 {
@@ -382,7 +364,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if ((rc = redirect_setup(&cfg, &redirect, err, sizeof(err))) != 0 ||
-	    (rc = apply_bypass(redirect, policy_current(policy), err, sizeof(err))) != 0) {
+	    (rc = redirect_apply_bypass(redirect, policy_current(policy), err, sizeof(err))) != 0) {
 		log_warnx("cannot install the redirect rules: %s", err);
 		redirect_teardown(redirect);
 		workers_stop(workers, NULL);

@@ -435,8 +435,17 @@ merge_ranges(struct port_range *r, size_t n)
 	return out + 1;
 }
 
+/*
+ * Every match field is a list whose items are checked one by one: an item
+ * function checks one and appends it to the rule (room for the whole list is
+ * made first), or names its problem and returns.
+ */
+typedef void (*item_fn)(
+    json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr);
+
 static void
-parse_ports(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+parse_list(json_t *a, struct rule *r, const char *path, struct policy_problems *pr, void **room,
+    size_t item_size, item_fn one)
 {
 	size_t i;
 	json_t *v;
@@ -447,100 +456,75 @@ parse_ports(json_t *a, struct rule *r, const char *path, struct policy_problems 
 	}
 	if (json_array_size(a) == 0)
 		return;
-	r->ports = calloc(json_array_size(a), sizeof(*r->ports));
-	if (r->ports == NULL) {
+	if (room != NULL && (*room = calloc(json_array_size(a), item_size)) == NULL) {
 		problem(pr, "%s: out of memory", path);
 		return;
 	}
 	json_array_foreach(a, i, v)
 	{
-		json_int_t lo, hi;
-
-		if (json_is_integer(v)) {
-			lo = hi = json_integer_value(v);
-		} else if (json_is_string(v)) {
-			const char *s = json_string_value(v);
-			char *end;
-
-			lo = strtol(s, &end, 10);
-			hi = lo;
-			if (*end == '-')
-				hi = strtol(end + 1, &end, 10);
-			if (end == s || *end != '\0' || !isdigit((unsigned char)s[0])) {
-				problem(pr, "%s[%zu]: '%s' is not a port or a range like 8000-8080",
-				    path, i, s);
-				continue;
-			}
-		} else {
-			problem(pr, "%s[%zu]: not a port", path, i);
-			continue;
-		}
-		if (lo < 1 || hi > 65535 || lo > hi) {
-			problem(pr,
-			    "%s[%zu]: %lld-%lld is not a port range (1 to 65535, low first)", path,
-			    i, (long long)lo, (long long)hi);
-			continue;
-		}
-		r->ports[r->n_ports++] = (struct port_range){(uint16_t)lo, (uint16_t)hi};
-	}
-	r->n_ports = merge_ranges(r->ports, r->n_ports);
-}
-
-static void
-parse_cidrs(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
-{
-	size_t i;
-	json_t *v;
-
-	if (!json_is_array(a)) {
-		problem(pr, "%s: not a list", path);
-		return;
-	}
-	if (json_array_size(a) == 0)
-		return;
-	if ((r->cidrs = calloc(json_array_size(a), sizeof(*r->cidrs))) == NULL) {
-		problem(pr, "%s: out of memory", path);
-		return;
-	}
-	json_array_foreach(a, i, v)
-	{
-		char err[128];
-
-		if (!json_is_string(v)) {
-			problem(pr, "%s[%zu]: not a CIDR (a string like \"10.0.0.0/8\")", path, i);
-			continue;
-		}
-		if (addr_parse_cidr(
-			json_string_value(v), &r->cidrs[r->n_cidrs], err, sizeof(err)) != 0) {
-			problem(pr, "%s[%zu]: not a CIDR: %s", path, i, err);
-			continue;
-		}
-		r->n_cidrs++;
+		one(v, i, r, path, pr);
 	}
 }
 
 static void
-parse_states(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+port_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr)
 {
-	size_t i;
-	json_t *v;
+	json_int_t lo, hi;
 
-	if (!json_is_array(a)) {
-		problem(pr, "%s: not a list", path);
+	if (json_is_integer(v)) {
+		lo = hi = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+
+		lo = strtol(s, &end, 10);
+		hi = lo;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		if (end == s || *end != '\0' || !isdigit((unsigned char)s[0])) {
+			problem(pr, "%s[%zu]: '%s' is not a port or a range like 8000-8080", path,
+			    i, s);
+			return;
+		}
+	} else {
+		problem(pr, "%s[%zu]: not a port", path, i);
 		return;
 	}
-	json_array_foreach(a, i, v)
-	{
-		unsigned bit;
-
-		if (!json_is_string(v) || parse_state(json_string_value(v), &bit) != 0) {
-			problem(pr,
-			    "%s[%zu]: not one of none, by_other, by_self, previously_by_self", path,
-			    i);
-			continue;
-		}
-		r->states |= bit;
+	if (lo < 1 || hi > 65535 || lo > hi) {
+		problem(pr, "%s[%zu]: %lld-%lld is not a port range (1 to 65535, low first)", path,
+		    i, (long long)lo, (long long)hi);
+		return;
 	}
+	r->ports[r->n_ports++] = (struct port_range){(uint16_t)lo, (uint16_t)hi};
+}
+
+static void
+cidr_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	char err[128];
+
+	if (!json_is_string(v)) {
+		problem(pr, "%s[%zu]: not a CIDR (a string like \"10.0.0.0/8\")", path, i);
+		return;
+	}
+	if (addr_parse_cidr(json_string_value(v), &r->cidrs[r->n_cidrs], err, sizeof(err)) != 0) {
+		problem(pr, "%s[%zu]: not a CIDR: %s", path, i, err);
+		return;
+	}
+	r->n_cidrs++;
+}
+
+static void
+state_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr)
+{
+	unsigned bit;
+
+	if (!json_is_string(v) || parse_state(json_string_value(v), &bit) != 0) {
+		problem(
+		    pr, "%s[%zu]: not one of none, by_other, by_self, previously_by_self", path, i);
+		return;
+	}
+	r->states |= bit;
 }
 
 /* A DNS name, or "*." and one: letters, digits, '-' and dots. */
@@ -560,97 +544,48 @@ valid_name_pattern(const char *s)
 }
 
 static void
-parse_names(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+name_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr)
 {
-	size_t i;
-	json_t *v;
+	char *lower;
 
-	if (!json_is_array(a)) {
-		problem(pr, "%s: not a list", path);
+	if (!json_is_string(v) || !valid_name_pattern(json_string_value(v))) {
+		problem(pr,
+		    "%s[%zu]: not a server name (\"host.example.com\" or \"*.example.com\")", path,
+		    i);
 		return;
 	}
-	if (json_array_size(a) == 0)
-		return;
-	if ((r->names = calloc(json_array_size(a), sizeof(*r->names))) == NULL) {
+	if ((lower = strdup(json_string_value(v))) == NULL) {
 		problem(pr, "%s: out of memory", path);
 		return;
 	}
-	json_array_foreach(a, i, v)
-	{
-		char *lower;
-
-		if (!json_is_string(v) || !valid_name_pattern(json_string_value(v))) {
-			problem(pr,
-			    "%s[%zu]: not a server name (\"host.example.com\" or "
-			    "\"*.example.com\")",
-			    path, i);
-			continue;
-		}
-		if ((lower = strdup(json_string_value(v))) == NULL) {
-			problem(pr, "%s: out of memory", path);
-			return;
-		}
-		for (char *c = lower; *c != '\0'; c++)
-			*c = (char)tolower((unsigned char)*c);
-		r->names[r->n_names++] = lower;
-	}
+	for (char *c = lower; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	r->names[r->n_names++] = lower;
 }
 
 static void
-parse_uids(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+uid_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr)
 {
-	size_t i;
-	json_t *v;
-
-	if (!json_is_array(a)) {
-		problem(pr, "%s: not a list", path);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > 4294967294LL) {
+		problem(pr, "%s[%zu]: not a uid (0 to 4294967294)", path, i);
 		return;
 	}
-	if (json_array_size(a) == 0)
-		return;
-	if ((r->uids = calloc(json_array_size(a), sizeof(*r->uids))) == NULL) {
-		problem(pr, "%s: out of memory", path);
-		return;
-	}
-	json_array_foreach(a, i, v)
-	{
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > 4294967294LL) {
-			problem(pr, "%s[%zu]: not a uid (0 to 4294967294)", path, i);
-			continue;
-		}
-		r->uids[r->n_uids++] = (uint32_t)json_integer_value(v);
-	}
+	r->uids[r->n_uids++] = (uint32_t)json_integer_value(v);
 }
 
 static void
-parse_exes(json_t *a, struct rule *r, const char *path, struct policy_problems *pr)
+exe_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr)
 {
-	size_t i;
-	json_t *v;
-
-	if (!json_is_array(a)) {
-		problem(pr, "%s: not a list", path);
+	if (!json_is_string(v) || json_string_value(v)[0] != '/') {
+		problem(pr, "%s[%zu]: not an absolute path (\"/usr/bin/curl\")", path, i);
 		return;
 	}
-	if (json_array_size(a) == 0)
-		return;
-	if ((r->exes = calloc(json_array_size(a), sizeof(*r->exes))) == NULL) {
+	if ((r->exes[r->n_exes] = strdup(json_string_value(v))) == NULL) {
 		problem(pr, "%s: out of memory", path);
 		return;
 	}
-	json_array_foreach(a, i, v)
-	{
-		if (!json_is_string(v) || json_string_value(v)[0] != '/') {
-			problem(pr, "%s[%zu]: not an absolute path (\"/usr/bin/curl\")", path, i);
-			continue;
-		}
-		if ((r->exes[r->n_exes] = strdup(json_string_value(v))) == NULL) {
-			problem(pr, "%s: out of memory", path);
-			return;
-		}
-		r->n_exes++;
-	}
+	r->n_exes++;
 }
 
 /* "HOST:PORT" or "[V6]:PORT"; a name is resolved now, once. */
@@ -710,17 +645,18 @@ parse_match(json_t *m, struct rule *r, const char *path, struct policy_problems 
 	{
 		snprintf(sub, sizeof(sub), "%s.%s", path, key);
 		if (strcmp(key, "dst_cidrs") == 0)
-			parse_cidrs(v, r, sub, pr);
-		else if (strcmp(key, "dst_ports") == 0)
-			parse_ports(v, r, sub, pr);
-		else if (strcmp(key, "redirect_states") == 0)
-			parse_states(v, r, sub, pr);
+			parse_list(v, r, sub, pr, (void **)&r->cidrs, sizeof(*r->cidrs), cidr_item);
+		else if (strcmp(key, "dst_ports") == 0) {
+			parse_list(v, r, sub, pr, (void **)&r->ports, sizeof(*r->ports), port_item);
+			r->n_ports = merge_ranges(r->ports, r->n_ports);
+		} else if (strcmp(key, "redirect_states") == 0)
+			parse_list(v, r, sub, pr, NULL, 0, state_item);
 		else if (strcmp(key, "server_names") == 0)
-			parse_names(v, r, sub, pr);
+			parse_list(v, r, sub, pr, (void **)&r->names, sizeof(*r->names), name_item);
 		else if (strcmp(key, "uids") == 0)
-			parse_uids(v, r, sub, pr);
+			parse_list(v, r, sub, pr, (void **)&r->uids, sizeof(*r->uids), uid_item);
 		else if (strcmp(key, "exe_paths") == 0)
-			parse_exes(v, r, sub, pr);
+			parse_list(v, r, sub, pr, (void **)&r->exes, sizeof(*r->exes), exe_item);
 		else
 			problem(pr, "%s: unknown field", sub);
 	}

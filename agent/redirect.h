@@ -95,16 +95,15 @@ int redirect_query(int fd, const struct endpoint *local, const struct endpoint *
  */
 int redirect_prepare_upstream(int fd, const struct config *cfg, const struct redirect_info *info);
 
-struct policy_bypass;
+struct policy;
 
 /*
  * Stop redirecting what the policy's bypass rules match: the kernel skips
  * it from now on (Linux: the bypass sets of the agent's table). Replaces the
- * previous list. Same thread rules as redirect_rules_present. Returns 0 or a
- * negative errno with err set.
+ * previous policy's. Same thread rules as redirect_rules_present. Returns 0
+ * or a negative errno with err set.
  */
-int redirect_set_bypass(
-    struct redirect *r, const struct policy_bypass *b, size_t n, char *err, size_t errlen);
+int redirect_apply_bypass(struct redirect *r, const struct policy *p, char *err, size_t errlen);
 
 /*
  * Tell the backend that one of the agent's upstream sockets now uses (delta

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "nft.h"
+#include "policy.h"
 #include "route.h"
 
 /* From linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h, whose
@@ -192,10 +193,20 @@ redirect_rules_present(struct redirect *r)
 }
 
 int
-redirect_set_bypass(
-    struct redirect *r, const struct policy_bypass *b, size_t n, char *err, size_t errlen)
+redirect_apply_bypass(struct redirect *r, const struct policy *p, char *err, size_t errlen)
 {
-	return nft_bypass_set(r->nft, r->cfg, b, n, err, errlen);
+	size_t n = policy_bypass_list(p, NULL, 0);
+	struct policy_bypass *b = n > 0 ? calloc(n, sizeof(*b)) : NULL;
+	int rc;
+
+	if (n > 0 && b == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	(void)policy_bypass_list(p, b, n);
+	rc = nft_bypass_set(r->nft, r->cfg, b, n, err, errlen);
+	free(b);
+	return rc;
 }
 
 int

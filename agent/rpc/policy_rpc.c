@@ -44,23 +44,6 @@ join_problems(const struct policy_problems *pr, char *msg, size_t msglen)
 		    msg + off, msglen - off, " (and %zu more)", pr->n + pr->more - PROBLEMS_SENT);
 }
 
-static int
-push_bypass(struct rpc_server *srv, const struct policy *p, char *err, size_t errlen)
-{
-	size_t n = policy_bypass_list(p, NULL, 0);
-	struct policy_bypass *b = n > 0 ? calloc(n, sizeof(*b)) : NULL;
-	int rc;
-
-	if (n > 0 && b == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	(void)policy_bypass_list(p, b, n);
-	rc = redirect_set_bypass(srv->deps.redirect, b, n, err, errlen);
-	free(b);
-	return rc;
-}
-
 static grpc_status_code
 reply_version(const struct policy_row *row, const struct policy *p, grpc_byte_buffer **reply)
 {
@@ -127,7 +110,7 @@ rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_bu
 		policy_free(p);
 		return GRPC_STATUS_FAILED_PRECONDITION;
 	}
-	if (push_bypass(srv, p, err, sizeof(err)) != 0) {
+	if (redirect_apply_bypass(srv->deps.redirect, p, err, sizeof(err)) != 0) {
 		snprintf(msg, msglen, "cannot update the kernel's bypass set: %s", err);
 		policy_free(p);
 		return GRPC_STATUS_INTERNAL;
@@ -135,7 +118,7 @@ rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_bu
 	v = policies_insert(
 	    srv->policy_db, current, policy_document(p), srv->caller, now_us(), &current);
 	if (v <= 0) {
-		if (push_bypass(srv, old, err, sizeof(err)) != 0)
+		if (redirect_apply_bypass(srv->deps.redirect, old, err, sizeof(err)) != 0)
 			log_warnx("policy: cannot restore the bypass set: %s", err);
 		if (v == 0)
 			snprintf(msg, msglen,
