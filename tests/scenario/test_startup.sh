@@ -56,5 +56,7 @@ write_config "$WORK/nodb.conf"
 sed -i "s|^path = .*|path = /proc/no-such-dir/agent.db|" "$WORK/nodb.conf"
 rc=0; in_c "$AGENT" --config "$WORK/nodb.conf" 2>/dev/null || rc=$?
 check_eq "a daemonized start that fails (database) exits 1" 1 "$rc"
+# The child reports the failure, then exits (under ASan, after its leak check).
+for _ in $(seq 50); do pgrep -f "$WORK/nodb.conf" >/dev/null || break; sleep 0.1; done
 check "and leaves no agent behind" not pgrep -f "$WORK/nodb.conf"
 finish
