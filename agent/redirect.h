@@ -93,7 +93,8 @@ int redirect_query(int fd, const struct endpoint *local, const struct endpoint *
  * that looped (by_self, previously_by_self) also gets the escape mark: it is
  * then neither tracked nor redirected by anyone. Returns 0 or a negative errno.
  */
-int redirect_prepare_upstream(int fd, const struct config *cfg, const struct redirect_info *info);
+int redirect_prepare_upstream(
+    int fd, const struct config *cfg, uint32_t records_mark, enum redirect_state state);
 
 struct policy;
 

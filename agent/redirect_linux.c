@@ -338,11 +338,12 @@ redirect_query(int fd, const struct endpoint *local, const struct endpoint *peer
 }
 
 int
-redirect_prepare_upstream(int fd, const struct config *cfg, const struct redirect_info *info)
+redirect_prepare_upstream(
+    int fd, const struct config *cfg, uint32_t records_mark, enum redirect_state state)
 {
-	uint32_t mark = info->records_mark | cfg->mark;
+	uint32_t mark = records_mark | cfg->mark;
 
-	if (info->state == REDIRECT_BY_SELF || info->state == REDIRECT_PREVIOUSLY_BY_SELF)
+	if (state == REDIRECT_BY_SELF || state == REDIRECT_PREVIOUSLY_BY_SELF)
 		mark |= cfg->escape_mark;
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
 		return -errno;

@@ -48,19 +48,57 @@ struct session {
 	unsigned handles; /* handles not yet closed */
 	uint64_t last_activity_ms;
 	uint64_t connect_start_ns;
+	enum redirect_state rstate;
+	unsigned forward : 1;
+	char *exe;           /* the client's executable; NULL: unknown */
+	struct prelude *pre; /* NULL unless peeking or forwarding */
+	struct conn_record rec;
+};
+
+/*
+ * What a session needs only on its way to relaying: the first bytes read
+ * for the server name, the CONNECT handshake. Allocated when needed and
+ * freed when relaying starts, so that an idle connection does not carry it.
+ */
+struct prelude {
 	char *peek; /* the client's first bytes (pool buffer), relayed once connected */
 	size_t peek_len;
 	char *answer; /* forward: the proxy's answer so far (pool buffer) */
 	size_t answer_len;
 	uv_write_t hreq; /* forward: the CONNECT request */
 	char request[300];
-	unsigned forward : 1;
-	char server_name[SNIFF_NAME_MAX + 1]; /* "" unless read from the first bytes */
-	char *exe;                            /* the client's executable; NULL: unknown */
+	unsigned writing : 1;                 /* hreq in flight: libuv still holds this struct */
 	struct sockaddr_storage proxy;        /* forward: where to connect instead */
-	struct redirect_info ri;
-	struct conn_record rec;
+	char server_name[SNIFF_NAME_MAX + 1]; /* "" unless read from the first bytes */
 };
+
+static struct prelude *
+prelude(struct session *s)
+{
+	if (s->pre == NULL)
+		s->pre = calloc(1, sizeof(*s->pre));
+	return s->pre;
+}
+
+/* Give back the buffers, and the struct unless a write still uses it (then
+ * on_request_written, or the session's own end, frees it). */
+static void
+prelude_free(struct session *s)
+{
+	struct prelude *p = s->pre;
+
+	if (p == NULL)
+		return;
+	if (p->peek != NULL)
+		bufpool_put(&s->w->pool, p->peek);
+	if (p->answer != NULL)
+		bufpool_put(&s->w->pool, p->answer);
+	p->peek = p->answer = NULL;
+	if (p->writing)
+		return;
+	free(p);
+	s->pre = NULL;
+}
 
 const char *
 session_close_reason_name(enum close_reason r)
@@ -167,6 +205,7 @@ on_handle_closed(uv_handle_t *h)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	free(s->exe);
+	free(s->pre);
 	conn_detail_free(s->rec.detail); /* never submitted: an event always takes it */
 	free(s);
 	worker_session_gone(w);
@@ -223,11 +262,14 @@ session_close(struct session *s, enum close_reason reason, int err)
 	else if (failed)
 		stat_add(&w->stats.failed, 1);
 
-	if (s->peek != NULL)
-		bufpool_put(&w->pool, s->peek);
-	if (s->answer != NULL)
-		bufpool_put(&w->pool, s->answer);
-	s->peek = s->answer = NULL;
+	/* Not freed yet: a write of the CONNECT request may still hold it. */
+	if (s->pre != NULL) {
+		if (s->pre->peek != NULL)
+			bufpool_put(&w->pool, s->pre->peek);
+		if (s->pre->answer != NULL)
+			bufpool_put(&w->pool, s->pre->answer);
+		s->pre->peek = s->pre->answer = NULL;
+	}
 	if (s->timer_open) {
 		s->timer_open = 0;
 		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
@@ -446,17 +488,20 @@ start_relay(struct session *s)
 	else
 		uv_timer_stop(&s->timer);
 	/* The bytes read for the server name go first, as they came. */
-	if (s->peek != NULL) {
-		char *b = s->peek;
+	if (s->pre != NULL && s->pre->peek != NULL) {
+		char *b = s->pre->peek;
+		size_t n = s->pre->peek_len;
 
-		s->peek = NULL;
-		if (s->peek_len > 0)
-			relay(&s->client, b, s->peek_len);
+		s->pre->peek = NULL;
+		prelude_free(s);
+		if (n > 0)
+			relay(&s->client, b, n);
 		else
 			bufpool_put(&s->w->pool, b);
 		if (s->state == SESSION_CLOSING)
 			return;
 	}
+	prelude_free(s);
 	resume(&s->client);
 	if (s->state != SESSION_CLOSING)
 		resume(&s->upstream);
@@ -469,13 +514,13 @@ start_relay(struct session *s)
 static void
 on_answer_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct session *s = half_of(h)->s;
+	struct prelude *p = half_of(h)->s->pre;
 
 	(void)suggested;
-	if (s->answer == NULL)
-		s->answer = bufpool_get(&s->w->pool);
-	*buf = s->answer != NULL
-		   ? uv_buf_init(s->answer + s->answer_len, (unsigned)(ANSWER_MAX - s->answer_len))
+	if (p->answer == NULL)
+		p->answer = bufpool_get(&half_of(h)->s->w->pool);
+	*buf = p->answer != NULL
+		   ? uv_buf_init(p->answer + p->answer_len, (unsigned)(ANSWER_MAX - p->answer_len))
 		   : uv_buf_init(NULL, 0);
 }
 
@@ -483,6 +528,7 @@ static void
 on_answer(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
 	struct session *s = half_of((uv_handle_t *)stream)->s;
+	struct prelude *p = s->pre;
 	char *end;
 	size_t head, rest;
 	int code;
@@ -494,26 +540,26 @@ on_answer(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		session_close(s, CLOSE_PROXY_FAILED, nread == UV_EOF ? 0 : (int)nread);
 		return;
 	}
-	s->answer_len += (size_t)nread;
-	end = memmem(s->answer, s->answer_len, "\r\n\r\n", 4);
+	p->answer_len += (size_t)nread;
+	end = memmem(p->answer, p->answer_len, "\r\n\r\n", 4);
 	if (end == NULL) {
-		if (s->answer_len == ANSWER_MAX)
+		if (p->answer_len == ANSWER_MAX)
 			session_close(s, CLOSE_PROXY_FAILED, UV_E2BIG);
 		return;
 	}
 	uv_read_stop(stream);
 	/* "HTTP/1.1 200 Connection established": any 2xx opens the tunnel. */
-	if (sscanf(s->answer, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 200 || code > 299) {
+	if (sscanf(p->answer, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 200 || code > 299) {
 		session_close(s, CLOSE_PROXY_REFUSED, 0);
 		return;
 	}
-	head = (size_t)(end + 4 - s->answer);
-	rest = s->answer_len - head;
+	head = (size_t)(end + 4 - p->answer);
+	rest = p->answer_len - head;
 	if (rest > 0) { /* the destination spoke first: those bytes are the client's */
-		char *b = s->answer;
+		char *b = p->answer;
 
 		memmove(b, b + head, rest);
-		s->answer = NULL;
+		p->answer = NULL;
 		s->upstream.bytes += rest;
 		start_relay(s);
 		if (s->state != SESSION_CLOSING)
@@ -528,10 +574,13 @@ on_request_written(uv_write_t *req, int status)
 {
 	struct session *s = req->data;
 
+	s->pre->writing = 0;
 	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
 		return;
 	if (status < 0)
 		session_close(s, CLOSE_PROXY_FAILED, status);
+	else if (s->state == SESSION_RELAYING)
+		prelude_free(s); /* the tunnel came up before this callback */
 }
 
 /* Ask the proxy for a tunnel to the original destination. */
@@ -539,19 +588,21 @@ static void
 send_connect(struct session *s)
 {
 	char host[ADDR_STRLEN];
-	const struct endpoint *d = &s->ri.orig_dst;
+	const struct endpoint *d = &s->rec.orig_dst;
+	struct prelude *p = s->pre;
 	int n, r;
 	uv_buf_t b;
 
 	endpoint_format_addr(d, host, sizeof(host));
-	n = snprintf(s->request, sizeof(s->request),
+	n = snprintf(p->request, sizeof(p->request),
 	    d->family == AF_INET6 ? "CONNECT [%s]:%u HTTP/1.1\r\nHost: [%s]:%u\r\n\r\n"
 				  : "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n",
 	    host, (unsigned)d->port, host, (unsigned)d->port);
-	b = uv_buf_init(s->request, (unsigned)n);
-	s->hreq.data = s;
+	b = uv_buf_init(p->request, (unsigned)n);
+	p->hreq.data = s;
+	p->writing = 1;
 	s->state = SESSION_HANDSHAKE;
-	if ((r = uv_write(&s->hreq, (uv_stream_t *)&s->upstream.tcp, &b, 1, on_request_written)) !=
+	if ((r = uv_write(&p->hreq, (uv_stream_t *)&s->upstream.tcp, &b, 1, on_request_written)) !=
 		0 ||
 	    (r = uv_read_start((uv_stream_t *)&s->upstream.tcp, on_answer_alloc, on_answer)) != 0)
 		session_close(s, CLOSE_PROXY_FAILED, r);
@@ -594,8 +645,8 @@ session_connect(struct session *s)
 	int r;
 
 	if (s->forward)
-		ss = s->proxy;
-	else if (endpoint_to_sockaddr(&s->ri.orig_dst, &ss) < 0) {
+		ss = s->pre->proxy;
+	else if (endpoint_to_sockaddr(&s->rec.orig_dst, &ss) < 0) {
 		session_close(s, CLOSE_NO_ORIGINAL_DST, UV_EAFNOSUPPORT);
 		return;
 	}
@@ -607,7 +658,7 @@ session_connect(struct session *s)
 	}
 	half_init(s, &s->upstream, &s->client);
 	if ((r = uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd)) != 0 ||
-	    (r = redirect_prepare_upstream(fd, w->cfg, &s->ri)) != 0) {
+	    (r = redirect_prepare_upstream(fd, w->cfg, s->rec.records_mark, s->rstate)) != 0) {
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
@@ -638,7 +689,8 @@ decide(struct session *s)
 {
 	struct worker *w = s->w;
 	struct policy *p = policy_acquire(w->policy, w->index);
-	struct policy_input in = {&s->ri.orig_dst, s->ri.state, s->server_name, s->rec.uid, s->exe};
+	struct policy_input in = {&s->rec.orig_dst, s->rstate,
+	    s->pre != NULL ? s->pre->server_name : NULL, s->rec.uid, s->exe};
 	struct policy_verdict v = policy_evaluate(p, &in);
 	const struct sockaddr_storage *proxy = policy_forward_to(p, v.rule);
 	struct conn_detail *d;
@@ -650,8 +702,13 @@ decide(struct session *s)
 			d->rule_id = strdup(policy_rule_id(p, (size_t)v.rule));
 	}
 	if (proxy != NULL) {
+		if (prelude(s) == NULL) {
+			policy_release(w->policy, w->index);
+			session_close(s, CLOSE_LOCAL_ERROR, UV_ENOMEM);
+			return;
+		}
 		s->forward = 1;
-		s->proxy = *proxy;
+		s->pre->proxy = *proxy;
 	}
 	policy_release(w->policy, w->index);
 	s->rec.verdict = policy_action_name(v.action);
@@ -669,7 +726,7 @@ find_owner(struct session *s, int with_process)
 {
 	struct owner o;
 
-	if (owner_lookup(s->w->owner, &s->rec.client, &s->ri.orig_dst, with_process, &o) != 0)
+	if (owner_lookup(s->w->owner, &s->rec.client, &s->rec.orig_dst, with_process, &o) != 0)
 		return;
 	s->rec.uid = o.uid;
 	s->rec.pid = o.pid;
@@ -692,16 +749,18 @@ end_peek(struct session *s)
 {
 	enum sniff_result r;
 
+	struct prelude *p = s->pre;
+
 	uv_read_stop((uv_stream_t *)&s->client.tcp);
 	uv_timer_stop(&s->timer);
-	if (s->peek != NULL) {
+	if (p->peek != NULL) {
 		char name[SNIFF_NAME_MAX + 1];
 
-		r = sniff_server_name((const uint8_t *)s->peek, s->peek_len, name, sizeof(name));
+		r = sniff_server_name((const uint8_t *)p->peek, p->peek_len, name, sizeof(name));
 		if (r == SNIFF_FOUND) {
 			struct conn_detail *d = detail(s);
 
-			snprintf(s->server_name, sizeof(s->server_name), "%s", name);
+			snprintf(p->server_name, sizeof(p->server_name), "%s", name);
 			if (d != NULL)
 				d->server_name = strdup(name);
 		}
@@ -714,12 +773,13 @@ static void
 on_peek_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct session *s = half_of(h)->s;
+	struct prelude *p = s->pre;
 
 	(void)suggested;
-	if (s->peek == NULL)
-		s->peek = bufpool_get(&s->w->pool);
-	*buf = s->peek != NULL
-		   ? uv_buf_init(s->peek + s->peek_len, (unsigned)(PEEK_MAX - s->peek_len))
+	if (p->peek == NULL)
+		p->peek = bufpool_get(&s->w->pool);
+	*buf = p->peek != NULL
+		   ? uv_buf_init(p->peek + p->peek_len, (unsigned)(PEEK_MAX - p->peek_len))
 		   : uv_buf_init(NULL, 0);
 }
 
@@ -743,9 +803,9 @@ on_peek_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	h->bytes += (uint64_t)nread;
-	s->peek_len += (size_t)nread;
-	if (s->peek_len == PEEK_MAX || sniff_server_name((const uint8_t *)s->peek, s->peek_len,
-					   name, sizeof(name)) != SNIFF_MORE)
+	s->pre->peek_len += (size_t)nread;
+	if (s->pre->peek_len == PEEK_MAX || sniff_server_name((const uint8_t *)s->pre->peek,
+						s->pre->peek_len, name, sizeof(name)) != SNIFF_MORE)
 		end_peek(s);
 }
 
@@ -754,6 +814,10 @@ start_peek(struct session *s)
 {
 	int r;
 
+	if (prelude(s) == NULL) {
+		session_close(s, CLOSE_LOCAL_ERROR, UV_ENOMEM);
+		return;
+	}
 	s->state = SESSION_PEEKING;
 	if ((r = uv_read_start((uv_stream_t *)&s->client.tcp, on_peek_alloc, on_peek_read)) != 0) {
 		session_close(s, CLOSE_CLIENT_ERROR, r);
@@ -766,6 +830,7 @@ void
 session_accept(struct worker *w, int fd, const struct sockaddr *peer, const struct endpoint *local)
 {
 	struct session *s = calloc(1, sizeof(*s));
+	struct redirect_info ri; /* what the kernel says; the session keeps what it needs */
 	struct conn_detail *d;
 	int r;
 
@@ -807,9 +872,9 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	/* TCP_NODELAY is inherited from the listener. */
 	(void)endpoint_from_sockaddr(&s->rec.client, peer);
 
-	r = redirect_query(fd, local, &s->rec.client, w->cfg, &s->ri);
+	r = redirect_query(fd, local, &s->rec.client, w->cfg, &ri);
 	if (r == -ENOENT) {
-		s->rec.orig_dst = s->ri.orig_dst; /* the listener itself */
+		s->rec.orig_dst = ri.orig_dst; /* the listener itself */
 		session_close(s, CLOSE_NOT_REDIRECTED, 0);
 		return;
 	}
@@ -817,31 +882,31 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 		session_close(s, CLOSE_NO_ORIGINAL_DST, r);
 		return;
 	}
-	s->rec.orig_dst = s->ri.orig_dst;
-	s->rec.records_mark = s->ri.records_mark;
-	s->rec.redirect_state = redirect_state_name(s->ri.state);
+	s->rec.orig_dst = ri.orig_dst;
+	s->rec.records_mark = ri.records_mark;
+	s->rec.redirect_state = redirect_state_name(ri.state);
+	s->rstate = ri.state;
 	if ((d = detail(s)) != NULL) {
-		memcpy(d->records, s->ri.records, s->ri.records_len);
-		d->records_len = s->ri.records_len;
-		memcpy(d->context, s->ri.context, s->ri.context_len);
-		d->context_len = s->ri.context_len;
+		memcpy(d->records, ri.records, ri.records_len);
+		d->records_len = ri.records_len;
+		memcpy(d->context, ri.context, ri.context_len);
+		d->context_len = ri.context_len;
 	}
-	if (s->ri.state == REDIRECT_BY_SELF)
+	if (ri.state == REDIRECT_BY_SELF)
 		stat_add(&w->stats.by_self, 1);
-	else if (s->ri.state == REDIRECT_PREVIOUSLY_BY_SELF)
+	else if (ri.state == REDIRECT_PREVIOUSLY_BY_SELF)
 		stat_add(&w->stats.previously_by_self, 1);
-	if (is_own_listener(w, &s->ri.orig_dst, local)) {
+	if (is_own_listener(w, &ri.orig_dst, local)) {
 		session_close(s, CLOSE_LOOP, 0);
 		return;
 	}
 	/* A loop is relayed once, marked to escape; back again, it stops here. */
-	if (s->ri.escape_failed && s->ri.state != REDIRECT_NONE &&
-	    s->ri.state != REDIRECT_BY_OTHER) {
+	if (ri.escape_failed && ri.state != REDIRECT_NONE && ri.state != REDIRECT_BY_OTHER) {
 		session_close(s, CLOSE_LOOP_REPEATED, 0);
 		return;
 	}
 	/* A loop was judged on its first pass: it goes straight through. */
-	if (s->ri.state != REDIRECT_NONE && s->ri.state != REDIRECT_BY_OTHER) {
+	if (ri.state != REDIRECT_NONE && ri.state != REDIRECT_BY_OTHER) {
 		submit(s);
 		session_connect(s);
 		return;
