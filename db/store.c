@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #define STORE_BATCH_MAX         4096
 #define STORE_INDEX_SLOTS       8192 /* power of two, >= 2 * STORE_BATCH_MAX */
 #define STORE_LINGER_MS         25   /* least time between commits while busy */
+#define STORE_YIELD_EVERY       16   /* rows written between yields to the event loops */
 #define STORE_PRUNE_INTERVAL_MS 60000
 #define STORE_PRUNE_BATCH       1000
 
@@ -321,9 +323,15 @@ write_batch(
 	uint64_t seq = 0;
 
 	mark_latest(recs, n, latest, slots);
-	for (unsigned i = 0; ok && i < n; i++)
-		if (latest[i])
-			ok = write_one(s, &recs[i]) == 0 && write_event(s, &recs[i], at) == 0;
+	for (unsigned i = 0, written = 0; ok && i < n; i++) {
+		if (!latest[i])
+			continue;
+		ok = write_one(s, &recs[i]) == 0 && write_event(s, &recs[i], at) == 0;
+		/* Sharing a core with an event loop, let it run between slices of a
+		 * large batch rather than wait for the whole of it. */
+		if (++written % STORE_YIELD_EVERY == 0)
+			sched_yield();
+	}
 	if (ok)
 		seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
 	if (ok)
