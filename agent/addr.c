@@ -1,14 +1,16 @@
 #include "addr.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
+#endif
 
 static void
 set_err(char *err, size_t errlen, const char *fmt, const char *what)
@@ -315,6 +317,7 @@ endpoint_is_loopback(const struct endpoint *e)
 	return false;
 }
 
+#ifndef _WIN32
 int
 addr_unix(struct sockaddr_un *sun, const char *path, char *err, size_t errlen)
 {
@@ -329,3 +332,4 @@ addr_unix(struct sockaddr_un *sun, const char *path, char *err, size_t errlen)
 	memcpy(sun->sun_path, path, len + 1);
 	return 0;
 }
+#endif

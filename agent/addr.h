@@ -12,7 +12,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <sys/socket.h>
+#endif
 
 #define ADDR_STRLEN      46 /* INET6_ADDRSTRLEN */
 #define ADDR_CIDR_STRLEN (ADDR_STRLEN + 4)
@@ -72,6 +77,7 @@ bool endpoint_equal(const struct endpoint *a, const struct endpoint *b);
 /* 127.0.0.0/8, ::1, or an IPv4-mapped loopback. */
 bool endpoint_is_loopback(const struct endpoint *e);
 
+#ifndef _WIN32
 struct sockaddr_un;
 
 /*
@@ -79,5 +85,6 @@ struct sockaddr_un;
  * "PATH: socket path too long" in err.
  */
 int addr_unix(struct sockaddr_un *sun, const char *path, char *err, size_t errlen);
+#endif
 
 #endif

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define ENDPOINT_LEN 19
 

@@ -1,0 +1,210 @@
+/*
+ * The portable parsers built for Windows (mingw-w64) and run under wine:
+ * addresses and CIDRs (winsock's inet_pton/inet_ntop), the redirect record
+ * and context layouts, and the server-name sniffer. The same code the Linux
+ * agent runs; these checks mirror a few of its cmocka tests.
+ */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#include "addr.h"
+#include "check.h"
+#include "records.h"
+#include "sniff.h"
+
+/* A TLS 1.3 ClientHello for www.example.org (tests/fuzz/seeds/sniff/clienthello.bin). */
+static const uint8_t hello[] = {
+    0x16,
+    0x03,
+    0x01,
+    0x00,
+    0x71,
+    0x01,
+    0x00,
+    0x00,
+    0x6d,
+    0x03,
+    0x03,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0xab,
+    0x20,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0xcd,
+    0x00,
+    0x04,
+    0x13,
+    0x01,
+    0x13,
+    0x02,
+    0x01,
+    0x00,
+    0x00,
+    0x20,
+    0x00,
+    0x0a,
+    0x00,
+    0x04,
+    0x00,
+    0x02,
+    0x00,
+    0x1d,
+    0x00,
+    0x00,
+    0x00,
+    0x14,
+    0x00,
+    0x12,
+    0x00,
+    0x00,
+    0x0f,
+    0x77,
+    0x77,
+    0x77,
+    0x2e,
+    0x65,
+    0x78,
+    0x61,
+    0x6d,
+    0x70,
+    0x6c,
+    0x65,
+    0x2e,
+    0x6f,
+    0x72,
+    0x67,
+};
+
+static void
+test_addresses(void)
+{
+	struct cidr c;
+	char text[ADDR_CIDR_STRLEN], err[128];
+	uint8_t in[16] = {10, 1, 2, 3};
+	struct endpoint e = {AF_INET6, 443, {0xfd, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}},
+			back;
+	struct sockaddr_storage ss;
+
+	CHECK_EQ(addr_parse_cidr("10.0.0.0/8", &c, err, sizeof(err)), 0);
+	CHECK(strcmp(addr_format_cidr(&c, text, sizeof(text)), "10.0.0.0/8") == 0);
+	CHECK(addr_cidr_contains(&c, AF_INET, in));
+	CHECK(addr_parse_cidr("10.0.0.1/8", &c, err, sizeof(err)) != 0);
+	CHECK(strstr(err, "host bits") != NULL);
+	CHECK_EQ(addr_parse_cidr("fd77::/64", &c, err, sizeof(err)), 0);
+	CHECK(strcmp(addr_format_cidr(&c, text, sizeof(text)), "fd77::/64") == 0);
+	CHECK(endpoint_to_sockaddr(&e, &ss) > 0);
+	CHECK_EQ(endpoint_from_sockaddr(&back, (struct sockaddr *)&ss), 0);
+	CHECK(endpoint_equal(&e, &back));
+	CHECK(strcmp(endpoint_format_addr(&e, text, sizeof(text)), "fd77::2") == 0);
+}
+
+static void
+test_records(void)
+{
+	struct records_v1 r = {0x3, 0x4, {AF_INET, 80, {10, 77, 0, 2}}}, rb;
+	struct context_v1 c = {{AF_INET, 80, {10, 77, 0, 2}}, {AF_INET, 40000, {10, 77, 0, 1}},
+			      "edge"},
+			  cb;
+	uint8_t buf[CONTEXT_V1_MAXLEN];
+	size_t n;
+
+	CHECK_EQ(records_encode(buf, sizeof(buf), &r), RECORDS_V1_LEN);
+	CHECK_EQ(buf[0], 1);
+	CHECK_EQ(buf[4], 3);
+	CHECK_EQ(records_decode(buf, RECORDS_V1_LEN, &rb), 0);
+	CHECK(
+	    rb.incoming_mark == 3 && rb.own_mark == 4 && endpoint_equal(&rb.orig_dst, &r.orig_dst));
+	n = context_encode(buf, sizeof(buf), &c);
+	CHECK_EQ(n, 44);
+	CHECK_EQ(context_decode(buf, n, &cb), 0);
+	CHECK(strcmp(cb.agent_id, "edge") == 0 && cb.orig_src.port == 40000);
+}
+
+static void
+test_sniff(void)
+{
+	const char *req = "GET / HTTP/1.1\r\nHost: Shop.Example.com:8080\r\n\r\n";
+	char out[SNIFF_NAME_MAX + 1];
+
+	CHECK_EQ(sniff_server_name(hello, sizeof(hello), out, sizeof(out)), SNIFF_FOUND);
+	CHECK(strcmp(out, "www.example.org") == 0);
+	CHECK_EQ(sniff_server_name(hello, sizeof(hello) - 1, out, sizeof(out)), SNIFF_MORE);
+	CHECK_EQ(
+	    sniff_server_name((const uint8_t *)req, strlen(req), out, sizeof(out)), SNIFF_FOUND);
+	CHECK(strcmp(out, "shop.example.com") == 0);
+}
+
+int
+main(void)
+{
+	WSADATA wsa;
+
+	CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &wsa), 0);
+	test_addresses();
+	test_records();
+	test_sniff();
+	WSACleanup();
+	return check_finish("test_portable");
+}
