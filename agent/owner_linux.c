@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 #define RECENT 16 /* processes that opened connections lately, tried first */
 
@@ -104,18 +105,10 @@ diag(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst
 	}
 }
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* Whether process pid has the socket with this inode open. */
+/* Whether process pid has the socket with this inode open; 0 once the
+ * deadline passes (a process may hold thousands of descriptors). */
 static int
-holds(int pid, const char *want)
+holds(int pid, const char *want, uint64_t deadline)
 {
 	char path[64], link[64];
 	DIR *d;
@@ -125,7 +118,7 @@ holds(int pid, const char *want)
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	if ((d = opendir(path)) == NULL)
 		return 0;
-	while (!found && (e = readdir(d)) != NULL) {
+	while (!found && (e = readdir(d)) != NULL && clock_mono_us() < deadline) {
 		ssize_t n;
 
 		if (e->d_name[0] == '.')
@@ -150,14 +143,14 @@ cmp_desc(const void *a, const void *b)
 
 /*
  * The process holding the socket: recent owners first, then every process,
- * newest first (a client that just started, like curl, has a high pid),
- * until the time bound.
+ * newest first (a client that just started, like curl, has a high pid). The
+ * whole search, listing /proc included, stops at OWNER_SCAN_MAX_US.
  */
 static int
 find_pid(struct owner_ctx *c, uint32_t inode)
 {
 	char want[40];
-	uint64_t deadline = now_us() + OWNER_SCAN_MAX_US;
+	uint64_t deadline = clock_mono_us() + OWNER_SCAN_MAX_US;
 	DIR *proc;
 	struct dirent *e;
 	int *pids = NULL, pid = -1;
@@ -165,11 +158,11 @@ find_pid(struct owner_ctx *c, uint32_t inode)
 
 	snprintf(want, sizeof(want), "socket:[%u]", inode);
 	for (unsigned i = 0; i < RECENT; i++)
-		if (c->recent[i] > 0 && holds(c->recent[i], want))
+		if (c->recent[i] > 0 && holds(c->recent[i], want, deadline))
 			return c->recent[i];
 	if ((proc = opendir("/proc")) == NULL)
 		return -1;
-	while ((e = readdir(proc)) != NULL) {
+	while ((e = readdir(proc)) != NULL && clock_mono_us() < deadline) {
 		char *end;
 		long p = strtol(e->d_name, &end, 10); /* digits only: the rest are not processes */
 
@@ -186,8 +179,8 @@ find_pid(struct owner_ctx *c, uint32_t inode)
 	}
 	closedir(proc);
 	qsort(pids, n, sizeof(*pids), cmp_desc);
-	for (size_t i = 0; i < n && now_us() < deadline; i++) {
-		if (holds(pids[i], want)) {
+	for (size_t i = 0; i < n && clock_mono_us() < deadline; i++) {
+		if (holds(pids[i], want, deadline)) {
 			pid = pids[i];
 			c->recent[c->next++ % RECENT] = pid;
 			break;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "owner.h"
 #include "policy.h"
@@ -138,15 +139,6 @@ session_close_reason_name(enum close_reason r)
 	return "unknown";
 }
 
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void
 session_log(const struct session *s, int failed)
 {
@@ -240,7 +232,7 @@ session_close(struct session *s, enum close_reason reason, int err)
 		return;
 	s->state = SESSION_CLOSING;
 
-	s->rec.closed_at_us = wall_us();
+	s->rec.closed_at_us = clock_wall_us();
 	redirect_note_upstream(&s->rec.upstream_local, -1);
 	s->rec.bytes_up = s->client.bytes;
 	s->rec.bytes_down = s->upstream.bytes;
@@ -850,7 +842,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	stat_add(&w->stats.active, 1);
 
 	s->rec.id = store_next_id(w->store);
-	s->rec.opened_at_us = wall_us();
+	s->rec.opened_at_us = clock_wall_us();
 	s->rec.connect_us = -1;
 	s->rec.uid = -1;
 	s->rec.pid = -1;

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "clock.h"
 #include "records.h"
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
@@ -96,15 +97,6 @@ fmt_duration_us(int64_t us, char *buf, size_t len)
 		snprintf(
 		    buf, len, "%" PRId64 "h %" PRId64 "m", us / 3600000000, us / 60000000 % 60);
 	return buf;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void
@@ -198,7 +190,7 @@ cmd_status(struct ctx *c, int argc, char **argv)
 			printf("%-10s - %s\n", "", h->reasons[i]);
 		printf("%-10s %s UTC (up %s)\n", "started",
 		    fmt_time(info->started_at_us, t, sizeof(t)),
-		    fmt_duration_us(now_us() - info->started_at_us, up, sizeof(up)));
+		    fmt_duration_us(clock_wall_us() - info->started_at_us, up, sizeof(up)));
 		printf("%-10s port %u, mark 0x%x, %u workers\n", "listening", info->listen_port,
 		    info->mark, info->workers);
 		printf("%-10s %s\n", "database", info->db_path);
@@ -450,7 +442,7 @@ cmd_conns(struct ctx *c, int argc, char **argv)
 						"90s, 15m, 2h, 7d\n");
 				return EXIT_USAGE;
 			}
-			q.since_us = now_us() - d;
+			q.since_us = clock_wall_us() - d;
 			break;
 		}
 		case 'd':
@@ -513,7 +505,7 @@ cmd_conns(struct ctx *c, int argc, char **argv)
 			    fmt_bytes(k->bytes_up, up, sizeof(up)),
 			    fmt_bytes(k->bytes_down, down, sizeof(down)),
 			    fmt_duration_us(k->closed_at_us > 0 ? k->closed_at_us - k->opened_at_us
-								: now_us() - k->opened_at_us,
+								: clock_wall_us() - k->opened_at_us,
 				dur, sizeof(dur)),
 			    k->close_reason, k->error[0] != '\0' ? ": " : "", k->error);
 		}

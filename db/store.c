@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "retention.h"
 #include "schema.h"
@@ -74,15 +75,6 @@ conn_state_name(enum conn_state st)
 		return "interrupted";
 	}
 	return "failed";
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static const char upsert_sql[] =
@@ -319,7 +311,7 @@ write_batch(
     struct store *s, struct conn_record *recs, unsigned n, unsigned char *latest, int32_t *slots)
 {
 	int ok = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
-	int64_t at = now_us();
+	int64_t at = clock_wall_us();
 	uint64_t seq = 0;
 
 	mark_latest(recs, n, latest, slots);
@@ -448,7 +440,8 @@ writer_main(void *arg)
 			if (!pruning && deadline_passed(&next_prune))
 				pruning = 1;
 			if (pruning) {
-				int d = retention_prune_batch(s->db, &s->retention, now_us());
+				int d =
+				    retention_prune_batch(s->db, &s->retention, clock_wall_us());
 
 				if (d > 0)
 					atomic_fetch_add_explicit(

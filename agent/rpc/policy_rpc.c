@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "policies.h"
 #include "policy.h"
@@ -20,15 +20,6 @@
 #define SIMULATE_MAX  100000
 #define EXAMPLES_MAX  10
 #define PROBLEMS_SENT 10 /* in an INVALID_ARGUMENT message; ValidatePolicy lists all */
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Problems as one message: "a; b; c (and 4 more)". */
 static void
@@ -116,7 +107,7 @@ rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_bu
 		return GRPC_STATUS_INTERNAL;
 	}
 	v = policies_insert(
-	    srv->policy_db, current, policy_document(p), srv->caller, now_us(), &current);
+	    srv->policy_db, current, policy_document(p), srv->caller, clock_wall_us(), &current);
 	if (v <= 0) {
 		if (redirect_apply_bypass(srv->deps.redirect, old, err, sizeof(err)) != 0)
 			log_warnx("policy: cannot restore the bypass set: %s", err);

@@ -8,6 +8,7 @@
  *
  *   build/tests/bench_policy [RULES] [LOOKUPS]
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,14 +50,26 @@ linear(const struct flat_rule *r, size_t n, const struct endpoint *e)
 	return -1;
 }
 
+/* A positive count from the command line; -1 when it is not one. */
+static int
+arg_int(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return errno != 0 || end == s || *end != '\0' || v <= 0 || v > 10000000 ? -1 : (int)v;
+}
+
 /* Time `batch` verdicts per sample; per-verdict ns in out[]. */
 #define BATCH 64
 
 int
 main(int argc, char **argv)
 {
-	int n_rules = argc > 1 ? atoi(argv[1]) : 10000;
-	int lookups = argc > 2 ? atoi(argv[2]) : 200000;
+	int n_rules = argc > 1 ? arg_int(argv[1]) : 10000;
+	int lookups = argc > 2 ? arg_int(argv[2]) : 200000;
 	size_t cap = (size_t)n_rules * 140 + 256, off = 0;
 	char *doc = malloc(cap);
 	struct flat_rule *flat = calloc((size_t)n_rules, sizeof(*flat));
