@@ -98,52 +98,37 @@ policies_get(sqlite3 *db, uint64_t version, struct policy_row *out)
 }
 
 int64_t
-policies_insert(sqlite3 *db, uint64_t expected_version, const char *document, const char *author,
-    int64_t at_us, uint64_t *current)
+policies_append(sqlite3 *db, const char *document, const char *author, int64_t at_us)
 {
 	sqlite3_stmt *st = NULL;
-	uint64_t newest = 0;
-	int64_t result = -1;
+	int64_t version = -1;
 	char sha[65];
 
-	/* IMMEDIATE: take the write lock before reading, so the check and the
-	 * insert are one step for every writer of this database. */
+	/* IMMEDIATE: take the write lock before reading the newest version. */
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	if (sqlite3_prepare_v2(
-		db, "SELECT coalesce(max(version), 0) FROM policies", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW)
-		goto out;
-	newest = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
-	*current = newest;
-	if (newest != expected_version) {
-		result = 0;
-		goto out;
-	}
 	policies_sha256(document, sha);
 	if (sqlite3_prepare_v2(db,
 		"INSERT INTO policies (version, document, set_at_us, author, sha256)"
-		" VALUES (?1, ?2, ?3, ?4, ?5)",
+		" SELECT coalesce(max(version), 0) + 1, ?1, ?2, ?3, ?4 FROM policies"
+		" RETURNING version",
 		-1, &st, NULL) != SQLITE_OK)
 		goto out;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(newest + 1));
-	sqlite3_bind_text(st, 2, document, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, at_us);
-	sqlite3_bind_text(st, 4, author, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, sha, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, document, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, at_us);
+	sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, sha, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	version = sqlite3_column_int64(st, 0);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_finalize(st);
-	*current = newest + 1;
-	return (int64_t)(newest + 1);
+		version = -1;
 out:
 	sqlite3_finalize(st);
+	if (version > 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return version;
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return result;
+	return -1;
 }
 
 int

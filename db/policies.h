@@ -3,8 +3,7 @@
  *
  * Written by one thread (the API's), on its own read-write connection; the
  * writer thread of the connection record is not involved. Versions are
- * assigned here, under a write transaction, which is where compare-and-set
- * happens: a writer that read an older version loses.
+ * assigned here, under a write transaction.
  */
 #ifndef RA_POLICIES_H
 #define RA_POLICIES_H
@@ -33,13 +32,12 @@ int policies_latest(sqlite3 *db, struct policy_row *out);
 int policies_get(sqlite3 *db, uint64_t version, struct policy_row *out);
 
 /*
- * Store document as the next version if the newest is still
- * expected_version (0: there is none yet). Returns the new version, 0 when
- * another writer got there first (*current set to the newest), or -1 on a
- * database error.
+ * Store document as the next version (the newest stored plus one). Returns
+ * that version, or -1 on a database error. Compare-and-set is the caller's:
+ * what a console compares against is the version in force, which is not
+ * always the newest stored (one this agent could not load is skipped).
  */
-int64_t policies_insert(sqlite3 *db, uint64_t expected_version, const char *document,
-    const char *author, int64_t at_us, uint64_t *current);
+int64_t policies_append(sqlite3 *db, const char *document, const char *author, int64_t at_us);
 
 /* Every version, newest first; stops early when fn returns non-zero. Returns 0 or -1. */
 int policies_history(sqlite3 *db, int (*fn)(void *arg, const struct policy_row *r), void *arg);

@@ -93,7 +93,10 @@ rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_bu
 		policy_problems_free(&pr);
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	/* The cheap check first; the database repeats it under its write lock. */
+	/*
+	 * Compare-and-set against the version in force. This thread is the only
+	 * one that changes it, so the check and the swap below cannot be raced.
+	 */
 	if (rq->expected_version != current) {
 		snprintf(msg, msglen,
 		    "expected_version %llu, but the policy is at version %llu: read it again",
@@ -106,21 +109,14 @@ rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_bu
 		policy_free(p);
 		return GRPC_STATUS_INTERNAL;
 	}
-	v = policies_insert(
-	    srv->policy_db, current, policy_document(p), srv->caller, clock_wall_us(), &current);
-	if (v <= 0) {
+	v = policies_append(srv->policy_db, policy_document(p), srv->caller, clock_wall_us());
+	if (v < 0) {
+		snprintf(
+		    msg, msglen, "cannot store the policy: %s", sqlite3_errmsg(srv->policy_db));
 		if (redirect_apply_bypass(srv->deps.redirect, old, err, sizeof(err)) != 0)
 			log_warnx("policy: cannot restore the bypass set: %s", err);
-		if (v == 0)
-			snprintf(msg, msglen,
-			    "expected_version %llu, but the policy is at version %llu: read it "
-			    "again",
-			    (unsigned long long)rq->expected_version, (unsigned long long)current);
-		else
-			snprintf(msg, msglen, "cannot store the policy: %s",
-			    sqlite3_errmsg(srv->policy_db));
 		policy_free(p);
-		return v == 0 ? GRPC_STATUS_FAILED_PRECONDITION : GRPC_STATUS_INTERNAL;
+		return GRPC_STATUS_INTERNAL;
 	}
 	policy_set_version(p, (uint64_t)v);
 	policy_install(srv->deps.policy, p); /* old is freed here */

@@ -120,4 +120,15 @@ check "its first port-8080 connection is blocked" [ -z "$(get 8080)" ]
 check_eq "recorded under version 4" "block|no-8080" \
 	"$(wait_sql "SELECT verdict, rule_id FROM connections WHERE policy_version = 4" "block|no-8080")"
 stop_agent
+
+# A stored version this agent cannot load (as after a downgrade) is skipped:
+# the newest it can load is in force, and that is what a console sets against.
+sql "INSERT INTO policies VALUES (5, '{\"rules\": [{\"id\": \"x\", \"action\": \"teleport\"}]}',
+     0, 'a newer agent', '')"
+start_agent "$WORK/agent.conf"
+check "version 5 is skipped with a warning" grep -q "stored policy version 5 is not valid" "$WORK"/agent*.log
+check "version 4 is in force" grep -q "^version 4," <<<"$(ctl policy get)"
+check_eq "setting against version 4 works, as version 6" "policy version 6 set (1 rules)" \
+	"$(ctl policy set "$WORK/v2.json" --expected-version 4)"
+stop_agent
 finish
