@@ -393,6 +393,7 @@ writer_main(void *arg)
 
 	if (batch == NULL || latest == NULL || slots == NULL)
 		fatalx("store: out of memory for the writer batch");
+	pthread_setname_np(pthread_self(), "ra-db-writer");
 	/*
 	 * Where the writer shares a core with an event loop, the loop should win:
 	 * a commit can wait some milliseconds, a client's packet should not.

@@ -218,6 +218,7 @@ cq_main(void *arg)
 {
 	struct rpc_server *srv = arg;
 
+	pthread_setname_np(pthread_self(), "ra-rpc");
 	for (;;) {
 		grpc_event ev =
 		    grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -287,6 +288,7 @@ accept_main(void *arg)
 	struct rpc_server *srv = arg;
 	struct pollfd pfd[2] = {{srv->listen_fd, POLLIN, 0}, {srv->wake[0], POLLIN, 0}};
 
+	pthread_setname_np(pthread_self(), "ra-rpc-accept");
 	for (;;) {
 		uid_t uid = (uid_t)-1;
 		int fd;

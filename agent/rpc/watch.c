@@ -141,6 +141,7 @@ watch_main(void *arg)
 {
 	struct rpc_server *srv = arg;
 
+	pthread_setname_np(pthread_self(), "ra-watch");
 	pthread_mutex_lock(&srv->watch_lock);
 	for (;;) {
 		struct watch **pw = &srv->watchers;
@@ -176,6 +177,12 @@ watch_main(void *arg)
 		pthread_cond_broadcast(&srv->watch_idle);
 		if (srv->watch_exit && srv->watchers == NULL)
 			break;
+		/* With nobody watching, sleep until someone starts to: an idle agent
+		 * should not wake 50 times a second. */
+		if (srv->watchers == NULL && !srv->watch_exit) {
+			pthread_cond_wait(&srv->watch_wake, &srv->watch_lock);
+			continue;
+		}
 		deadline_ms(&ts, WATCH_POLL_MS);
 		pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &ts);
 	}

@@ -2,7 +2,10 @@
 # Benchmark: the same workloads direct, through HAProxy and through
 # redirect-agent, in one run, each printed as a ratio to direct.
 #
-#   tests/bench/bench.sh [--quick] [--rounds N]      (root; not part of CI)
+#   tests/bench/bench.sh [--quick] [--rounds N] [--conns-only]   (root; not in CI)
+#
+# --conns-only runs just the short-connection workload (rate, p50, p99), the
+# quick loop for work on the per-connection path.
 #
 # Topology: a client namespace (the clients, and both proxies under test,
 # whose nft rules redirect the client's connections) joined by a veth pair to
@@ -20,12 +23,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-ROUNDS=5 SECS=5 REQS=20000
+ROUNDS=5 SECS=5 REQS=20000 CONNS_ONLY=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) ROUNDS=3 SECS=2 REQS=5000 ;;
 	--rounds) ROUNDS=$2; shift ;;
-	*) echo "usage: $0 [--quick] [--rounds N]" >&2; exit 2 ;;
+	--conns-only) CONNS_ONLY=1 ;;
+	*) echo "usage: $0 [--quick] [--rounds N] [--conns-only]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -183,8 +187,10 @@ hold_rss() { # MODE PID -> "KiB_per_connection held"
 declare -A V # V[metric,mode] = space-separated samples
 for r in $(seq "$ROUNDS"); do
 	for m in "${MODES[@]}"; do
-		V[t1,$m]+="$(iperf "$m" 1) "
-		V[t8,$m]+="$(iperf "$m" 8) "
+		if [ "$CONNS_ONLY" = 0 ]; then
+			V[t1,$m]+="$(iperf "$m" 1) "
+			V[t8,$m]+="$(iperf "$m" 8) "
+		fi
 		read -r rate p50 p99 <<<"$(conns "$m")"
 		V[rate,$m]+="$rate "
 		V[p50,$m]+="$p50 "
@@ -193,10 +199,21 @@ for r in $(seq "$ROUNDS"); do
 	done
 	echo "round $r/$ROUNDS done" >&2
 done
-read -r V[rss,haproxy] V[held,haproxy] <<<"$(hold_rss haproxy "$hpid")"
-sleep 2
-read -r V[rss,agent] V[held,agent] <<<"$(hold_rss agent "$apid")"
+if [ "$CONNS_ONLY" = 0 ]; then
+	read -r V[rss,haproxy] V[held,haproxy] <<<"$(hold_rss haproxy "$hpid")"
+	sleep 2
+	read -r V[rss,agent] V[held,agent] <<<"$(hold_rss agent "$apid")"
+fi
 
+thread_cpu_ms() { # PID THREAD-NAME -> user+system CPU time in ms
+	local t
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm")" = "$2" ] || continue
+		awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) * 1000 / hz }' "$t/stat"
+	done
+}
+cpu_worker=$(thread_cpu_ms "$apid" ra-worker-0)
+cpu_writer=$(thread_cpu_ms "$apid" ra-db-writer)
 kill -TERM "$apid"
 wait "$apid" || echo "warning: the agent exited with status $?" >&2
 rows=$(sqlite3 "$WORK/agent.db" "SELECT count(*) FROM connections")
@@ -207,8 +224,9 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { prin
 echo
 echo "redirect-agent benchmark: medians of $ROUNDS interleaved rounds (ratio to direct)"
 printf '%-36s %18s %20s %20s\n' workload direct haproxy redirect-agent
-for k in t1:"1-stream throughput, Gbit/s" t8:"8-stream throughput, Gbit/s" \
-	rate:"short connections per second" p50:"p50 latency, ms (connect+GET)" \
+metrics=(t1:"1-stream throughput, Gbit/s" t8:"8-stream throughput, Gbit/s")
+[ "$CONNS_ONLY" = 1 ] && metrics=()
+for k in "${metrics[@]}" rate:"short connections per second" p50:"p50 latency, ms (connect+GET)" \
 	p99:"p99 latency, ms (connect+GET)"; do
 	key=${k%%:*}
 	d=$(median <<<"${V[$key,direct]}")
@@ -217,8 +235,21 @@ for k in t1:"1-stream throughput, Gbit/s" t8:"8-stream throughput, Gbit/s" \
 	printf '%-36s %18s %20s %20s\n' "${k#*:}" "$d (1.00x)" \
 		"$h ($("$PY" -c "print('%.2fx' % ($h / $d))"))" "$a ($("$PY" -c "print('%.2fx' % ($a / $d))"))"
 done
-printf '%-36s %18s %20s %20s\n' "RSS per idle connection, KiB" "-" \
+[ "$CONNS_ONLY" = 0 ] && printf '%-36s %18s %20s %20s\n' "RSS per idle connection, KiB" "-" \
 	"${V[rss,haproxy]} (${V[held,haproxy]} held)" "${V[rss,agent]} (${V[held,agent]} held)"
 echo
 echo "samples: $(for m in "${MODES[@]}"; do printf '%s conn/s [%s] ' "$m" "${V[rate,$m]% }"; done)"
+echo "samples: $(for m in "${MODES[@]}"; do printf '%s p99 [%s] ' "$m" "${V[p99,$m]% }"; done)"
 echo "redirect-agent recorded $rows connections, $open left open; shutdown log reports drops: $dropped"
+# Where the agent's time goes, from its own rows: upstream connect and whole
+# session, microseconds.
+pct() { # SQL-expression PERCENT
+	sqlite3 "$WORK/agent.db" "SELECT $1 FROM connections WHERE state = 'closed' AND $1 IS NOT NULL
+		ORDER BY 1 LIMIT 1 OFFSET (SELECT count(*) * $2 / 100 FROM connections
+		WHERE state = 'closed' AND $1 IS NOT NULL)"
+}
+echo "agent CPU per 1,000 connections, ms: event loop" \
+	"$("$PY" -c "print('%.1f' % ($cpu_worker * 1000 / max($rows, 1)))")," \
+	"database writer $("$PY" -c "print('%.1f' % ($cpu_writer * 1000 / max($rows, 1)))")"
+echo "agent rows, us: connect p50 $(pct connect_us 50) p99 $(pct connect_us 99);" \
+	"session p50 $(pct 'closed_at_us - opened_at_us' 50) p99 $(pct 'closed_at_us - opened_at_us' 99)"

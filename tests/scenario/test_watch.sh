@@ -11,6 +11,20 @@ start_httpd 80
 write_config "$WORK/agent.conf"
 start_agent "$WORK/agent.conf"
 SOCK="$WORK/agent.sock"
+
+# With nobody watching, the watch thread sleeps: it does not poll.
+watch_tid=""
+for t in /proc/"$AGENT_PID"/task/*; do
+	[ "$(cat "$t/comm")" = ra-watch ] && watch_tid=${t##*/}
+done
+check "the agent's threads are named (ra-watch found)" [ -n "$watch_tid" ]
+switches() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$AGENT_PID/task/$watch_tid/status"; }
+before=$(switches)
+sleep 1
+after=$(switches)
+check "an idle watch thread stays asleep ($((after - before)) wake-ups in 1 s)" \
+	[ "$((after - before))" -le 2 ]
+
 "$PY" -m grpc_tools.protoc -I"$SRCDIR/proto" --python_out="$WORK" --grpc_python_out="$WORK" \
 	"$SRCDIR"/proto/redirect/v1/*.proto
 
