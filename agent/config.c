@@ -11,6 +11,18 @@
 #define DEFAULT_STATE_DIR   "/var/lib/redirect-agent"
 #define DEFAULT_RUNTIME_DIR "/run/redirect-agent"
 
+#ifdef _WIN32
+/* Everything under %ProgramData%\redirect-agent, whose ACL the installer sets. */
+static void
+dir_from_env(const char *var, const char *fallback, const char *file, char *out, size_t len)
+{
+	const char *dir = getenv("ProgramData");
+
+	(void)var, (void)fallback;
+	snprintf(out, len, "%s\\redirect-agent\\%s",
+	    dir != NULL && dir[0] != '\0' ? dir : "C:\\ProgramData", file);
+}
+#else
 /* systemd may pass several directories separated by ':'; the first is ours. */
 static void
 dir_from_env(const char *var, const char *fallback, const char *file, char *out, size_t len)
@@ -25,6 +37,7 @@ dir_from_env(const char *var, const char *fallback, const char *file, char *out,
 	n = strcspn(dir, ":");
 	snprintf(out, len, "%.*s/%s", (int)n, dir, file);
 }
+#endif
 
 void
 config_defaults(struct config *cfg)

@@ -5,20 +5,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <syslog.h>
 #include <time.h>
+#ifdef _WIN32
+#include <io.h>
+#else
+#include <syslog.h>
 #include <unistd.h>
+#endif
 
 static enum log_target log_target = LOG_TARGET_STDERR;
 static enum log_level log_level = LOG_LEVEL_INFO;
+static FILE *log_stream; /* LOG_TARGET_STREAM */
 
 void
 log_init(const char *ident, enum log_target target, enum log_level level)
 {
 	log_target = target;
 	log_level = level;
+#ifdef _WIN32
+	(void)ident;
+	if (target == LOG_TARGET_SYSLOG)
+		log_target = LOG_TARGET_STDERR; /* no syslog: the caller asked for a stream */
+#else
 	if (target == LOG_TARGET_SYSLOG)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+#endif
+}
+
+void
+log_init_stream(FILE *f, enum log_level level)
+{
+	log_stream = f;
+	log_target = f != NULL ? LOG_TARGET_STREAM : LOG_TARGET_STDERR;
+	log_level = level;
 }
 
 int
@@ -68,7 +87,7 @@ log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 	if (log_target == LOG_TARGET_JOURNAL) {
 		n = snprintf(line, sizeof(line), "<%d>", (int)level);
 		off = n > 0 ? (size_t)n : 0;
-	} else if (log_target == LOG_TARGET_STDERR) {
+	} else if (log_target == LOG_TARGET_STDERR || log_target == LOG_TARGET_STREAM) {
 		struct timespec ts;
 		struct tm tm;
 
@@ -93,14 +112,22 @@ log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 			off = sizeof(line) - 2;
 	}
 
+#ifndef _WIN32
 	if (log_target == LOG_TARGET_SYSLOG) {
 		line[off] = '\0';
 		syslog((int)level, "%s", line);
 		return;
 	}
+#endif
 	line[off++] = '\n';
+	if (log_target == LOG_TARGET_STREAM) {
+		/* Whole lines, flushed at once: a log file read while the agent runs. */
+		fwrite(line, 1, off, log_stream);
+		fflush(log_stream);
+		return;
+	}
 	/* One write per line; a short write to stderr is not worth retrying. */
-	if (write(STDERR_FILENO, line, off) < 0)
+	if (write(2, line, (unsigned)off) < 0)
 		return;
 }
 

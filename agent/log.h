@@ -10,6 +10,7 @@
 #define RA_LOG_H
 
 #include <stdarg.h>
+#include <stdio.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 3,
@@ -21,13 +22,26 @@ enum log_level {
 enum log_target {
 	LOG_TARGET_STDERR,  /* timestamped lines for a terminal */
 	LOG_TARGET_JOURNAL, /* "<N>" priority prefix, no timestamp */
-	LOG_TARGET_SYSLOG,
+	LOG_TARGET_SYSLOG,  /* Linux only; stderr elsewhere */
+	LOG_TARGET_STREAM,  /* timestamped lines to a FILE (log_init_stream) */
 };
 
+#ifdef _WIN32
+/* mingw-w64 built with __USE_MINGW_ANSI_STDIO: C99 formats (%zu, %lld). */
+#define LOG_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#else
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#endif
 
 /* Set where lines go and the most verbose level written. Call before any thread starts. */
 void log_init(const char *ident, enum log_target target, enum log_level level);
+
+/*
+ * Write timestamped lines to f (the Windows service's log file), each
+ * flushed as it is written. The caller keeps f open while anything logs;
+ * NULL goes back to stderr.
+ */
+void log_init_stream(FILE *f, enum log_level level);
 
 /* Parse "error", "warn", "info" or "debug". Returns 0 or -EINVAL. */
 int log_level_parse(const char *s, enum log_level *out);

@@ -1,8 +1,9 @@
 #include "policy.h"
 
+#include "platform.h"
+
 #include <ctype.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "redirect.h"
 
 const char *
@@ -94,8 +96,7 @@ policy_problems_free(struct policy_problems *p)
 	p->more = 0;
 }
 
-static void __attribute__((format(printf, 2, 3)))
-problem(struct policy_problems *p, const char *fmt, ...)
+static void LOG_PRINTF(2, 3) problem(struct policy_problems *p, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "owner.h"
+#include "platform.h"
 #include "redirect.h"
 #include "session.h"
 
@@ -192,7 +193,7 @@ worker_main(void *arg)
 
 	/* Named threads: top -H, perf and the benchmark tell them apart. */
 	snprintf(name, sizeof(name), "ra-worker-%u", w->index);
-	pthread_setname_np(pthread_self(), name);
+	platform_thread_name(name);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 

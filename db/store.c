@@ -9,13 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
+#include "platform.h"
 #include "retention.h"
 #include "schema.h"
 
@@ -393,13 +391,12 @@ writer_main(void *arg)
 
 	if (batch == NULL || latest == NULL || slots == NULL)
 		fatalx("store: out of memory for the writer batch");
-	pthread_setname_np(pthread_self(), "ra-db-writer");
+	platform_thread_name("ra-db-writer");
 	/*
 	 * Where the writer shares a core with an event loop, the loop should win:
 	 * a commit can wait some milliseconds, a client's packet should not.
-	 * (Linux applies nice per thread.)
 	 */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) != 0)
+	if (platform_thread_lower_priority() != 0)
 		log_warn("store: cannot lower the writer thread's priority");
 	deadline_after(&next_prune, s->prune_interval_ms);
 	deadline_after(&next_commit, 0);
@@ -472,19 +469,24 @@ make_parent_dir(const char *path, char *err, size_t errlen)
 	char *slash;
 
 	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
+	slash = NULL;
+	for (char *p = dir; *p != '\0'; p++)
+		if (strchr(PLATFORM_PATH_SEPS, *p) != NULL)
+			slash = p;
 	if (slash == NULL || slash == dir)
 		return 0;
 	*slash = '\0';
 	for (char *p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
+		char sep = *p;
+
+		if (strchr(PLATFORM_PATH_SEPS, sep) == NULL)
 			continue;
 		*p = '\0';
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		if (platform_mkdir(dir, 0755) != 0 && errno != EEXIST)
 			goto fail;
-		*p = '/';
+		*p = sep;
 	}
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+	if (platform_mkdir(dir, 0750) != 0 && errno != EEXIST)
 		goto fail;
 	return 0;
 fail:
@@ -582,7 +584,9 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 		    s->db != NULL ? sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
+#ifndef _WIN32
 	(void)chmod(opt->path, 0640);
+#endif
 	sqlite3_busy_timeout(s->db, 5000);
 	if (exec_or_err(s->db, "PRAGMA journal_mode = WAL", serr, sizeof(serr)) != 0 ||
 	    exec_or_err(s->db, "PRAGMA synchronous = NORMAL", serr, sizeof(serr)) != 0 ||

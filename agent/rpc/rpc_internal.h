@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "platform.h"
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
 #include "redirect/v1/telemetry.pb-c.h"
@@ -72,12 +73,9 @@ struct rpc_server {
 	int grpc_inited;
 	_Atomic int stopping;
 
-	int listen_fd;
-	int wake[2];
-	gid_t admin_gid;
-	int have_admin_gid;
-	pthread_t cq_thread, accept_thread;
-	int cq_running, accept_running;
+	struct rpc_local *local; /* the local admin endpoint: local_posix.c, local_win.c */
+	pthread_t cq_thread;
+	int cq_running;
 
 	sqlite3 *db;        /* read-only; used by the cq thread only */
 	sqlite3 *policy_db; /* read-write, the policies table only; cq thread only */
@@ -92,6 +90,24 @@ struct rpc_server {
 	unsigned n_watchers;
 	sqlite3 *watch_db; /* read-only; used by the watch thread only */
 };
+
+/*
+ * The local admin endpoint, one file per platform: a unix socket whose
+ * peers are checked by uid (local_posix.c), or a unix socket in an
+ * administrators-only folder (local_win.c). Every local caller is admin.
+ *
+ * rpc_local_open   before grpc_init: claim the endpoint (a stale socket left
+ *                  by a crash is replaced; one with a live agent is refused).
+ * rpc_local_attach after the server is created, before it starts.
+ * rpc_local_serve  after it starts: begin taking local callers.
+ * rpc_local_close  stop taking callers and release the endpoint; safe after
+ *                  any of the others failed, and when none ran.
+ * Each returns 0, or -1 with err set.
+ */
+int rpc_local_open(struct rpc_server *srv, char *err, size_t errlen);
+int rpc_local_attach(struct rpc_server *srv, char *err, size_t errlen);
+int rpc_local_serve(struct rpc_server *srv, char *err, size_t errlen);
+void rpc_local_close(struct rpc_server *srv);
 
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg);
 

@@ -10,26 +10,18 @@
 #include "rpc_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
-#include <poll.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "addr.h"
 #include "config.h"
 #include "log.h"
+#include "platform.h"
 
 #define REQUESTS_PER_METHOD 4 /* calls of one method that can start at once */
 
@@ -218,7 +210,7 @@ cq_main(void *arg)
 {
 	struct rpc_server *srv = arg;
 
-	pthread_setname_np(pthread_self(), "ra-rpc");
+	platform_thread_name("ra-rpc");
 	for (;;) {
 		grpc_event ev =
 		    grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -249,133 +241,6 @@ cq_main(void *arg)
 		dispatch(c);
 	}
 	return NULL;
-}
-
-/* ---- the local socket ---- */
-
-static int
-peer_allowed(const struct rpc_server *srv, int fd, uid_t *uid_out)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	struct passwd pw, *pwp;
-	char buf[4096];
-	gid_t groups[256];
-	int ngroups = 256;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
-		return 0;
-	*uid_out = cr.uid;
-	if (cr.uid == 0 || cr.uid == geteuid())
-		return 1;
-	if (!srv->have_admin_gid)
-		return 0;
-	if (cr.gid == srv->admin_gid)
-		return 1;
-	if (getpwuid_r(cr.uid, &pw, buf, sizeof(buf), &pwp) != 0 || pwp == NULL)
-		return 0;
-	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0)
-		return 0;
-	for (int i = 0; i < ngroups; i++)
-		if (groups[i] == srv->admin_gid)
-			return 1;
-	return 0;
-}
-
-static void *
-accept_main(void *arg)
-{
-	struct rpc_server *srv = arg;
-	struct pollfd pfd[2] = {{srv->listen_fd, POLLIN, 0}, {srv->wake[0], POLLIN, 0}};
-
-	pthread_setname_np(pthread_self(), "ra-rpc-accept");
-	for (;;) {
-		uid_t uid = (uid_t)-1;
-		int fd;
-
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("rpc: poll");
-			break;
-		}
-		if (pfd[1].revents != 0)
-			break;
-		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-				log_warn("rpc: accept on %s", srv->cfg->local_socket);
-				usleep(100000); /* EMFILE and the like: do not spin */
-			}
-			continue;
-		}
-		if (!peer_allowed(srv, fd, &uid)) {
-			log_warnx(
-			    "rpc: refused a local connection from uid %d: not root and not in "
-			    "group %s",
-			    (int)uid, srv->cfg->admin_group);
-			close(fd);
-			continue;
-		}
-		/* gRPC owns the fd from here; it must be non-blocking (accept4 made it so). */
-		grpc_server_add_channel_from_fd(srv->server, fd, srv->local_creds);
-	}
-	return NULL;
-}
-
-static int
-listen_local(struct rpc_server *srv, char *err, size_t errlen)
-{
-	const char *path = srv->cfg->local_socket;
-	struct sockaddr_un sun;
-	struct group gr, *grp;
-	char buf[4096], dir[sizeof(sun.sun_path)];
-	char *slash;
-	int fd;
-
-	if (addr_unix(&sun, path, err, errlen) != 0)
-		return -1;
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-			return -1;
-		}
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	/* A socket file left by a crash: connect tells whether anyone still listens. */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		snprintf(err, errlen, "%s: another agent is serving on this socket", path);
-		close(fd);
-		return -1;
-	}
-	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(fd, 64) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (getgrnam_r(srv->cfg->admin_group, &gr, buf, sizeof(buf), &grp) == 0 && grp != NULL) {
-		srv->admin_gid = grp->gr_gid;
-		srv->have_admin_gid = 1;
-		if (chown(path, 0, grp->gr_gid) != 0)
-			log_warn("rpc: cannot give %s to group %s", path, srv->cfg->admin_group);
-	} else {
-		log_info("rpc: group %s does not exist: only root may use %s",
-		    srv->cfg->admin_group, path);
-	}
-	if (chmod(path, 0660) != 0) {
-		snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
-		close(fd);
-		(void)unlink(path);
-		return -1;
-	}
-	srv->listen_fd = fd;
-	return 0;
 }
 
 /* Read a whole PEM file (small: certificates and keys). Returns NULL with err set. */
@@ -438,7 +303,7 @@ out:
 	free(ca);
 	free(cert);
 	if (key != NULL) {
-		explicit_bzero(key, strlen(key));
+		platform_wipe(key, strlen(key));
 		free(key);
 	}
 	return rc;
@@ -458,12 +323,7 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 	}
 	srv->deps = *deps;
 	srv->cfg = deps->cfg;
-	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
-	if (pipe2(srv->wake, O_CLOEXEC) != 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		goto fail;
-	}
-	if (rpc_db_open(srv, err, errlen) != 0 || listen_local(srv, err, errlen) != 0)
+	if (rpc_db_open(srv, err, errlen) != 0 || rpc_local_open(srv, err, errlen) != 0)
 		goto fail;
 
 	grpc_init();
@@ -482,7 +342,7 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 		srv->handles[i] = grpc_server_register_method(srv->server, rpc_methods[i].path,
 		    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	srv->local_creds = grpc_insecure_server_credentials_create();
-	if (watch_start(srv, err, errlen) != 0) {
+	if (rpc_local_attach(srv, err, errlen) != 0 || watch_start(srv, err, errlen) != 0) {
 		grpc_server_start(srv->server); /* shutdown expects a started server */
 		goto fail;
 	}
@@ -502,11 +362,8 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 		goto fail;
 	}
 	srv->cq_running = 1;
-	if (pthread_create(&srv->accept_thread, NULL, accept_main, srv) != 0) {
-		snprintf(err, errlen, "cannot start the RPC accept thread");
+	if (rpc_local_serve(srv, err, errlen) != 0)
 		goto fail;
-	}
-	srv->accept_running = 1;
 	*out = srv;
 	return 0;
 fail:
@@ -519,11 +376,7 @@ rpc_server_stop(struct rpc_server *srv)
 {
 	if (srv == NULL)
 		return;
-	if (srv->accept_running) {
-		if (write(srv->wake[1], "x", 1) != 1)
-			log_warn("rpc: cannot wake the accept thread");
-		pthread_join(srv->accept_thread, NULL);
-	}
+	rpc_local_close(srv); /* no new local callers from here */
 	if (srv->server != NULL) {
 		srv->stopping = 1;
 		watch_stop_begin(srv);
@@ -547,13 +400,6 @@ rpc_server_stop(struct rpc_server *srv)
 	}
 	if (srv->grpc_inited)
 		grpc_shutdown();
-	if (srv->listen_fd >= 0) {
-		close(srv->listen_fd);
-		(void)unlink(srv->cfg->local_socket);
-	}
-	for (int i = 0; i < 2; i++)
-		if (srv->wake[i] >= 0)
-			close(srv->wake[i]);
 	rpc_db_close(srv);
 	free(srv);
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "platform.h"
 #include "query.h"
 #include "rpc_internal.h"
 #include "store.h"
@@ -141,7 +142,7 @@ watch_main(void *arg)
 {
 	struct rpc_server *srv = arg;
 
-	pthread_setname_np(pthread_self(), "ra-watch");
+	platform_thread_name("ra-watch");
 	pthread_mutex_lock(&srv->watch_lock);
 	for (;;) {
 		struct watch **pw = &srv->watchers;

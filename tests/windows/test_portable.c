@@ -1,17 +1,20 @@
 /*
  * The portable parsers built for Windows (mingw-w64) and run under wine:
  * addresses and CIDRs (winsock's inet_pton/inet_ntop), the redirect record
- * and context layouts, and the server-name sniffer. The same code the Linux
- * agent runs; these checks mirror a few of its cmocka tests.
+ * and context layouts, the server-name sniffer, and log lines written to a
+ * file (the service's log). The same code the Linux agent runs; these
+ * checks mirror a few of its cmocka tests.
  */
 #include <winsock2.h>
 #include <ws2tcpip.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
 #include "check.h"
+#include "log.h"
 #include "records.h"
 #include "sniff.h"
 
@@ -196,6 +199,28 @@ test_sniff(void)
 	CHECK(strcmp(out, "shop.example.com") == 0);
 }
 
+static void
+test_log_stream(void)
+{
+	char line[256] = "";
+	FILE *f = tmpfile();
+
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	log_init_stream(f, LOG_LEVEL_INFO);
+	log_info("session %llu: %zu bytes", 42ULL, (size_t)7);
+	log_debug("not written at info level");
+	log_init_stream(NULL, LOG_LEVEL_INFO);
+	rewind(f);
+	CHECK(fgets(line, sizeof(line), f) != NULL);
+	/* 2026-11-26T16:00:00.000Z info: ..., C99 formats included */
+	CHECK(strlen(line) > 25 && line[4] == '-' && line[10] == 'T' && line[23] == 'Z');
+	CHECK(strstr(line, " info: session 42: 7 bytes\n") != NULL);
+	CHECK(fgets(line, sizeof(line), f) == NULL);
+	fclose(f);
+}
+
 int
 main(void)
 {
@@ -205,6 +230,7 @@ main(void)
 	test_addresses();
 	test_records();
 	test_sniff();
+	test_log_stream();
 	WSACleanup();
 	return check_finish("test_portable");
 }

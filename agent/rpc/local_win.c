@@ -1,0 +1,105 @@
+/*
+ * local_win.c: the local admin endpoint on Windows. gRPC listens itself on
+ * a unix socket (AF_UNIX, Windows 10 1803 and later) at [api] local_socket,
+ * by default %ProgramData%\redirect-agent\agent.sock. gRPC does not hand
+ * the peer's identity to us here, so the gate is the folder's ACL, which
+ * the installer restricts to Administrators and SYSTEM.
+ *
+ * Not yet run on Windows: see README, "Windows".
+ */
+#include "rpc_internal.h"
+
+#include <afunix.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct rpc_local {
+	int attached; /* gRPC listens on the path: remove it at close */
+};
+
+/* Is an agent already serving on path? A refused connect means a stale file. */
+static int
+socket_is_live(const char *path)
+{
+	struct sockaddr_un sun;
+	SOCKET s;
+	int live;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((s = socket(AF_UNIX, SOCK_STREAM, 0)) == INVALID_SOCKET)
+		return 0;
+	live = connect(s, (struct sockaddr *)&sun, (int)sizeof(sun)) == 0;
+	closesocket(s);
+	return live;
+}
+
+int
+rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
+{
+	const char *path = srv->cfg->local_socket;
+	struct sockaddr_un sun;
+	char dir[MAX_PATH];
+	char *sep;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: a socket path is at most %u bytes", path,
+		    (unsigned)sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	if ((srv->local = calloc(1, sizeof(*srv->local))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((sep = strrchr(dir, '\\')) != NULL && sep != dir) {
+		*sep = '\0';
+		if (!CreateDirectoryA(dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS) {
+			snprintf(err, errlen, "cannot create %s: Windows error %lu", dir,
+			    (unsigned long)GetLastError());
+			return -1;
+		}
+	}
+	if (socket_is_live(path)) {
+		snprintf(err, errlen, "%s: another agent is serving on this socket", path);
+		return -1;
+	}
+	(void)DeleteFileA(path); /* left by a crash */
+	return 0;
+}
+
+int
+rpc_local_attach(struct rpc_server *srv, char *err, size_t errlen)
+{
+	char uri[sizeof(srv->cfg->local_socket) + 8];
+
+	snprintf(uri, sizeof(uri), "unix:%s", srv->cfg->local_socket);
+	if (grpc_server_add_http2_port(srv->server, uri, srv->local_creds) == 0) {
+		snprintf(err, errlen, "cannot listen on %s", srv->cfg->local_socket);
+		return -1;
+	}
+	srv->local->attached = 1;
+	return 0;
+}
+
+int
+rpc_local_serve(struct rpc_server *srv, char *err, size_t errlen)
+{
+	(void)srv, (void)err, (void)errlen; /* gRPC accepts by itself */
+	return 0;
+}
+
+void
+rpc_local_close(struct rpc_server *srv)
+{
+	if (srv->local == NULL)
+		return;
+	if (srv->local->attached)
+		(void)DeleteFileA(srv->cfg->local_socket);
+	free(srv->local);
+	srv->local = NULL;
+}
