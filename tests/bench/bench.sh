@@ -248,6 +248,8 @@ pct() { # SQL-expression PERCENT
 		ORDER BY 1 LIMIT 1 OFFSET (SELECT count(*) * $2 / 100 FROM connections
 		WHERE state = 'closed' AND $1 IS NOT NULL)"
 }
+# Per connection only when short connections were all the agent carried.
+[ "$CONNS_ONLY" = 1 ] || exit 0
 echo "agent CPU per 1,000 connections, ms: event loop" \
 	"$("$PY" -c "print('%.1f' % ($cpu_worker * 1000 / max($rows, 1)))")," \
 	"database writer $("$PY" -c "print('%.1f' % ($cpu_writer * 1000 / max($rows, 1)))")"
