@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
+#ifdef _WIN32
+#include <afunix.h>
+#else
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/un.h>
@@ -317,7 +319,6 @@ endpoint_is_loopback(const struct endpoint *e)
 	return false;
 }
 
-#ifndef _WIN32
 int
 addr_unix(struct sockaddr_un *sun, const char *path, char *err, size_t errlen)
 {
@@ -332,4 +333,3 @@ addr_unix(struct sockaddr_un *sun, const char *path, char *err, size_t errlen)
 	memcpy(sun->sun_path, path, len + 1);
 	return 0;
 }
-#endif

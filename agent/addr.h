@@ -77,14 +77,12 @@ bool endpoint_equal(const struct endpoint *a, const struct endpoint *b);
 /* 127.0.0.0/8, ::1, or an IPv4-mapped loopback. */
 bool endpoint_is_loopback(const struct endpoint *e);
 
-#ifndef _WIN32
 struct sockaddr_un;
 
 /*
- * Fill sun for a unix socket at path. Returns 0, or -ENAMETOOLONG with
- * "PATH: socket path too long" in err.
+ * Fill sun for a unix socket at path (Windows: AF_UNIX from Windows 10
+ * 1803). Returns 0, or -ENAMETOOLONG with "PATH: socket path too long" in err.
  */
 int addr_unix(struct sockaddr_un *sun, const char *path, char *err, size_t errlen);
-#endif
 
 #endif

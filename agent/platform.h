@@ -24,6 +24,10 @@
 typedef unsigned int uid_t;
 typedef unsigned int gid_t;
 
+typedef SOCKET sock_t; /* what libuv calls uv_os_sock_t */
+#define SOCK_INVALID INVALID_SOCKET
+#define SHUT_WR      SD_SEND
+
 #define PLATFORM_PATH_SEPS "/\\"
 #else
 #include <arpa/inet.h>
@@ -35,8 +39,118 @@ typedef unsigned int gid_t;
 #include <sys/types.h>
 #include <unistd.h>
 
+typedef int sock_t;
+#define SOCK_INVALID (-1)
+
 #define PLATFORM_PATH_SEPS "/"
 #endif
+
+#include <errno.h>
+
+/*
+ * The last socket call's error as an errno value (EAGAIN, EINTR, EMFILE,
+ * EADDRINUSE, ...): winsock's own codes are mapped for the ones the agent
+ * tells apart; any other comes back as EIO.
+ */
+static inline int
+sock_errno(void)
+{
+#ifdef _WIN32
+	switch (WSAGetLastError()) {
+	case WSAEWOULDBLOCK:
+		return EAGAIN;
+	case WSAEINTR:
+		return EINTR;
+	case WSAECONNABORTED:
+		return ECONNABORTED;
+	case WSAECONNRESET:
+		return ECONNRESET;
+	case WSAEMFILE:
+		return EMFILE;
+	case WSAENOBUFS:
+		return ENOBUFS;
+	case WSAEADDRINUSE:
+		return EADDRINUSE;
+	case WSAEADDRNOTAVAIL:
+		return EADDRNOTAVAIL;
+	case WSAEAFNOSUPPORT:
+		return EAFNOSUPPORT;
+	case WSAENOTCONN:
+		return ENOTCONN;
+	case WSAEINVAL:
+		return EINVAL;
+	case WSAECONNREFUSED:
+		return ECONNREFUSED;
+	case WSAEACCES:
+		return EACCES;
+	default:
+		return EIO;
+	}
+#else
+	return errno;
+#endif
+}
+
+static inline void
+sock_close(sock_t s)
+{
+#ifdef _WIN32
+	closesocket(s);
+#else
+	close(s);
+#endif
+}
+
+/* A non-blocking TCP socket, not inherited by child processes. */
+static inline sock_t
+sock_stream(int family)
+{
+#ifdef _WIN32
+	u_long on = 1;
+	SOCKET s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+	    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+
+	if (s != INVALID_SOCKET && ioctlsocket(s, FIONBIO, &on) != 0) {
+		closesocket(s);
+		return INVALID_SOCKET;
+	}
+	return s;
+#else
+	return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#endif
+}
+
+/* A blocking unix-domain stream socket (the admin endpoint), not inherited. */
+static inline sock_t
+sock_unix_stream(void)
+{
+#ifdef _WIN32
+	return WSASocketW(AF_UNIX, SOCK_STREAM, 0, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT);
+#else
+	return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#endif
+}
+
+/* accept(2), the new socket non-blocking and not inherited. peer and len may be NULL. */
+static inline sock_t
+sock_accept(sock_t l, struct sockaddr *peer, socklen_t *len)
+{
+#ifdef _WIN32
+	u_long on = 1;
+	int ilen = len != NULL ? (int)*len : 0;
+	SOCKET s = accept(l, peer, len != NULL ? &ilen : NULL);
+
+	if (len != NULL)
+		*len = (socklen_t)ilen;
+	if (s != INVALID_SOCKET && ioctlsocket(s, FIONBIO, &on) != 0) {
+		closesocket(s);
+		return INVALID_SOCKET;
+	}
+	return s;
+#else
+	return accept4(l, peer, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#endif
+}
 
 /* Name the calling thread (at most 15 characters): top -H, perf and debuggers show it. */
 static inline void
@@ -57,6 +171,20 @@ platform_thread_lower_priority(void)
 	return SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_BELOW_NORMAL) ? 0 : -1;
 #else
 	return setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+#endif
+}
+
+/* Online CPUs, or -1. */
+static inline long
+platform_cpus(void)
+{
+#ifdef _WIN32
+	SYSTEM_INFO si;
+
+	GetSystemInfo(&si);
+	return (long)si.dwNumberOfProcessors;
+#else
+	return sysconf(_SC_NPROCESSORS_ONLN);
 #endif
 }
 

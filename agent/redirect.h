@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "platform.h"
 #include "records.h"
 
 /*
@@ -46,6 +47,10 @@ struct redirect_info {
 	/* The serialized records and context (records.h), kept with the row. */
 	uint8_t records_len, context_len;
 	uint8_t records[REDIRECT_RECORDS_MAX];
+	/* What the upstream socket must carry besides the mark: on Windows the
+	 * WFP records blob as queried (heap; the caller frees it), NULL on Linux. */
+	void *pass_on;
+	size_t pass_on_len;
 	uint8_t context[REDIRECT_CONTEXT_MAX];
 };
 
@@ -73,7 +78,7 @@ int redirect_rules_present(struct redirect *r);
  * Make a listening socket able to take intercepted connections (TPROXY mode:
  * IP_TRANSPARENT). Call before bind. Returns 0 or a negative errno.
  */
-int redirect_prepare_listener(int fd, int family, const struct config *cfg);
+int redirect_prepare_listener(sock_t fd, int family, const struct config *cfg);
 
 /* The address the listener binds for family: loopback, or any in TPROXY mode. */
 const char *redirect_listen_addr(const struct config *cfg, int family);
@@ -84,17 +89,19 @@ const char *redirect_listen_addr(const struct config *cfg, int family);
  * when the connection was not redirected (the original destination is the
  * listener itself); another negative errno when the kernel cannot tell.
  */
-int redirect_query(int fd, const struct endpoint *local, const struct endpoint *peer,
+int redirect_query(sock_t fd, const struct endpoint *local, const struct endpoint *peer,
     const struct config *cfg, struct redirect_info *out);
 
 /*
  * Make the new upstream socket carry the records before it connects, so that
- * neither this agent nor a cooperating one redirects it again. A connection
- * that looped (by_self, previously_by_self) also gets the escape mark: it is
- * then neither tracked nor redirected by anyone. Returns 0 or a negative errno.
+ * neither this agent nor a cooperating one redirects it again: on Linux the
+ * incoming mark plus this agent's bit (a connection that looped, by_self or
+ * previously_by_self, also gets the escape mark: it is then neither tracked
+ * nor redirected by anyone); on Windows the WFP records blob, pass_on, from
+ * redirect_query. Returns 0 or a negative errno.
  */
-int redirect_prepare_upstream(
-    int fd, const struct config *cfg, uint32_t records_mark, enum redirect_state state);
+int redirect_prepare_upstream(sock_t fd, const struct config *cfg, uint32_t records_mark,
+    enum redirect_state state, const void *pass_on, size_t pass_on_len);
 
 struct policy;
 
@@ -112,5 +119,16 @@ int redirect_apply_bypass(struct redirect *r, const struct policy *p, char *err,
  * coming back from it can be recognised. Thread-safe, lock-free.
  */
 void redirect_note_upstream(const struct endpoint *local, int delta);
+
+/* Whether peer is the local end of one of the agent's live upstream sockets. */
+int redirect_from_own_upstream(const struct endpoint *peer);
+
+/*
+ * Fill out's records and context (the layouts of records.h) from its
+ * orig_dst and records_mark, the peer and this agent's config. For the
+ * platform backends' redirect_query.
+ */
+void redirect_info_encode(
+    struct redirect_info *out, const struct config *cfg, const struct endpoint *peer);
 
 #endif

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,22 +24,6 @@
 #endif
 
 #define FWMARK_ACCEPT_SYSCTL "/proc/sys/net/ipv4/tcp_fwmark_accept"
-
-const char *
-redirect_state_name(enum redirect_state st)
-{
-	switch (st) {
-	case REDIRECT_NONE:
-		return "none";
-	case REDIRECT_BY_SELF:
-		return "by_self";
-	case REDIRECT_BY_OTHER:
-		return "by_other";
-	case REDIRECT_PREVIOUSLY_BY_SELF:
-		return "previously_by_self";
-	}
-	return "unknown";
-}
 
 static int
 write_sysctl(const char *path, const char *value)
@@ -210,7 +193,7 @@ redirect_apply_bypass(struct redirect *r, const struct policy *p, char *err, siz
 }
 
 int
-redirect_prepare_listener(int fd, int family, const struct config *cfg)
+redirect_prepare_listener(sock_t fd, int family, const struct config *cfg)
 {
 	int one = 1;
 
@@ -222,48 +205,12 @@ redirect_prepare_listener(int fd, int family, const struct config *cfg)
 	return 0;
 }
 
-const char *
-redirect_listen_addr(const struct config *cfg, int family)
-{
-	if (cfg->mode == MODE_TPROXY)
-		return family == AF_INET6 ? "::" : "0.0.0.0";
-	return family == AF_INET6 ? "::1" : "127.0.0.1";
-}
-
-/*
- * Local ports of the agent's live upstream sockets, per family, counted
- * (connect() may give two sockets one port towards different peers). A
- * connection that arrives from one of them came straight back from us.
- */
-static _Atomic uint16_t upstream_ports[2][65536];
-
-void
-redirect_note_upstream(const struct endpoint *local, int delta)
-{
-	if (local->family == 0)
-		return;
-	if (delta > 0)
-		atomic_fetch_add_explicit(&upstream_ports[local->family == AF_INET6][local->port],
-		    1, memory_order_relaxed);
-	else
-		atomic_fetch_sub_explicit(&upstream_ports[local->family == AF_INET6][local->port],
-		    1, memory_order_relaxed);
-}
-
-static int
-from_own_upstream(const struct endpoint *peer)
-{
-	return peer->family != 0 &&
-	       atomic_load_explicit(&upstream_ports[peer->family == AF_INET6][peer->port],
-		   memory_order_relaxed) != 0;
-}
-
 static enum redirect_state
 state_of(uint32_t mark, uint32_t own, const struct endpoint *peer)
 {
 	if ((mark & own) == 0)
 		return mark != 0 ? REDIRECT_BY_OTHER : REDIRECT_NONE;
-	if ((mark & ~own) != 0 && !from_own_upstream(peer))
+	if ((mark & ~own) != 0 && !redirect_from_own_upstream(peer))
 		return REDIRECT_PREVIOUSLY_BY_SELF;
 	return REDIRECT_BY_SELF;
 }
@@ -303,13 +250,11 @@ original_destination(
 }
 
 int
-redirect_query(int fd, const struct endpoint *local, const struct endpoint *peer,
+redirect_query(sock_t fd, const struct endpoint *local, const struct endpoint *peer,
     const struct config *cfg, struct redirect_info *out)
 {
 	uint32_t mark = 0;
 	socklen_t mlen = sizeof(mark);
-	struct records_v1 rec;
-	struct context_v1 ctx;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -325,24 +270,17 @@ redirect_query(int fd, const struct endpoint *local, const struct endpoint *peer
 	out->records_mark = mark;
 	out->state = state_of(mark, cfg->mark, peer);
 
-	rec.incoming_mark = mark;
-	rec.own_mark = cfg->mark;
-	rec.orig_dst = out->orig_dst;
-	out->records_len = (uint8_t)records_encode(out->records, sizeof(out->records), &rec);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.orig_dst = out->orig_dst;
-	ctx.orig_src = *peer;
-	snprintf(ctx.agent_id, sizeof(ctx.agent_id), "%s", cfg->agent_id);
-	out->context_len = (uint8_t)context_encode(out->context, sizeof(out->context), &ctx);
+	redirect_info_encode(out, cfg, peer);
 	return 0;
 }
 
 int
-redirect_prepare_upstream(
-    int fd, const struct config *cfg, uint32_t records_mark, enum redirect_state state)
+redirect_prepare_upstream(sock_t fd, const struct config *cfg, uint32_t records_mark,
+    enum redirect_state state, const void *pass_on, size_t pass_on_len)
 {
 	uint32_t mark = records_mark | cfg->mark;
 
+	(void)pass_on, (void)pass_on_len; /* the mark says it all */
 	if (state == REDIRECT_BY_SELF || state == REDIRECT_PREVIOUSLY_BY_SELF)
 		mark |= cfg->escape_mark;
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)

@@ -4,9 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -51,6 +49,8 @@ struct session {
 	uint64_t connect_start_ns;
 	enum redirect_state rstate;
 	unsigned forward : 1;
+	uint32_t pass_on_len;
+	void *pass_on;       /* redirect_info.pass_on, for the upstream socket */
 	char *exe;           /* the client's executable; NULL: unknown */
 	struct prelude *pre; /* NULL unless peeking or forwarding */
 	struct conn_record rec;
@@ -198,6 +198,7 @@ on_handle_closed(uv_handle_t *h)
 		s->next->prev = s->prev;
 	free(s->exe);
 	free(s->pre);
+	free(s->pass_on);
 	conn_detail_free(s->rec.detail); /* never submitted: an event always takes it */
 	free(s);
 	worker_session_gone(w);
@@ -325,8 +326,8 @@ forward_eof(struct half *h)
 		session_close(h->s, CLOSE_COMPLETED, 0);
 		return;
 	}
-	if ((r = uv_fileno((uv_handle_t *)&p->tcp, &fd)) == 0 && shutdown(fd, SHUT_WR) != 0)
-		r = -errno;
+	if ((r = uv_fileno((uv_handle_t *)&p->tcp, &fd)) == 0 && shutdown((sock_t)fd, SHUT_WR) != 0)
+		r = -sock_errno();
 	if (r != 0 && r != UV_ENOTCONN) {
 		session_close(h->s, error_reason(p), r);
 		return;
@@ -516,6 +517,16 @@ on_answer_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		   : uv_buf_init(NULL, 0);
 }
 
+/* The end of an HTTP head ("\r\n\r\n") in buf, or NULL. (memmem is not on Windows.) */
+static char *
+header_end(char *buf, size_t len)
+{
+	for (size_t i = 0; i + 4 <= len; i++)
+		if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+			return buf + i;
+	return NULL;
+}
+
 static void
 on_answer(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
@@ -533,7 +544,7 @@ on_answer(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	p->answer_len += (size_t)nread;
-	end = memmem(p->answer, p->answer_len, "\r\n\r\n", 4);
+	end = header_end(p->answer, p->answer_len);
 	if (end == NULL) {
 		if (p->answer_len == ANSWER_MAX)
 			session_close(s, CLOSE_PROXY_FAILED, UV_E2BIG);
@@ -650,7 +661,8 @@ session_connect(struct session *s)
 	}
 	half_init(s, &s->upstream, &s->client);
 	if ((r = uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd)) != 0 ||
-	    (r = redirect_prepare_upstream(fd, w->cfg, s->rec.records_mark, s->rstate)) != 0) {
+	    (r = redirect_prepare_upstream((sock_t)fd, w->cfg, s->rec.records_mark, s->rstate,
+		 s->pass_on, s->pass_on_len)) != 0) {
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
@@ -819,7 +831,8 @@ start_peek(struct session *s)
 }
 
 void
-session_accept(struct worker *w, int fd, const struct sockaddr *peer, const struct endpoint *local)
+session_accept(
+    struct worker *w, sock_t fd, const struct sockaddr *peer, const struct endpoint *local)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	struct redirect_info ri; /* what the kernel says; the session keeps what it needs */
@@ -828,7 +841,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 
 	if (s == NULL) {
 		log_warnx("out of memory: connection dropped");
-		close(fd);
+		sock_close(fd);
 		return;
 	}
 	s->w = w;
@@ -857,7 +870,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	uv_tcp_init(&w->loop, &s->client.tcp);
 	half_init(s, &s->client, &s->upstream);
 	if ((r = uv_tcp_open(&s->client.tcp, fd)) != 0) {
-		close(fd);
+		sock_close(fd);
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
@@ -878,6 +891,8 @@ session_accept(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	s->rec.records_mark = ri.records_mark;
 	s->rec.redirect_state = redirect_state_name(ri.state);
 	s->rstate = ri.state;
+	s->pass_on = ri.pass_on;
+	s->pass_on_len = (uint32_t)ri.pass_on_len;
 	if ((d = detail(s)) != NULL) {
 		memcpy(d->records, ri.records, ri.records_len);
 		d->records_len = ri.records_len;

@@ -12,6 +12,8 @@
 
 #include <uv.h>
 
+#include "platform.h"
+
 struct worker;
 struct session;
 
@@ -44,7 +46,7 @@ const char *session_close_reason_name(enum close_reason r);
  */
 struct endpoint;
 void session_accept(
-    struct worker *w, int fd, const struct sockaddr *peer, const struct endpoint *local);
+    struct worker *w, sock_t fd, const struct sockaddr *peer, const struct endpoint *local);
 
 /*
  * End the session: record state, bytes, reason and error (a libuv error

@@ -1,15 +1,10 @@
 #include "worker.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "owner.h"
@@ -87,7 +82,8 @@ on_listen_readable(uv_poll_t *p, int status, int events)
 	for (int i = 0; i < ACCEPT_PER_WAKEUP; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
-		int fd;
+		sock_t fd;
+		int e;
 
 		if (w->n_sessions >= w->max_sessions) {
 			stat_add(&w->stats.accept_paused, 1);
@@ -97,20 +93,20 @@ on_listen_readable(uv_poll_t *p, int status, int events)
 			listener_pause(l);
 			return;
 		}
-		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
+		fd = sock_accept(l->fd, (struct sockaddr *)&peer, &plen);
+		if (fd != SOCK_INVALID) {
 			session_accept(w, fd, (struct sockaddr *)&peer, &l->local);
 			continue;
 		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if ((e = sock_errno()) == EAGAIN || e == EWOULDBLOCK)
 			return;
-		if (errno == EINTR || errno == ECONNABORTED)
+		if (e == EINTR || e == ECONNABORTED || e == ECONNRESET)
 			continue;
 		/* Out of descriptors or memory: leave the connection queued in the
 		 * kernel and retry when a session ends or the timer fires, rather
 		 * than spin on a listener that stays readable. */
 		stat_add(&w->stats.accept_errors, 1);
-		log_ratelimited(&last_error_log, "accept failed, pausing: %s", strerror(errno));
+		log_ratelimited(&last_error_log, "accept failed, pausing: %s", strerror(e));
 		listener_pause(l);
 		uv_timer_start(&w->resume_timer, on_resume_timer, ACCEPT_RETRY_MS, 0);
 		return;
@@ -155,8 +151,8 @@ on_listener_closed(uv_handle_t *h)
 {
 	struct listener *l = h->data;
 
-	close(l->fd);
-	l->fd = -1;
+	sock_close(l->fd);
+	l->fd = SOCK_INVALID;
 }
 
 static void
@@ -199,14 +195,20 @@ worker_main(void *arg)
 
 /* ---- listeners ---- */
 
+/*
+ * A bound (not yet listening) socket for one family. reuseport: other
+ * workers will bind the same port (Linux). Returns 0 with *out set, or a
+ * negative errno value.
+ */
 static int
-listen_socket(const struct config *cfg, int family, int reuseport)
+listen_socket(const struct config *cfg, int family, int reuseport, sock_t *out)
 {
 	const char *addr = redirect_listen_addr(cfg, family);
 	uint16_t port = cfg->listen_port;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1;
+	sock_t fd;
+	int one = 1;
 
 	memset(&ss, 0, sizeof(ss));
 	if (family == AF_INET) {
@@ -224,23 +226,30 @@ listen_socket(const struct config *cfg, int family, int reuseport)
 		inet_pton(AF_INET6, addr, &sin6->sin6_addr);
 		len = sizeof(*sin6);
 	}
-	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
+	if ((fd = sock_stream(family)) == SOCK_INVALID)
+		return -sock_errno();
+#ifdef _WIN32
+	/* Windows' SO_REUSEADDR would let another socket take the port over:
+	 * claim it exclusively. One worker listens (no SO_REUSEPORT). */
+	(void)reuseport;
+	if (setsockopt(fd, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof(one)) != 0 ||
+#else
 	/* SO_REUSEADDR lets a restart bind over connections in TIME_WAIT; it
 	 * never lets two sockets listen on one port. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    redirect_prepare_listener(fd, family, cfg) != 0 ||
 	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+#endif
+	    redirect_prepare_listener(fd, family, cfg) != 0 ||
 	    (family == AF_INET6 &&
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&one, sizeof(one)) != 0) ||
 	    bind(fd, (struct sockaddr *)&ss, len) != 0) {
-		int e = -errno;
+		int e = -sock_errno();
 
-		close(fd);
+		sock_close(fd);
 		return e;
 	}
-	return fd;
+	*out = fd;
+	return 0;
 }
 
 /*
@@ -253,20 +262,21 @@ probe_port(const struct config *cfg, int family, char *err, size_t errlen)
 {
 	const char *addr = redirect_listen_addr(cfg, family);
 	unsigned port = cfg->listen_port;
-	int fd = listen_socket(cfg, family, 0);
+	sock_t fd;
+	int r = listen_socket(cfg, family, 0, &fd);
 
-	if (fd >= 0) {
-		close(fd);
+	if (r == 0) {
+		sock_close(fd);
 		return 1;
 	}
-	if (fd == -EADDRINUSE) {
+	if (r == -EADDRINUSE) {
 		snprintf(err, errlen, "port %u on %s is already in use (another agent running?)",
 		    (unsigned)port, addr);
 		return -1;
 	}
-	if (family == AF_INET6 && (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT))
+	if (family == AF_INET6 && (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT))
 		return 0;
-	snprintf(err, errlen, "cannot bind %s port %u: %s", addr, (unsigned)port, strerror(-fd));
+	snprintf(err, errlen, "cannot bind %s port %u: %s", addr, (unsigned)port, strerror(-r));
 	return -1;
 }
 
@@ -302,16 +312,19 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 
 	for (unsigned i = 0; i < WORKER_MAX_LISTENERS; i++) {
 		struct listener *l = &w->listeners[w->n_listeners];
-		int fd;
+		sock_t fd = SOCK_INVALID;
+		int r;
 
 		if (!use[i])
 			continue;
-		fd = listen_socket(cfg, listen_families[i], 1);
-		if (fd < 0 || listen(fd, 4096) != 0) {
-			int e = fd < 0 ? -fd : errno;
+		r = listen_socket(cfg, listen_families[i], 1, &fd);
+		if (r == 0 && listen(fd, 4096) != 0)
+			r = -sock_errno();
+		if (r != 0) {
+			int e = -r;
 
-			if (fd >= 0)
-				close(fd);
+			if (fd != SOCK_INVALID)
+				sock_close(fd);
 			snprintf(err, errlen, "cannot listen on %s port %u: %s",
 			    redirect_listen_addr(cfg, listen_families[i]),
 			    (unsigned)cfg->listen_port, strerror(e));
@@ -326,12 +339,12 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 			if (getsockname(fd, (struct sockaddr *)&ss, &slen) != 0 ||
 			    endpoint_from_sockaddr(&l->local, (struct sockaddr *)&ss) != 0) {
 				snprintf(err, errlen, "getsockname on the listener: %s",
-				    strerror(errno));
-				close(fd);
+				    strerror(sock_errno()));
+				sock_close(fd);
 				return -1;
 			}
 		}
-		uv_poll_init(&w->loop, &l->poll, fd);
+		uv_poll_init_socket(&w->loop, &l->poll, fd);
 		l->poll.data = l;
 		w->n_listeners++;
 		uv_poll_start(&l->poll, UV_READABLE, on_listen_readable);
@@ -356,8 +369,8 @@ worker_destroy(struct worker *w)
 	uv_walk(&w->loop, close_walk, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	for (unsigned i = 0; i < w->n_listeners; i++)
-		if (w->listeners[i].fd >= 0)
-			close(w->listeners[i].fd);
+		if (w->listeners[i].fd != SOCK_INVALID)
+			sock_close(w->listeners[i].fd);
 	if (uv_loop_close(&w->loop) != 0)
 		log_warnx("worker %u: event loop still had handles at exit", w->index);
 	owner_close(w->owner);
@@ -392,9 +405,12 @@ workers_start(struct workers **out, const struct config *cfg, struct store *stor
 			    "IPv6 loopback unavailable: only IPv4 connections can be redirected");
 	}
 	if (n == 0) {
-		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		cpus = platform_cpus();
 		n = cpus > 0 ? (unsigned)cpus : 1;
 	}
+#ifdef _WIN32
+	n = 1; /* no SO_REUSEPORT: one loop accepts and relays */
+#endif
 	/* The session limit is split evenly: each worker decides alone. */
 	per_worker = (cfg->max_sessions + n - 1) / n;
 	ws->w = calloc(n, sizeof(*ws->w));

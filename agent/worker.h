@@ -12,6 +12,8 @@
 
 #include <uv.h>
 
+#include "platform.h"
+
 #include "bufpool.h"
 #include "config.h"
 #include "proxy_stats.h"
@@ -26,7 +28,7 @@ struct workers;
 /* A listening socket; we accept ourselves so that we can pause (EMFILE, max_sessions). */
 struct listener {
 	uv_poll_t poll;
-	int fd;                /* -1 once closed */
+	sock_t fd;             /* SOCK_INVALID once closed */
 	struct endpoint local; /* the bound address: every accepted socket's local end */
 	int paused;
 	struct worker *w;

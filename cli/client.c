@@ -1,6 +1,7 @@
 #include "client.h"
 
 #include "addr.h"
+#include "platform.h"
 
 #include <errno.h>
 #include <grpc/byte_buffer_reader.h>
@@ -9,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#ifdef _WIN32
+#include <afunix.h>
+#else
 #include <sys/un.h>
-#include <unistd.h>
+#endif
 
 #define CALL_TIMEOUT_MS 10000
 
@@ -20,18 +23,20 @@ static int
 probe_socket(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
-	int fd, r;
+	sock_t fd;
+	int r;
 
 	if (addr_unix(&sun, path, err, errlen) != 0)
 		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
+	if ((fd = sock_unix_stream()) == SOCK_INVALID) {
+		snprintf(err, errlen, "socket: %s", strerror(sock_errno()));
 		return -1;
 	}
 	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
 	if (r != 0)
-		snprintf(err, errlen, "cannot reach the agent at %s: %s", path, strerror(errno));
-	close(fd);
+		snprintf(
+		    err, errlen, "cannot reach the agent at %s: %s", path, strerror(sock_errno()));
+	sock_close(fd);
 	return r;
 }
 

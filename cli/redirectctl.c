@@ -31,7 +31,11 @@
 #define EXIT_NO          1
 #define EXIT_USAGE       2
 #define EXIT_UNREACHABLE 3
-#define DEFAULT_SOCKET   "/run/redirect-agent/agent.sock"
+#ifdef _WIN32
+#define DEFAULT_SOCKET "C:\\ProgramData\\redirect-agent\\agent.sock" /* the agent's default */
+#else
+#define DEFAULT_SOCKET "/run/redirect-agent/agent.sock"
+#endif
 
 struct ctx {
 	struct client cl;
@@ -559,8 +563,7 @@ cmd_conn(struct ctx *c, int argc, char **argv)
 				printf("%-20s %s UTC\n", key,
 				    fmt_time(json_integer_value(val), t, sizeof(t)));
 			else
-				printf("%-20s %" JSON_INTEGER_FORMAT "\n", key,
-				    json_integer_value(val));
+				printf("%-20s %lld\n", key, (long long)json_integer_value(val));
 		}
 		json_decref(o);
 	}

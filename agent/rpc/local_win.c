@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "log.h"
 
 struct rpc_local {
@@ -28,10 +29,8 @@ socket_is_live(const char *path)
 	SOCKET s;
 	int live;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((s = socket(AF_UNIX, SOCK_STREAM, 0)) == INVALID_SOCKET)
+	if (addr_unix(&sun, path, NULL, 0) != 0 ||
+	    (s = socket(AF_UNIX, SOCK_STREAM, 0)) == INVALID_SOCKET)
 		return 0;
 	live = connect(s, (struct sockaddr *)&sun, (int)sizeof(sun)) == 0;
 	closesocket(s);
@@ -46,11 +45,8 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 	char dir[MAX_PATH];
 	char *sep;
 
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "%s: a socket path is at most %u bytes", path,
-		    (unsigned)sizeof(sun.sun_path) - 1);
+	if (addr_unix(&sun, path, err, errlen) != 0)
 		return -1;
-	}
 	if ((srv->local = calloc(1, sizeof(*srv->local))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

@@ -16,7 +16,7 @@
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
 #include "redirect/v1/telemetry.pb-c.h"
-#include "rpc.h"
+#include "rpc_server.h"
 
 #define RPC_MAX_REQUEST_BYTES (4 * 1024 * 1024) /* a 10,000-rule policy is about 1.3 MB */
 #define RPC_MAX_REPLY_BYTES   (16 * 1024 * 1024)

@@ -4,15 +4,15 @@
 # - the Windows-only translation units (the WFP records backend, the service
 #   wrapper, the local admin endpoint), the portable parsers (addresses,
 #   records, server names) and their tests;
-# - ra_win_core: the agent's portable core (config, logging, policy, the
-#   SQLite store, the gRPC API, the generated protobuf code), compiled
+# - ra_win_core: the whole agent but its entry point (event loops, sessions,
+#   the WFP redirect backend, owners, config, policy, the SQLite store, the
+#   gRPC API, the generated protobuf code), compiled
 #   against the third-party headers: MSYS2's when pkg-config finds them,
 #   else a folder of headers given as RA_WIN_DEPS_INCLUDE (the test stages
 #   Debian's, whose libuv, SQLite, gRPC, protobuf-c and jansson headers
 #   carry their Windows branches).
-# The agent executable does not link yet: its event loops (worker.c), the
-# session relay and main() still use POSIX socket calls and signals (see
-# README, "Windows").
+# With MSYS2's libraries the executables (main_win.c, and redirectctl) link
+# too; with headers only, they are compiled and not linked.
 add_compile_options(-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes)
 if(WERROR)
   add_compile_options(-Werror)
@@ -59,18 +59,29 @@ endif()
 if(ra_win_deps_found)
   add_subdirectory(proto)
   add_library(ra_win_core STATIC
-    agent/config.c agent/policy.c agent/bufpool.c
+    agent/agent.c agent/config.c agent/policy.c agent/bufpool.c
+    agent/worker.c agent/session.c agent/redirect.c agent/redirect_win.c agent/owner_win.c
     db/schema.c db/store.c db/query.c db/retention.c db/policies.c
     agent/rpc/server.c agent/rpc/local_win.c agent/rpc/handlers.c agent/rpc/policy_rpc.c
     agent/rpc/auth.c agent/rpc/watch.c)
   target_include_directories(ra_win_core PUBLIC
     ${CMAKE_SOURCE_DIR}/agent ${CMAKE_SOURCE_DIR}/agent/rpc ${CMAKE_SOURCE_DIR}/db)
-  target_link_libraries(ra_win_core PUBLIC ra_portable ra_proto)
+  target_link_libraries(ra_win_core PUBLIC ra_win ra_portable ra_proto iphlpapi)
   if(RA_WIN_DEPS_INCLUDE)
+    # Headers only: everything compiles, nothing links (no Windows libraries).
     target_include_directories(ra_win_core SYSTEM PUBLIC ${RA_WIN_DEPS_INCLUDE})
     target_include_directories(ra_proto SYSTEM PUBLIC ${RA_WIN_DEPS_INCLUDE})
+    add_library(ra_win_main OBJECT agent/main_win.c)
+    target_link_libraries(ra_win_main PRIVATE ra_win_core)
+    add_library(ra_win_cli OBJECT cli/redirectctl.c cli/client.c)
+    target_link_libraries(ra_win_cli PRIVATE ra_win_core)
   else()
     target_link_libraries(ra_win_core PUBLIC PkgConfig::WINDEPS)
+    add_executable(redirect-agent agent/main_win.c)
+    target_link_libraries(redirect-agent PRIVATE ra_win_core)
+    add_executable(redirectctl cli/redirectctl.c cli/client.c)
+    target_link_libraries(redirectctl PRIVATE ra_win_core)
+    install(TARGETS redirect-agent redirectctl RUNTIME DESTINATION bin)
   endif()
 else()
   message(STATUS "Windows: no third-party headers (RA_WIN_DEPS_INCLUDE or MSYS2 pkg-config): "

@@ -1,9 +1,10 @@
 /*
  * The portable parsers built for Windows (mingw-w64) and run under wine:
  * addresses and CIDRs (winsock's inet_pton/inet_ntop), the redirect record
- * and context layouts, the server-name sniffer, and log lines written to a
- * file (the service's log). The same code the Linux agent runs; these
- * checks mirror a few of its cmocka tests.
+ * and context layouts, the server-name sniffer, log lines written to a
+ * file (the service's log), and the socket helpers of platform.h on real
+ * winsock sockets (non-blocking accept, errors mapped to errno values). The same code the Linux
+ * agent runs; these checks mirror a few of its cmocka tests.
  */
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -15,6 +16,7 @@
 #include "addr.h"
 #include "check.h"
 #include "log.h"
+#include "platform.h"
 #include "records.h"
 #include "sniff.h"
 
@@ -221,6 +223,52 @@ test_log_stream(void)
 	fclose(f);
 }
 
+static void
+test_sockets(void)
+{
+	struct sockaddr_in sin = {0};
+	socklen_t len = sizeof(sin);
+	sock_t l, c, a;
+	fd_set wr;
+	struct timeval tv = {5, 0};
+	char byte;
+
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = sock_stream(AF_INET);
+	CHECK(l != SOCK_INVALID);
+	CHECK_EQ(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	CHECK_EQ(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+	CHECK_EQ(listen(l, 8), 0);
+	/* Nobody waiting: a non-blocking accept says EAGAIN. */
+	len = sizeof(sin);
+	CHECK(sock_accept(l, NULL, NULL) == SOCK_INVALID);
+	CHECK_EQ(sock_errno(), EAGAIN);
+
+	c = sock_stream(AF_INET);
+	CHECK(c != SOCK_INVALID);
+	CHECK(connect(c, (struct sockaddr *)&sin, sizeof(sin)) == 0 || sock_errno() == EAGAIN);
+	FD_ZERO(&wr);
+	FD_SET(c, &wr);
+	CHECK_EQ(select(0, NULL, &wr, NULL, &tv), 1);
+	len = sizeof(sin);
+	a = SOCK_INVALID;
+	for (int i = 0; i < 100 && a == SOCK_INVALID; i++) {
+		a = sock_accept(l, (struct sockaddr *)&sin, &len);
+		if (a == SOCK_INVALID)
+			Sleep(10);
+	}
+	CHECK(a != SOCK_INVALID);
+	CHECK_EQ(len, (socklen_t)sizeof(struct sockaddr_in));
+	/* The accepted socket is non-blocking too. */
+	CHECK(recv(a, &byte, 1, 0) < 0);
+	CHECK_EQ(sock_errno(), EAGAIN);
+	CHECK_EQ(shutdown(c, SHUT_WR), 0);
+	sock_close(a);
+	sock_close(c);
+	sock_close(l);
+}
+
 int
 main(void)
 {
@@ -231,6 +279,7 @@ main(void)
 	test_records();
 	test_sniff();
 	test_log_stream();
+	test_sockets();
 	WSACleanup();
 	return check_finish("test_portable");
 }

@@ -1,13 +1,13 @@
 /*
- * rpc.h: the gRPC API server (gRPC C core + protobuf-c).
+ * rpc_server.h: the gRPC API server (gRPC C core + protobuf-c).
  *
  * Runs on its own threads: one drives the completion queue, one accepts on
  * the local unix socket. It reads counters (atomics) and the database
  * through its own read-only SQLite connection; it never touches a live
  * session.
  */
-#ifndef RA_RPC_H
-#define RA_RPC_H
+#ifndef RA_RPC_SERVER_H
+#define RA_RPC_SERVER_H
 
 #include <stddef.h>
 #include <stdint.h>

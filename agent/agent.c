@@ -1,0 +1,273 @@
+/*
+ * agent.c: start and stop the whole agent (see agent.h for the order).
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <string.h>
+
+#include "log.h"
+#include "policies.h"
+#include "policy.h"
+#include "redirect.h"
+#include "rpc_server.h"
+#include "store.h"
+#include "worker.h"
+
+#ifndef AGENT_VERSION
+#define AGENT_VERSION "0.0.0-dev"
+#endif
+
+int
+agent_args_parse(
+    int argc, char **argv, struct agent_args *args, struct config *cfg, void (*usage)(FILE *))
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+#ifdef _WIN32
+	    {"service", no_argument, NULL, 's'},
+#endif
+	    {"check-config", no_argument, NULL, 'n'},
+	    {"write-config", required_argument, NULL, 'w'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+#ifdef _WIN32
+	static const char shortopts[] = "c:fsnw:Vh";
+#else
+	static const char shortopts[] = "c:fnw:Vh";
+#endif
+	const char *config_path = NULL, *write_path = NULL;
+	int check_only = 0, c;
+	char err[1024];
+
+	memset(args, 0, sizeof(*args));
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'f':
+			args->foreground = 1;
+			break;
+		case 's':
+			args->service = 1;
+			break;
+		case 'n':
+			check_only = 1;
+			break;
+		case 'w':
+			write_path = optarg;
+			break;
+		case 'V':
+			printf("redirect-agent %s\n", AGENT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (write_path != NULL) {
+		if (config_write_file(write_path, argv + optind, argc - optind, err, sizeof(err)) !=
+		    0) {
+			fprintf(stderr, "redirect-agent: configuration error: %s\n", err);
+			return CONFIG_EXIT_CODE;
+		}
+		return 0;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "redirect-agent: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	config_defaults(cfg);
+	if (config_path != NULL && config_load_file(cfg, config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "redirect-agent: configuration error: %s\n", err);
+		return CONFIG_EXIT_CODE;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n",
+		    config_path != NULL ? config_path : "(defaults)");
+		return 0;
+	}
+	return -1;
+}
+
+struct agent {
+	const struct config *cfg;
+	struct store *store;
+	struct policy_holder *policy;
+	struct workers *workers;
+	struct redirect *redirect;
+	struct rpc_server *rpc;
+};
+
+/*
+ * The policy in force: the newest stored version this agent can compile.
+ * A stored document was valid when set; one a later agent version wrote and
+ * this one refuses is skipped, loudly, for the newest it accepts.
+ */
+static struct policy *
+load_policy(const char *db_path)
+{
+	struct policy_problems probs;
+	struct policy_row row;
+	struct policy *p = NULL;
+	sqlite3 *db = NULL;
+	char err[512];
+	int found;
+
+	if (policies_open(db_path, &db, err, sizeof(err)) != 0) {
+		log_warnx("cannot read the stored policy: %s; allowing everything", err);
+		return policy_allow_all();
+	}
+	for (found = policies_latest(db, &row); found == 1;) {
+		uint64_t v = row.version;
+
+		p = policy_compile(row.document, (size_t)-1, &probs);
+		if (p != NULL) {
+			policy_set_version(p, v);
+			log_info("policy version %llu in force (%zu rules)", (unsigned long long)v,
+			    policy_n_rules(p));
+			policy_row_free(&row);
+			break;
+		}
+		log_warnx("stored policy version %llu is not valid for this agent (%s): skipped",
+		    (unsigned long long)v, probs.n > 0 ? probs.msg[0] : "?");
+		policy_problems_free(&probs);
+		policy_row_free(&row);
+		found = v > 1 ? policies_get(db, v - 1, &row) : 0;
+	}
+	if (found < 0)
+		log_warnx("cannot read the stored policy: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	if (p == NULL) {
+		p = policy_allow_all();
+		if (p != NULL && found == 0)
+			log_info("no policy set: allowing everything");
+	}
+	return p;
+}
+
+static void
+log_summary(const struct proxy_stats_snapshot *pp, struct store *st)
+{
+	const struct proxy_stats_snapshot p = *pp;
+	struct store_stats s;
+
+	store_get_stats(st, &s);
+	log_info("accepted %llu, relayed %llu, failed %llu, refused %llu, bytes up %llu down %llu;"
+		 " rows written %llu in %llu batches, events dropped %llu, queue high-water %llu",
+	    (unsigned long long)p.accepted, (unsigned long long)p.relayed,
+	    (unsigned long long)p.failed, (unsigned long long)p.refused,
+	    (unsigned long long)p.bytes_up, (unsigned long long)p.bytes_down,
+	    (unsigned long long)s.rows_written, (unsigned long long)s.batches,
+	    (unsigned long long)s.events_dropped, (unsigned long long)s.queue_high_water);
+}
+
+int
+agent_start(struct agent **out, const struct config *cfg)
+{
+	struct agent *a = calloc(1, sizeof(*a));
+	struct store_options so = {
+	    .path = cfg->db_path,
+	    .queue_size = cfg->queue_size,
+	    .retention_days = cfg->retention_days,
+	    .max_rows = cfg->max_rows,
+	};
+	struct store_stats ss;
+	struct rpc_deps deps;
+	struct timespec started;
+	char err[1024];
+	int rc;
+
+	*out = NULL;
+	if (a == NULL) {
+		log_warnx("out of memory");
+		return 1;
+	}
+	a->cfg = cfg;
+	if (store_open(&a->store, &so, err, sizeof(err)) != 0) {
+		log_warnx("cannot open the database: %s", err);
+		goto fail;
+	}
+	store_get_stats(a->store, &ss);
+	if (ss.interrupted_at_start > 0)
+		log_info("marked %llu connections left open by a previous run as interrupted",
+		    (unsigned long long)ss.interrupted_at_start);
+	/* The stored policy is in force before anything is redirected to us. */
+	if ((a->policy = policy_holder_new(load_policy(cfg->db_path), cfg->workers)) == NULL) {
+		log_warnx("out of memory");
+		goto fail;
+	}
+	if (workers_start(&a->workers, cfg, a->store, a->policy, err, sizeof(err)) != 0) {
+		log_warnx("cannot start the proxy: %s", err);
+		goto fail;
+	}
+	if ((rc = redirect_setup(cfg, &a->redirect, err, sizeof(err))) != 0 ||
+	    (rc = redirect_apply_bypass(
+		 a->redirect, policy_current(a->policy), err, sizeof(err))) != 0) {
+		log_warnx("cannot install the redirect rules: %s", err);
+		agent_stop(a);
+		/* A bit or port another agent holds is a configuration error. */
+		return rc == -EEXIST ? CONFIG_EXIT_CODE : 1;
+	}
+
+	clock_gettime(CLOCK_REALTIME, &started);
+	deps = (struct rpc_deps){
+	    .cfg = cfg,
+	    .workers = a->workers,
+	    .store = a->store,
+	    .redirect = a->redirect,
+	    .policy = a->policy,
+	    .started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000,
+	};
+	if (rpc_server_start(&a->rpc, &deps, err, sizeof(err)) != 0) {
+		log_warnx("cannot start the API: %s", err);
+		goto fail;
+	}
+	log_info(
+	    "redirect-agent %s started: agent %s, mark 0x%x, listening on port %u, database %s, "
+	    "API on %s",
+	    AGENT_VERSION, cfg->agent_id, cfg->mark, (unsigned)cfg->listen_port, cfg->db_path,
+	    cfg->local_socket);
+	*out = a;
+	return 0;
+fail:
+	agent_stop(a);
+	return 1;
+}
+
+int
+agent_alive(const struct agent *a, uint64_t max_age_ms)
+{
+	return workers_alive(a->workers, max_age_ms);
+}
+
+void
+agent_stop(struct agent *a)
+{
+	struct proxy_stats_snapshot final;
+
+	if (a == NULL)
+		return;
+	rpc_server_stop(a->rpc);
+	redirect_teardown(a->redirect);
+	if (a->workers != NULL) {
+		workers_stop(a->workers, &final);
+		log_summary(&final, a->store);
+	}
+	store_close(a->store);
+	policy_holder_free(a->policy);
+	free(a);
+}

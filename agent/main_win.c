@@ -1,0 +1,145 @@
+/*
+ * redirect-agent on Windows: options, then either the service (--service,
+ * as the MSI installs it: the Service Control Manager starts and stops it,
+ * service_win.c) or a console run (--foreground: Ctrl+C stops it). The
+ * agent itself starts and stops in agent.c.
+ *
+ * Not yet linked or run on Windows: see README, "Windows".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+#include "service_win.h"
+
+struct run {
+	struct config *cfg;
+	int service;
+	uv_loop_t *loop;
+	uv_async_t stop; /* from the SCM's thread: end the loop */
+	uv_signal_t sigint;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: redirect-agent [--config FILE] (--service | --foreground) [--check-config]\n"
+	    "       redirect-agent --write-config FILE [section.key=value ...]\n"
+	    "       redirect-agent --version | --help\n"
+	    "\n"
+	    "Relays the TCP connections the WFP callout redirects to it to their original\n"
+	    "destination, passing their redirect records on, and records every connection\n"
+	    "in SQLite.\n"
+	    "\n"
+	    "  -c, --config FILE   read settings from FILE (INI); without it the embedded\n"
+	    "                      defaults apply (see README)\n"
+	    "  -s, --service       run under the Service Control Manager (as installed)\n"
+	    "  -f, --foreground    run in this console until Ctrl+C\n"
+	    "  -n, --check-config  check the configuration and exit (0 good, 78 bad)\n"
+	    "  -w, --write-config FILE\n"
+	    "                      write FILE from the settings given, each checked\n"
+	    "                      (empty values skipped), as the installer does; exit\n"
+	    "  -V, --version       print the version and exit\n"
+	    "  -h, --help          print this help and exit\n");
+}
+
+static void
+on_stop(uv_async_t *a)
+{
+	log_info("stop requested");
+	uv_stop(a->loop);
+}
+
+static void
+on_sigint(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	log_info("Ctrl+C: stopping");
+	uv_stop(s->loop);
+}
+
+/* service_ops.stop: runs on the SCM's thread. */
+static void
+request_stop(void *arg)
+{
+	struct run *r = arg;
+
+	uv_async_send(&r->stop);
+}
+
+/* service_ops.run, and the console run: start, serve until stopped, stop. */
+static int
+run_agent(void *arg)
+{
+	struct run *r = arg;
+	struct agent *agent;
+	int rc;
+
+	if (r->service)
+		log_init_stream(service_log(), r->cfg->log_level);
+	if ((rc = agent_start(&agent, r->cfg)) != 0)
+		return rc;
+	if (r->service)
+		service_ready();
+	uv_run(r->loop, UV_RUN_DEFAULT);
+	agent_stop(agent);
+	log_info("stopped");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct config cfg; /* large: not on the stack */
+	static struct run r;
+	struct agent_args args;
+	struct service_ops ops = {run_agent, request_stop, &r};
+	WSADATA wsa;
+	int rc;
+
+	if ((rc = agent_args_parse(argc, argv, &args, &cfg, usage)) >= 0)
+		return rc;
+	if (args.service == args.foreground) {
+		fprintf(stderr, "redirect-agent: give --service or --foreground\n");
+		usage(stderr);
+		return 2;
+	}
+	cfg.workers = 1; /* one loop accepts and relays (worker.c) */
+	log_init("redirect-agent", LOG_TARGET_STDERR, cfg.log_level);
+	if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+		fprintf(stderr, "redirect-agent: cannot start winsock\n");
+		return 1;
+	}
+
+	r.cfg = &cfg;
+	r.service = args.service;
+	r.loop = uv_default_loop();
+	/* Ready before the SCM can ask us to stop. */
+	uv_async_init(r.loop, &r.stop, on_stop);
+	if (args.service) {
+		DWORD e = service_start(SERVICE_NAME, &ops);
+
+		rc = 0;
+		if (e != 0) {
+			fprintf(stderr,
+			    "redirect-agent: cannot reach the Service Control Manager (error %lu);"
+			    " use --foreground in a console\n",
+			    (unsigned long)e);
+			rc = 1;
+		}
+	} else {
+		uv_signal_init(r.loop, &r.sigint);
+		uv_signal_start(&r.sigint, on_sigint, SIGINT);
+		rc = run_agent(&r);
+		uv_close((uv_handle_t *)&r.sigint, NULL);
+	}
+	uv_close((uv_handle_t *)&r.stop, NULL);
+	uv_run(r.loop, UV_RUN_NOWAIT);
+	uv_loop_close(r.loop);
+	WSACleanup();
+	return rc;
+}
