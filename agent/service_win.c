@@ -1,6 +1,8 @@
 /* The Windows service wrapper (see service_win.h). Windows only. */
 #include "service_win.h"
 
+#include <sddl.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,5 +156,36 @@ service_start(const char *name, const struct service_ops *ops)
 	InitializeCriticalSection(&svc_lock);
 	if (!StartServiceCtrlDispatcherA(table))
 		return GetLastError();
+	return 0;
+}
+
+int
+service_lock_dir(const char *dir, char *err, size_t errlen)
+{
+	/* P: protected (no inherited entries); OICI: files and folders inside
+	 * inherit it; FA: full access; SY: SYSTEM; BA: Administrators. */
+	static const char sddl[] = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+	PSECURITY_DESCRIPTOR sd = NULL;
+	BOOL ok;
+
+	if (!CreateDirectoryA(dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS) {
+		snprintf(err, errlen, "cannot create %s: Windows error %lu", dir,
+		    (unsigned long)GetLastError());
+		return -1;
+	}
+	if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(
+		sddl, SDDL_REVISION_1, &sd, NULL)) {
+		snprintf(err, errlen, "security descriptor: Windows error %lu",
+		    (unsigned long)GetLastError());
+		return -1;
+	}
+	ok = SetFileSecurityA(
+	    dir, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, sd);
+	LocalFree(sd);
+	if (!ok) {
+		snprintf(err, errlen, "cannot restrict access to %s: Windows error %lu", dir,
+		    (unsigned long)GetLastError());
+		return -1;
+	}
 	return 0;
 }

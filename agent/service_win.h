@@ -56,4 +56,13 @@ void service_status_for(SERVICE_STATUS *st, DWORD state, int exit_code, DWORD *c
 /* The log file's path: %ProgramData%\redirect-agent\agent.log. Returns buf. */
 const char *service_log_path(char *buf, size_t len);
 
+/*
+ * Create dir if needed and give it an access list of its own, not inherited
+ * from ProgramData: full control for SYSTEM and Administrators, nothing for
+ * anyone else. The agent's database, log and admin socket live there, and
+ * the socket's only gate is this list (wixl cannot set folder permissions,
+ * so the agent does, at every start). Returns 0, or -1 with err set.
+ */
+int service_lock_dir(const char *dir, char *err, size_t errlen);
+
 #endif

@@ -2,8 +2,9 @@
  * local_win.c: the local admin endpoint on Windows. gRPC listens itself on
  * a unix socket (AF_UNIX, Windows 10 1803 and later) at [api] local_socket,
  * by default %ProgramData%\redirect-agent\agent.sock. gRPC does not hand
- * the peer's identity to us here, so the gate is the folder's ACL, which
- * the installer restricts to Administrators and SYSTEM.
+ * the peer's identity to us here, so the gate is the folder's access list:
+ * the agent sets it at every start to SYSTEM and Administrators only
+ * (service_lock_dir), since wixl cannot set folder permissions.
  *
  * Not yet run on Windows: see README, "Windows".
  */
@@ -16,6 +17,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "service_win.h"
 
 struct rpc_local {
 	int attached; /* gRPC listens on the path: remove it at close */
@@ -52,14 +54,14 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
-	if ((sep = strrchr(dir, '\\')) != NULL && sep != dir) {
-		*sep = '\0';
-		if (!CreateDirectoryA(dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS) {
-			snprintf(err, errlen, "cannot create %s: Windows error %lu", dir,
-			    (unsigned long)GetLastError());
-			return -1;
-		}
+	if ((sep = strrchr(dir, '\\')) == NULL || sep == dir) {
+		snprintf(err, errlen, "%s: give the socket a folder of its own", path);
+		return -1;
 	}
+	*sep = '\0';
+	/* The folder's access list is the socket's only gate. */
+	if (service_lock_dir(dir, err, errlen) != 0)
+		return -1;
 	if (socket_is_live(path)) {
 		snprintf(err, errlen, "%s: another agent is serving on this socket", path);
 		return -1;

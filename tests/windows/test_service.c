@@ -9,7 +9,9 @@
  */
 #include <windows.h>
 
+#include <sddl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -72,6 +74,58 @@ test_status_logic(void)
 	CHECK(strstr(path, "\\redirect-agent\\agent.log") != NULL);
 }
 
+static int
+under_wine(void)
+{
+	HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+
+	return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+
+/* The data folder's access list: exactly SYSTEM and Administrators, not inherited. */
+static void
+test_lock_dir(void)
+{
+	char dir[MAX_PATH], err[256] = "", *text = NULL;
+	PSECURITY_DESCRIPTOR sd;
+	DWORD need = 0;
+
+	GetTempPathA(sizeof(dir), dir);
+	strncat(dir, "ra-lock-test", sizeof(dir) - strlen(dir) - 1);
+	RemoveDirectoryA(dir);
+	CHECK_EQ(service_lock_dir(dir, err, sizeof(err)), 0);
+	CHECK_EQ(GetFileAttributesA(dir) & FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_DIRECTORY);
+	GetFileSecurityA(dir, DACL_SECURITY_INFORMATION, NULL, 0, &need);
+	sd = need > 0 ? malloc(need) : NULL;
+	CHECK(sd != NULL && GetFileSecurityA(dir, DACL_SECURITY_INFORMATION, sd, need, &need));
+	CHECK(sd != NULL && ConvertSecurityDescriptorToStringSecurityDescriptorA(
+				sd, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, &text, NULL));
+	if (text != NULL) {
+		int entries = 0;
+
+		for (const char *p = text; (p = strstr(p, "(A;")) != NULL; p++)
+			entries++;
+		printf("data folder DACL: %s\n", text);
+		CHECK_EQ(entries, 2);                  /* exactly two allow entries */
+		CHECK(strstr(text, ";;;SY)") != NULL); /* SYSTEM */
+		CHECK(strstr(text, ";;;BU)") == NULL); /* not Users */
+		CHECK(strstr(text, ";;;WD)") == NULL); /* not Everyone */
+		if (under_wine()) {
+			/* wine keeps neither the protected flag nor the group: it
+			 * stores Administrators as the current user's SID. */
+			printf("wine: protected flag and Administrators not checked\n");
+		} else {
+			CHECK(strncmp(text, "D:P", 3) == 0);   /* nothing inherited */
+			CHECK(strstr(text, ";;;BA)") != NULL); /* Administrators */
+		}
+		LocalFree(text);
+	}
+	free(sd);
+	/* Again, on the existing folder: still fine. */
+	CHECK_EQ(service_lock_dir(dir, err, sizeof(err)), 0);
+	RemoveDirectoryA(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -84,5 +138,6 @@ main(int argc, char **argv)
 		return e == 0 ? 0 : 1;
 	}
 	test_status_logic();
+	test_lock_dir();
 	return check_finish("test_service");
 }
