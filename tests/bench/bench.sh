@@ -39,7 +39,7 @@ deploy/install-deps.sh --bench
 command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/bench -j"$(nproc)" >/dev/null
-AGENT=$ROOT/build/bench/agent/redirect-agent
+AGENT=${BENCH_AGENT:-$ROOT/build/bench/agent/redirect-agent} # BENCH_AGENT: compare another build
 
 C=rabench-c
 S=rabench-s
