@@ -81,13 +81,18 @@ run_agent(void *arg)
 
 	if (r->service)
 		log_init_stream(service_log(), r->cfg->log_level);
-	if ((rc = agent_start(&agent, r->cfg)) != 0)
+	if ((rc = agent_start(&agent, r->cfg)) != 0) {
+		if (r->service)
+			log_init_stream(NULL, r->cfg->log_level);
 		return rc;
+	}
 	if (r->service)
 		service_ready();
 	uv_run(r->loop, UV_RUN_DEFAULT);
 	agent_stop(agent);
 	log_info("stopped");
+	if (r->service)
+		log_init_stream(NULL, r->cfg->log_level); /* the SCM side closes the file */
 	return 0;
 }
 

@@ -84,12 +84,21 @@ on_control(DWORD control, DWORD type, LPVOID data, LPVOID ctx)
 }
 
 const char *
-service_log_path(char *buf, size_t len)
+service_data_dir(char *buf, size_t len)
 {
 	const char *base = getenv("ProgramData");
 
-	snprintf(buf, len, "%s\\redirect-agent\\agent.log",
+	snprintf(buf, len, "%s\\redirect-agent",
 	    base != NULL && base[0] != '\0' ? base : "C:\\ProgramData");
+	return buf;
+}
+
+const char *
+service_log_path(char *buf, size_t len)
+{
+	char dir[MAX_PATH];
+
+	snprintf(buf, len, "%s\\agent.log", service_data_dir(dir, sizeof(dir)));
 	return buf;
 }
 

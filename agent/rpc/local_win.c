@@ -39,6 +39,17 @@ socket_is_live(const char *path)
 	return live;
 }
 
+/* The data folder, or a folder that does not exist yet (made here). */
+static int
+own_folder(const char *dir)
+{
+	char data[MAX_PATH];
+
+	if (GetFileAttributesA(dir) == INVALID_FILE_ATTRIBUTES)
+		return 1;
+	return _stricmp(dir, service_data_dir(data, sizeof(data))) == 0;
+}
+
 int
 rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 {
@@ -59,7 +70,15 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	*sep = '\0';
-	/* The folder's access list is the socket's only gate. */
+	/* The folder's access list is the socket's only gate. The agent sets it,
+	 * but only on a folder of its own: never on one someone else made. */
+	if (!own_folder(dir)) {
+		snprintf(err, errlen,
+		    "%s: the admin socket needs a folder of its own (%s exists and is not "
+		    "the agent's data folder): name a new one",
+		    path, dir);
+		return -1;
+	}
 	if (service_lock_dir(dir, err, errlen) != 0)
 		return -1;
 	if (socket_is_live(path)) {
