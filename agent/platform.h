@@ -1,9 +1,11 @@
 /*
  * platform.h: the system headers for sockets and the few POSIX names that
- * the portable files (config, policy, the store, the RPC handlers) use, so
- * that they build for Linux and, with mingw-w64, for Windows alike.
+ * the shared files (event loops, sessions, the store, the RPC server, the
+ * CLI's client) use, so that they build for Linux and, with mingw-w64, for
+ * Windows alike: socket handles (sock_t) and their calls, errno values for
+ * winsock errors, thread names and priority, mkdir, wiping secrets.
  *
- * Platform-specific files (redirect_linux.c, redirect_wfp.c, service_win.c,
+ * Platform-specific files (redirect_linux.c, redirect_win.c, service_win.c,
  * owner_linux.c, ...) include their system headers directly instead.
  */
 #ifndef RA_PLATFORM_H
