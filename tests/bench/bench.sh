@@ -37,67 +37,17 @@ HOLD=9900 # the hard fd limit here is 20,000 and a proxy needs two per connectio
 
 deploy/install-deps.sh --bench
 command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/bench -j"$(nproc)" >/dev/null
-AGENT=${BENCH_AGENT:-$ROOT/build/bench/agent/redirect-agent} # BENCH_AGENT: compare another build
+source tests/bench/lib.sh
+bench_build # BENCH_AGENT=PATH: benchmark another build of the agent
 
-C=rabench-c
-S=rabench-s
-SRV=10.88.0.2
-PY=/usr/bin/python3
 MODES=(direct haproxy agent)
 declare -A HTTP=([direct]=8080 [haproxy]=8081 [agent]=80)
 declare -A IPERF=([direct]=5201 [haproxy]=5202 [agent]=5203)
 declare -A HOLDP=([haproxy]=9001 [agent]=9002)
-WORK=""
-pids=()
 
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	for ns in "$S" "$C"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
-	sleep 0.2
-	ip netns del "$C" 2>/dev/null || true
-	ip netns del "$S" 2>/dev/null || true
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	return 0
-}
-trap cleanup EXIT
-cleanup
-WORK=$(mktemp -d /tmp/rabench.XXXX)
-
-ip netns add "$C"
-ip netns add "$S"
-ip link add rabench-a netns "$C" type veth peer name rabench-b netns "$S"
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
-ip -n "$C" addr add 10.88.0.1/24 dev rabench-a
-ip -n "$S" addr add $SRV/24 dev rabench-b
-ip -n "$C" link set rabench-a up
-ip -n "$S" link set rabench-b up
-for ns in "$C" "$S"; do
-	ip netns exec "$ns" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
-		net.ipv4.ip_local_port_range="1024 65535" net.core.somaxconn=8192 \
-		net.ipv4.tcp_max_syn_backlog=8192
-done
-
+bench_net rabench
 # Servers, on CPU 1, listening on every mode's port.
-cat >"$WORK/nginx.conf" <<EOF2
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 16384; }
-http {
-	access_log off;
-	server {
-		listen ${HTTP[direct]} backlog=8192;
-		listen ${HTTP[haproxy]} backlog=8192;
-		listen ${HTTP[agent]} backlog=8192;
-		location / { return 200 "ok\n"; }
-	}
-}
-EOF2
-ip netns exec "$S" taskset -c 1 nginx -c "$WORK/nginx.conf" -g "daemon off;" &
-pids+=($!)
+bench_nginx "${HTTP[direct]}" "${HTTP[haproxy]}" "${HTTP[agent]}"
 for m in "${MODES[@]}"; do
 	ip netns exec "$S" taskset -c 1 iperf3 -s -p "${IPERF[$m]}" >/dev/null 2>&1 &
 	pids+=($!)

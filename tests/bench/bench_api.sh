@@ -12,29 +12,10 @@ ROOT=$PWD
 ROWS=${ROWS:-1000000}
 REQS=${REQS:-30000}
 deploy/install-deps.sh --bench
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/bench -j"$(nproc)" >/dev/null
-AGENT=$ROOT/build/bench/agent/redirect-agent
-PY=/usr/bin/python3
-C=rabapi-c S=rabapi-s SRV=10.89.0.2
-WORK=$(mktemp -d /tmp/rabapi.XXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-	ip netns del "$C" 2>/dev/null || true
-	ip netns del "$S" 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-ip netns add "$C"
-ip netns add "$S"
-ip link add rabapi-a netns "$C" type veth peer name rabapi-b netns "$S"
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
-ip -n "$C" addr add 10.89.0.1/24 dev rabapi-a
-ip -n "$S" addr add $SRV/24 dev rabapi-b
-ip -n "$C" link set rabapi-a up
-ip -n "$S" link set rabapi-b up
-ip netns exec "$C" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65535"
+command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
+source tests/bench/lib.sh
+bench_build
+bench_net rabapi
 
 cat >"$WORK/agent.conf" <<EOF2
 [agent]
@@ -78,15 +59,7 @@ start_agent
 taskset -c 1 "$PY" "$ROOT/tests/bench/api_client.py" "$WORK" "$WORK/agent.sock" pages >"$WORK/pages"
 
 # Watch under the data-path load.
-cat >"$WORK/nginx.conf" <<EOF2
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 8192; }
-http { access_log off; server { listen 80 backlog=8192; location / { return 200 "ok\n"; } } }
-EOF2
-ip netns exec "$S" taskset -c 1 nginx -c "$WORK/nginx.conf" -g "daemon off;" &
-pids+=($!)
+bench_nginx 80
 sleep 0.5
 ip netns exec "$C" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1
 head0=$(sqlite3 "$WORK/agent.db" "SELECT coalesce(max(seq), 0) FROM connection_events")

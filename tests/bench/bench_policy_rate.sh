@@ -23,44 +23,10 @@ done
 
 deploy/install-deps.sh --bench
 command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/bench -j"$(nproc)" >/dev/null
-AGENT=$ROOT/build/bench/agent/redirect-agent
-CTL=$ROOT/build/bench/cli/redirectctl
-C=rapol-c S=rapol-s SRV=10.89.0.2 PY=/usr/bin/python3
-WORK=$(mktemp -d /tmp/rapol.XXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	ip netns del "$C" 2>/dev/null || true
-	ip netns del "$S" 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ip netns add "$C"
-ip netns add "$S"
-ip link add rapol-a netns "$C" type veth peer name rapol-b netns "$S"
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
-ip -n "$C" addr add 10.89.0.1/24 dev rapol-a
-ip -n "$S" addr add $SRV/24 dev rapol-b
-ip -n "$C" link set rapol-a up
-ip -n "$S" link set rapol-b up
-for ns in "$C" "$S"; do
-	ip netns exec "$ns" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
-		net.ipv4.ip_local_port_range="1024 65535" net.core.somaxconn=8192 \
-		net.ipv4.tcp_max_syn_backlog=8192
-done
-cat >"$WORK/nginx.conf" <<EOF2
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 16384; }
-http { access_log off; server { listen 80 backlog=8192; location / { return 200 "ok\n"; } } }
-EOF2
-ip netns exec "$S" taskset -c 1 nginx -c "$WORK/nginx.conf" -g "daemon off;" &
-pids+=($!)
+source tests/bench/lib.sh
+bench_build
+bench_net rapol
+bench_nginx 80
 cat >"$WORK/agent.conf" <<EOF2
 [agent]
 log_level = warn
