@@ -93,8 +93,8 @@ redirect_query(sock_t fd, const struct endpoint *local, const struct endpoint *p
 	}
 	if (wfp_context_addresses(&ctx, &remote, &orig_local) != 0 ||
 	    endpoint_from_sockaddr(&out->orig_dst, (struct sockaddr *)&remote) != 0) {
-		wfp_blob_free(&ctx);
 		log_debug("redirect context of %zu bytes: not the callout's layout", ctx.len);
+		wfp_blob_free(&ctx);
 		return -EPROTO;
 	}
 	wfp_blob_free(&ctx);
