@@ -65,7 +65,10 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
-	if ((sep = strrchr(dir, '\\')) == NULL || sep == dir) {
+	sep = strrchr(dir, '\\');
+	if (strrchr(dir, '/') > sep) /* C:/ProgramData/... works too */
+		sep = strrchr(dir, '/');
+	if (sep == NULL || sep == dir) {
 		snprintf(err, errlen, "%s: give the socket a folder of its own", path);
 		return -1;
 	}
