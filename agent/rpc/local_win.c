@@ -65,9 +65,11 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
-	sep = strrchr(dir, '\\');
-	if (strrchr(dir, '/') > sep) /* C:/ProgramData/... works too */
-		sep = strrchr(dir, '/');
+	{
+		char *bs = strrchr(dir, '\\'), *fs = strrchr(dir, '/'); /* C:/... works too */
+
+		sep = bs == NULL ? fs : fs == NULL ? bs : fs > bs ? fs : bs;
+	}
 	if (sep == NULL || sep == dir) {
 		snprintf(err, errlen, "%s: give the socket a folder of its own", path);
 		return -1;
