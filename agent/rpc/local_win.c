@@ -65,11 +65,10 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
-	{
-		char *bs = strrchr(dir, '\\'), *fs = strrchr(dir, '/'); /* C:/... works too */
-
-		sep = bs == NULL ? fs : fs == NULL ? bs : fs > bs ? fs : bs;
-	}
+	for (char *p = dir; *p != '\0'; p++) /* C:/... names the same folder */
+		if (*p == '/')
+			*p = '\\';
+	sep = strrchr(dir, '\\');
 	if (sep == NULL || sep == dir) {
 		snprintf(err, errlen, "%s: give the socket a folder of its own", path);
 		return -1;
