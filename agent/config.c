@@ -7,20 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef _WIN32
+#include "service_win.h"
+#endif
 
 #define DEFAULT_STATE_DIR   "/var/lib/redirect-agent"
 #define DEFAULT_RUNTIME_DIR "/run/redirect-agent"
 
 #ifdef _WIN32
-/* Everything under %ProgramData%\redirect-agent, whose ACL the installer sets. */
+/* Everything in the agent's data folder (service_data_dir), whose access list it sets. */
 static void
 dir_from_env(const char *var, const char *fallback, const char *file, char *out, size_t len)
 {
-	const char *dir = getenv("ProgramData");
+	char dir[MAX_PATH];
 
 	(void)var, (void)fallback;
-	snprintf(out, len, "%s\\redirect-agent\\%s",
-	    dir != NULL && dir[0] != '\0' ? dir : "C:\\ProgramData", file);
+	snprintf(out, len, "%s\\%s", service_data_dir(dir, sizeof(dir)), file);
 }
 #else
 /* systemd may pass several directories separated by ':'; the first is ours. */

@@ -23,6 +23,9 @@
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
 #include "redirect/v1/telemetry.pb-c.h"
+#ifdef _WIN32
+#include "service_win.h"
+#endif
 
 #ifndef AGENT_VERSION
 #define AGENT_VERSION "0.0.0-dev"
@@ -31,11 +34,20 @@
 #define EXIT_NO          1
 #define EXIT_USAGE       2
 #define EXIT_UNREACHABLE 3
+/* The agent's default socket (config.c's default on each platform). */
+static const char *
+default_socket(void)
+{
 #ifdef _WIN32
-#define DEFAULT_SOCKET "C:\\ProgramData\\redirect-agent\\agent.sock" /* the agent's default */
+	static char path[MAX_PATH];
+	char dir[MAX_PATH];
+
+	snprintf(path, sizeof(path), "%s\\agent.sock", service_data_dir(dir, sizeof(dir)));
+	return path;
 #else
-#define DEFAULT_SOCKET "/run/redirect-agent/agent.sock"
+	return "/run/redirect-agent/agent.sock";
 #endif
+}
 
 struct ctx {
 	struct client cl;
@@ -892,10 +904,12 @@ static const struct command commands[] = {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: redirectctl [--socket PATH] [--json] COMMAND [ARGS]\n"
-		   "       redirectctl --version | --help | COMMAND --help\n\n"
-		   "Talks to redirect-agent over its local socket (default " DEFAULT_SOCKET ").\n\n"
-		   "commands:\n");
+	fprintf(f,
+	    "usage: redirectctl [--socket PATH] [--json] COMMAND [ARGS]\n"
+	    "       redirectctl --version | --help | COMMAND --help\n\n"
+	    "Talks to redirect-agent over its local socket (default %s).\n\n"
+	    "commands:\n",
+	    default_socket());
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n  %-8s   %s\n", commands[i].name, commands[i].args, "",
 		    commands[i].help);
@@ -979,9 +993,10 @@ main(int argc, char **argv)
 			return 0;
 		}
 	}
-	if (target != NULL ? client_open_tls(&c.cl, target, ca, cert, key, err, sizeof(err)) != 0
-			   : client_open(&c.cl, socket_path != NULL ? socket_path : DEFAULT_SOCKET,
-				 err, sizeof(err)) != 0) {
+	if (target != NULL
+		? client_open_tls(&c.cl, target, ca, cert, key, err, sizeof(err)) != 0
+		: client_open(&c.cl, socket_path != NULL ? socket_path : default_socket(), err,
+		      sizeof(err)) != 0) {
 		fprintf(stderr, "redirectctl: %s\n", err);
 		return EXIT_UNREACHABLE;
 	}
