@@ -206,7 +206,8 @@ agent_start(struct agent **out, const struct config *cfg)
 		log_info("marked %llu connections left open by a previous run as interrupted",
 		    (unsigned long long)ss.interrupted_at_start);
 	/* The stored policy is in force before anything is redirected to us. */
-	if ((a->policy = policy_holder_new(load_policy(cfg->db_path), cfg->workers)) == NULL) {
+	if ((a->policy = policy_holder_new(load_policy(cfg->db_path), workers_count(cfg))) ==
+	    NULL) {
 		log_warnx("out of memory");
 		goto fail;
 	}

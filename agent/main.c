@@ -176,11 +176,6 @@ main(int argc, char **argv)
 	uv_signal_start(&sigint, on_signal, SIGINT);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	raise_fd_limit(&cfg);
-	if (cfg.workers == 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-		cfg.workers = cpus > 0 ? (unsigned)cpus : 1;
-	}
 	if (cfg.n_redirect_ports == 0 || cfg.n_redirect_cidrs == 0)
 		log_warnx(
 		    "redirect_ports or redirect_cidrs is empty: no connection will be redirected");

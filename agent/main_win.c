@@ -113,7 +113,6 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	cfg.workers = 1; /* one loop accepts and relays (worker.c) */
 	log_init("redirect-agent", LOG_TARGET_STDERR, cfg.log_level);
 	if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
 		fprintf(stderr, "redirect-agent: cannot start winsock\n");

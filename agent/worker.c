@@ -380,14 +380,29 @@ worker_destroy(struct worker *w)
 	bufpool_destroy(&w->pool);
 }
 
+unsigned
+workers_count(const struct config *cfg)
+{
+	long cpus;
+
+#ifdef _WIN32
+	(void)cfg, (void)cpus;
+	return 1; /* no SO_REUSEPORT: one loop accepts and relays */
+#else
+	if (cfg->workers != 0)
+		return cfg->workers;
+	cpus = platform_cpus();
+	return cpus > 0 ? (unsigned)cpus : 1;
+#endif
+}
+
 int
 workers_start(struct workers **out, const struct config *cfg, struct store *store,
     struct policy_holder *policy, char *err, size_t errlen)
 {
 	struct workers *ws = calloc(1, sizeof(*ws));
 	unsigned char use[WORKER_MAX_LISTENERS];
-	unsigned n = cfg->workers, per_worker, started = 0;
-	long cpus;
+	unsigned n = workers_count(cfg), per_worker, started = 0;
 
 	*out = NULL;
 	if (ws == NULL) {
@@ -404,13 +419,6 @@ workers_start(struct workers **out, const struct config *cfg, struct store *stor
 			log_warnx(
 			    "IPv6 loopback unavailable: only IPv4 connections can be redirected");
 	}
-	if (n == 0) {
-		cpus = platform_cpus();
-		n = cpus > 0 ? (unsigned)cpus : 1;
-	}
-#ifdef _WIN32
-	n = 1; /* no SO_REUSEPORT: one loop accepts and relays */
-#endif
 	/* The session limit is split evenly: each worker decides alone. */
 	per_worker = (cfg->max_sessions + n - 1) / n;
 	ws->w = calloc(n, sizeof(*ws->w));

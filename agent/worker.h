@@ -60,8 +60,11 @@ struct worker {
 	_Atomic uint64_t beat_ms; /* uv_now of the loop's last heartbeat (1 s timer) */
 };
 
+/* How many event loops cfg asks for: [proxy] workers, 0 meaning one per CPU; 1 on Windows. */
+unsigned workers_count(const struct config *cfg);
+
 /*
- * Bind the listeners and start one worker per configured core. Fails when
+ * Bind the listeners and start workers_count(cfg) workers. Fails when
  * the listen port is already taken (another agent). Returns 0 with *out set,
  * or -1 with err set.
  */

@@ -103,7 +103,7 @@ get_info(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer *
 	info.agent_id = (char *)cfg->agent_id;
 	info.listen_port = cfg->listen_port;
 	info.mark = cfg->mark;
-	info.workers = cfg->workers;
+	info.workers = workers_count(cfg);
 	info.db_path = (char *)cfg->db_path;
 	info.n_config = n;
 	info.config = ep;

@@ -42,6 +42,7 @@ info = agent.GetInfo(agent_pb2.GetInfoRequest(), timeout=5)
 check("GetInfo: agent id and platform", info.agent_id == "default" and info.platform == "linux",
       str(info))
 check("GetInfo: config summary", info.config["proxy.listen_port"] == "15001", str(info.config))
+check("GetInfo: the event loops it runs (workers = 2)", info.workers == 2, str(info.workers))
 health = agent.GetHealth(agent_pb2.GetHealthRequest(), timeout=5)
 check("GetHealth: serving", health.status == agent_pb2.Health.SERVING, str(health))
 
