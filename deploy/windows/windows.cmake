@@ -35,7 +35,7 @@ include(CTest)
 if(BUILD_TESTING)
   foreach(name wfp service portable)
     add_executable(test_${name} tests/windows/test_${name}.c)
-    target_include_directories(test_${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/windows)
+    target_include_directories(test_${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/windows ${CMAKE_SOURCE_DIR}/tests)
     target_link_libraries(test_${name} PRIVATE ra_win ra_portable)
     # Static runtime: the .exe runs under wine or on Windows without mingw's DLLs.
     target_link_options(test_${name} PRIVATE -static)
