@@ -35,6 +35,7 @@ typedef SOCKET sock_t; /* what libuv calls uv_os_sock_t */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -100,6 +101,27 @@ sock_close(sock_t s)
 	closesocket(s);
 #else
 	close(s);
+#endif
+}
+
+/* send(2) and recv(2) on a stream socket: bytes, or -1 (sock_errno). No SIGPIPE. */
+static inline long
+sock_send(sock_t s, const void *buf, size_t len)
+{
+#ifdef _WIN32
+	return send(s, (const char *)buf, (int)len, 0);
+#else
+	return send(s, buf, len, MSG_NOSIGNAL);
+#endif
+}
+
+static inline long
+sock_recv(sock_t s, void *buf, size_t len)
+{
+#ifdef _WIN32
+	return recv(s, (char *)buf, (int)len, 0);
+#else
+	return recv(s, buf, len, 0);
 #endif
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "evio.h"
 #include "log.h"
 #include "owner.h"
 #include "policy.h"
@@ -21,19 +22,27 @@ enum session_state {
 	SESSION_CONNECTING, /* upstream connect in flight */
 	SESSION_HANDSHAKE,  /* forward: waiting for the CONNECT proxy's answer */
 	SESSION_RELAYING,   /* bytes flow both ways (or one, after a half-close) */
-	SESSION_CLOSING,    /* handles closing; freed by the last close callback */
+	SESSION_CLOSING,    /* sockets closed; freed once the timer's handle is */
 };
 
+/*
+ * One side of the session: its socket, and the bytes read from it that its
+ * peer has not taken yet. While those wait, this side is not read (one
+ * buffer per direction, at most); `readable` remembers that it may have
+ * more, since an edge is reported once (evio.h).
+ */
 struct half {
-	uv_tcp_t tcp;
+	struct evsock es;
 	struct session *s;
 	struct half *peer;
-	uv_write_t wreq;   /* the one write of this side's bytes to the peer */
-	char *pending;     /* buffer of that write, NULL when none */
-	uint64_t bytes;    /* read from this side */
-	unsigned open : 1; /* handle initialised: must be closed */
-	unsigned eof : 1;  /* this side sent FIN */
-	unsigned shut : 1; /* we sent FIN to this side */
+	char *pending; /* pool buffer of bytes read from this side, NULL when none wait */
+	uint32_t pending_off, pending_len;
+	uint64_t bytes;        /* read from this side */
+	unsigned open : 1;     /* socket open: must be closed */
+	unsigned readable : 1; /* may have bytes or its FIN to read: no short read since the edge */
+	unsigned hup : 1;      /* its FIN has arrived: a short read reaches the end */
+	unsigned eof : 1;      /* this side sent FIN, and every byte before it was read */
+	unsigned shut : 1;     /* we sent FIN to this side */
 };
 
 struct session {
@@ -41,10 +50,9 @@ struct session {
 	struct worker *w;
 	enum session_state state;
 	struct half client, upstream;
-	uv_connect_t creq;
 	uv_timer_t timer; /* connect timeout, then idle timeout */
 	unsigned timer_open : 1;
-	unsigned handles; /* handles not yet closed */
+	unsigned handles; /* the timer and open sockets not yet released */
 	uint64_t last_activity_ms;
 	uint64_t connect_start_ns;
 	enum redirect_state rstate;
@@ -66,9 +74,8 @@ struct prelude {
 	size_t peek_len;
 	char *answer; /* forward: the proxy's answer so far (pool buffer) */
 	size_t answer_len;
-	uv_write_t hreq; /* forward: the CONNECT request */
-	char request[300];
-	unsigned writing : 1;                 /* hreq in flight: libuv still holds this struct */
+	char request[300];                    /* forward: the CONNECT request */
+	size_t request_len, request_sent;     /* its length, and how much of it is written */
 	struct sockaddr_storage proxy;        /* forward: where to connect instead */
 	char server_name[SNIFF_NAME_MAX + 1]; /* "" unless read from the first bytes */
 };
@@ -81,8 +88,6 @@ prelude(struct session *s)
 	return s->pre;
 }
 
-/* Give back the buffers, and the struct unless a write still uses it (then
- * on_request_written, or the session's own end, frees it). */
 static void
 prelude_free(struct session *s)
 {
@@ -90,13 +95,8 @@ prelude_free(struct session *s)
 
 	if (p == NULL)
 		return;
-	if (p->peek != NULL)
-		bufpool_put(&s->w->pool, p->peek);
-	if (p->answer != NULL)
-		bufpool_put(&s->w->pool, p->answer);
-	p->peek = p->answer = NULL;
-	if (p->writing)
-		return;
+	bufpool_put(&s->w->pool, p->peek);
+	bufpool_put(&s->w->pool, p->answer);
 	free(p);
 	s->pre = NULL;
 }
@@ -182,10 +182,10 @@ submit(struct session *s)
 	s->rec.detail = NULL;
 }
 
+/* One of the session's handles (its timer, a socket) is released; the last frees it. */
 static void
-on_handle_closed(uv_handle_t *h)
+handle_gone(struct session *s)
 {
-	struct session *s = h->data;
 	struct worker *w = s->w;
 
 	if (--s->handles > 0)
@@ -197,7 +197,6 @@ on_handle_closed(uv_handle_t *h)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	free(s->exe);
-	free(s->pre);
 	free(s->pass_on);
 	conn_detail_free(s->rec.detail); /* never submitted: an event always takes it */
 	free(s);
@@ -205,15 +204,31 @@ on_handle_closed(uv_handle_t *h)
 }
 
 static void
+on_timer_closed(uv_handle_t *h)
+{
+	handle_gone(h->data);
+}
+
+static struct half *
+half_of(struct evsock *es)
+{
+	return (struct half *)((char *)es - offsetof(struct half, es));
+}
+
+static void
+on_socket_closed(struct evsock *es)
+{
+	handle_gone(half_of(es)->s);
+}
+
+/* A reset tells the peer the connection did not end cleanly. */
+static void
 close_half(struct half *h, int reset)
 {
 	if (!h->open)
 		return;
 	h->open = 0;
-	/* A reset tells the peer the connection did not end cleanly; libuv
-	 * refuses it on a handle already shutting down, then plain close. */
-	if (!reset || uv_tcp_close_reset(&h->tcp, on_handle_closed) != 0)
-		uv_close((uv_handle_t *)&h->tcp, on_handle_closed);
+	evsock_close(&h->es, reset, on_socket_closed);
 }
 
 static int
@@ -255,17 +270,15 @@ session_close(struct session *s, enum close_reason reason, int err)
 	else if (failed)
 		stat_add(&w->stats.failed, 1);
 
-	/* Not freed yet: a write of the CONNECT request may still hold it. */
-	if (s->pre != NULL) {
-		if (s->pre->peek != NULL)
-			bufpool_put(&w->pool, s->pre->peek);
-		if (s->pre->answer != NULL)
-			bufpool_put(&w->pool, s->pre->answer);
-		s->pre->peek = s->pre->answer = NULL;
-	}
+	prelude_free(s);
+	bufpool_put(&w->pool, s->client.pending);
+	bufpool_put(&w->pool, s->upstream.pending);
+	s->client.pending = s->upstream.pending = NULL;
+	/* The timer goes first: its close callback, from the loop, is the last
+	 * handle_gone, so the session outlives this call and the loop's batch. */
 	if (s->timer_open) {
 		s->timer_open = 0;
-		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		uv_close((uv_handle_t *)&s->timer, on_timer_closed);
 	}
 	close_half(&s->client, reason != CLOSE_COMPLETED);
 	close_half(&s->upstream, reason != CLOSE_COMPLETED);
@@ -283,23 +296,7 @@ session_close_all(struct worker *w)
 
 /* ---- relay ---- */
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
-static struct half *
-half_of(uv_handle_t *h)
-{
-	return (struct half *)((char *)h - offsetof(struct half, tcp));
-}
-
-static void
-on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct session *s = half_of(h)->s;
-	char *b = bufpool_get(&s->w->pool);
-
-	(void)suggested;
-	*buf = uv_buf_init(b, b != NULL ? BUFPOOL_BUF_SIZE : 0); /* 0: libuv reports UV_ENOBUFS */
-}
+#define PUMP_READS 4 /* buffers read from one side per turn; then the other sessions' turn */
 
 static enum close_reason
 error_reason(const struct half *h)
@@ -308,112 +305,137 @@ error_reason(const struct half *h)
 }
 
 /*
- * h sent FIN and all its bytes reached the peer: pass the FIN on. Nothing is
- * queued on the peer's stream (one write per direction, and it completed), so
- * shutdown(2) can run now; uv_shutdown() would first wait for the socket to
- * be writable, an epoll round trip per direction of every connection. When
- * the peer's FIN has already been passed to h, this is the last step of the
+ * A read from h into buf: bytes (n > 0), 0 at its end, or a negative libuv
+ * error (UV_EAGAIN: nothing now). A short read empties the socket, so h is
+ * not readable until its next edge; if its FIN had arrived, that was the
+ * end, and the read that would return 0 is saved.
+ */
+static long
+half_read(struct half *h, char *buf, size_t len)
+{
+	long n = sock_recv(h->es.fd, buf, len);
+
+	if (n > 0) {
+		h->bytes += (uint64_t)n;
+		if ((size_t)n < len) {
+			h->readable = 0;
+			h->eof = h->hup;
+		}
+		return n;
+	}
+	if (n == 0) {
+		h->readable = 0;
+		h->eof = 1;
+		return 0;
+	}
+	n = evio_sock_error();
+	if (n == UV_EAGAIN)
+		h->readable = 0;
+	return n;
+}
+
+/*
+ * Write what h read and its peer has not taken. Returns 1 when all is
+ * written (the buffer goes back to the pool), 0 when the rest waits for the
+ * peer to be writable, -1 when the session closed.
+ */
+static int
+flush(struct half *h)
+{
+	struct half *p = h->peer;
+	long n;
+
+	if (h->pending == NULL)
+		return 1;
+	n = sock_send(p->es.fd, h->pending + h->pending_off, h->pending_len - h->pending_off);
+	if (n < 0) {
+		int e = evio_sock_error();
+
+		if (e == UV_EAGAIN)
+			return 0;
+		session_close(h->s, error_reason(p), e);
+		return -1;
+	}
+	h->pending_off += (uint32_t)n;
+	if (h->pending_off < h->pending_len)
+		return 0;
+	bufpool_put(&h->s->w->pool, h->pending);
+	h->pending = NULL;
+	return 1;
+}
+
+/*
+ * h sent FIN and all its bytes reached the peer: pass the FIN on. When the
+ * peer's FIN has already been passed to h, this is the last step of the
  * session: close() sends the FIN, and the session is complete.
  */
 static void
 forward_eof(struct half *h)
 {
 	struct half *p = h->peer;
-	uv_os_fd_t fd;
-	int r;
 
 	if (p->eof && h->shut) {
 		session_close(h->s, CLOSE_COMPLETED, 0);
 		return;
 	}
-	if ((r = uv_fileno((uv_handle_t *)&p->tcp, &fd)) == 0 && shutdown((sock_t)fd, SHUT_WR) != 0)
-		r = -sock_errno();
-	if (r != 0 && r != UV_ENOTCONN) {
-		session_close(h->s, error_reason(p), r);
+	if (p->shut)
 		return;
+	if (shutdown(p->es.fd, SHUT_WR) != 0) {
+		int e = evio_sock_error();
+
+		if (e != UV_ENOTCONN) {
+			session_close(h->s, error_reason(p), e);
+			return;
+		}
 	}
 	p->shut = 1;
 }
 
-static void
-on_write(uv_write_t *req, int status)
-{
-	struct half *h = req->data;
-	struct session *s = h->s;
-
-	bufpool_put(&s->w->pool, h->pending);
-	h->pending = NULL;
-	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
-		return;
-	if (status < 0) {
-		session_close(s, error_reason(h->peer), status);
-		return;
-	}
-	if (h->eof)
-		forward_eof(h);
-	else
-		uv_read_start((uv_stream_t *)&h->tcp, on_alloc, on_read);
-}
-
 /*
- * Pass len bytes read from h to its peer. Most writes complete at once; when
- * the peer's socket buffer is full, the rest waits in one queued write and h
- * stops reading until it drains: one buffer per direction, at most.
+ * Move h's bytes on as far as they go: what waits for the peer first, then
+ * fresh reads, then its FIN. Stops when the peer is full (its next edge
+ * resumes), when h is empty (h's next edge resumes), or after PUMP_READS
+ * buffers (evsock_again resumes, on the loop's next turn).
  */
 static void
-relay(struct half *h, char *base, size_t len)
+advance(struct half *h)
 {
-	struct half *p = h->peer;
-	struct session *s = h->s;
-	uv_buf_t b = uv_buf_init(base, (unsigned)len);
-	int n = uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
-	int r;
-
-	if (n == (int)len) {
-		bufpool_put(&s->w->pool, base);
-		return;
-	}
-	if (n < 0 && n != UV_EAGAIN) {
-		bufpool_put(&s->w->pool, base);
-		session_close(s, error_reason(p), n);
-		return;
-	}
-	if (n < 0)
-		n = 0;
-	h->pending = base;
-	b = uv_buf_init(base + n, (unsigned)(len - (size_t)n));
-	uv_read_stop((uv_stream_t *)&h->tcp);
-	h->wreq.data = h;
-	if ((r = uv_write(&h->wreq, (uv_stream_t *)&p->tcp, &b, 1, on_write)) != 0) {
-		bufpool_put(&s->w->pool, base);
-		h->pending = NULL;
-		session_close(s, error_reason(p), r);
-	}
-}
-
-static void
-on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-	struct half *h = half_of((uv_handle_t *)stream);
 	struct session *s = h->s;
 
-	if (nread > 0) {
-		h->bytes += (uint64_t)nread;
-		s->last_activity_ms = uv_now(&s->w->loop);
-		relay(h, buf->base, (size_t)nread);
-		return;
-	}
-	bufpool_put(&s->w->pool, buf->base);
-	if (nread == 0)
-		return;
-	if (nread == UV_EOF) {
-		h->eof = 1;
-		uv_read_stop(stream);
-		if (h->pending == NULL)
+	for (int i = 0;; i++) {
+		char *b;
+		long n;
+
+		if (s->state != SESSION_RELAYING || flush(h) != 1)
+			return;
+		if (h->eof) {
 			forward_eof(h);
-		return;
+			return;
+		}
+		if (!h->readable)
+			return;
+		if (i == PUMP_READS) {
+			evsock_again(&h->es);
+			return;
+		}
+		if ((b = bufpool_get(&s->w->pool)) == NULL) {
+			session_close(s, CLOSE_LOCAL_ERROR, UV_ENOBUFS);
+			return;
+		}
+		n = half_read(h, b, BUFPOOL_BUF_SIZE);
+		if (n <= 0) {
+			bufpool_put(&s->w->pool, b);
+			if (n < 0 && n != UV_EAGAIN) {
+				session_close(s, error_reason(h), (int)n);
+				return;
+			}
+			continue; /* 0: forward the FIN; EAGAIN: wait for the edge */
+		}
+		s->last_activity_ms = uv_now(&s->w->loop);
+		h->pending = b;
+		h->pending_off = 0;
+		h->pending_len = (uint32_t)n;
 	}
-	session_close(s, error_reason(h), (int)nread);
 }
 
 /* ---- timers ---- */
@@ -444,18 +466,43 @@ on_timer(uv_timer_t *t)
 		uv_timer_start(t, on_timer, idle_ms - quiet, 0);
 }
 
+static void peek_read(struct session *s);
+
 /* ---- connect ---- */
 
-/* Start reading a side, unless its bytes still wait to reach the peer. */
+/* What each side's socket should report, for pollers that only report what
+ * is asked for (Windows). Edge-triggered Linux ignores it. */
 static void
-resume(struct half *h)
+session_want(struct session *s)
 {
-	if (h->pending != NULL)
-		return; /* on_write resumes it */
-	if (h->eof)
-		forward_eof(h);
-	else
-		uv_read_start((uv_stream_t *)&h->tcp, on_alloc, on_read);
+	struct half *c = &s->client, *u = &s->upstream;
+	unsigned cw = 0, uw = 0;
+
+	switch (s->state) {
+	case SESSION_PEEKING:
+		cw = EVIO_READ;
+		break;
+	case SESSION_CONNECTING:
+		uw = EVIO_WRITE;
+		break;
+	case SESSION_HANDSHAKE:
+		uw =
+		    EVIO_READ |
+		    (s->pre != NULL && s->pre->request_sent < s->pre->request_len ? EVIO_WRITE : 0);
+		break;
+	case SESSION_RELAYING:
+		cw = (!c->eof && c->pending == NULL ? EVIO_READ : 0) |
+		     (u->pending != NULL ? EVIO_WRITE : 0);
+		uw = (!u->eof && u->pending == NULL ? EVIO_READ : 0) |
+		     (c->pending != NULL ? EVIO_WRITE : 0);
+		break;
+	default:
+		return;
+	}
+	if (c->open)
+		evsock_want(&c->es, cw);
+	if (u->open)
+		evsock_want(&u->es, uw);
 }
 
 /* Both sides connected (through the proxy, for forward): relay. */
@@ -463,13 +510,13 @@ static void
 start_relay(struct session *s)
 {
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
+	socklen_t len = sizeof(ss);
 	uint64_t idle_ms = (uint64_t)s->w->cfg->idle_timeout_s * 1000;
 
 	s->state = SESSION_RELAYING;
 	s->rec.state = CONN_RELAYING;
 	s->rec.connect_us = (int64_t)((uv_hrtime() - s->connect_start_ns) / 1000);
-	if (uv_tcp_getsockname(&s->upstream.tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	if (getsockname(s->upstream.es.fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    endpoint_from_sockaddr(&s->rec.upstream_local, (struct sockaddr *)&ss) == 0)
 		redirect_note_upstream(&s->rec.upstream_local, +1);
 	submit(s);
@@ -481,41 +528,20 @@ start_relay(struct session *s)
 	else
 		uv_timer_stop(&s->timer);
 	/* The bytes read for the server name go first, as they came. */
-	if (s->pre != NULL && s->pre->peek != NULL) {
-		char *b = s->pre->peek;
-		size_t n = s->pre->peek_len;
-
+	if (s->pre != NULL && s->pre->peek != NULL && s->pre->peek_len > 0) {
+		s->client.pending = s->pre->peek;
+		s->client.pending_off = 0;
+		s->client.pending_len = (uint32_t)s->pre->peek_len;
 		s->pre->peek = NULL;
-		prelude_free(s);
-		if (n > 0)
-			relay(&s->client, b, n);
-		else
-			bufpool_put(&s->w->pool, b);
-		if (s->state == SESSION_CLOSING)
-			return;
 	}
 	prelude_free(s);
-	resume(&s->client);
-	if (s->state != SESSION_CLOSING)
-		resume(&s->upstream);
+	advance(&s->client);
+	advance(&s->upstream);
 }
 
 /* ---- forward: the CONNECT handshake ---- */
 
 #define ANSWER_MAX 8192 /* a proxy's answer head; more is not a proxy we know */
-
-static void
-on_answer_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct prelude *p = half_of(h)->s->pre;
-
-	(void)suggested;
-	if (p->answer == NULL)
-		p->answer = bufpool_get(&half_of(h)->s->w->pool);
-	*buf = p->answer != NULL
-		   ? uv_buf_init(p->answer + p->answer_len, (unsigned)(ANSWER_MAX - p->answer_len))
-		   : uv_buf_init(NULL, 0);
-}
 
 /* The end of an HTTP head ("\r\n\r\n") in buf, or NULL. (memmem is not on Windows.) */
 static char *
@@ -527,31 +553,40 @@ header_end(char *buf, size_t len)
 	return NULL;
 }
 
+/* Read the proxy's answer; a complete 2xx head opens the tunnel. */
 static void
-on_answer(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+read_answer(struct session *s)
 {
-	struct session *s = half_of((uv_handle_t *)stream)->s;
+	struct half *u = &s->upstream;
 	struct prelude *p = s->pre;
 	char *end;
 	size_t head, rest;
+	long n;
 	int code;
 
-	(void)buf;
-	if (nread == 0)
-		return;
-	if (nread < 0) {
-		session_close(s, CLOSE_PROXY_FAILED, nread == UV_EOF ? 0 : (int)nread);
+	if (p->answer == NULL && (p->answer = bufpool_get(&s->w->pool)) == NULL) {
+		session_close(s, CLOSE_LOCAL_ERROR, UV_ENOBUFS);
 		return;
 	}
-	p->answer_len += (size_t)nread;
+	n = half_read(u, p->answer + p->answer_len, ANSWER_MAX - p->answer_len);
+	if (n == UV_EAGAIN)
+		return;
+	if (n <= 0) {
+		session_close(s, CLOSE_PROXY_FAILED, n == 0 ? 0 : (int)n);
+		return;
+	}
+	u->bytes -= (uint64_t)n; /* the answer is the proxy's, not the destination's */
+	p->answer_len += (size_t)n;
 	end = header_end(p->answer, p->answer_len);
 	if (end == NULL) {
 		if (p->answer_len == ANSWER_MAX)
 			session_close(s, CLOSE_PROXY_FAILED, UV_E2BIG);
+		else if (u->eof)
+			session_close(s, CLOSE_PROXY_FAILED, 0);
 		return;
 	}
-	uv_read_stop(stream);
 	/* "HTTP/1.1 200 Connection established": any 2xx opens the tunnel. */
+	*end = '\0';
 	if (sscanf(p->answer, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 200 || code > 299) {
 		session_close(s, CLOSE_PROXY_REFUSED, 0);
 		return;
@@ -563,27 +598,38 @@ on_answer(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 		memmove(b, b + head, rest);
 		p->answer = NULL;
-		s->upstream.bytes += rest;
-		start_relay(s);
-		if (s->state != SESSION_CLOSING)
-			relay(&s->upstream, b, rest);
-		return;
+		u->bytes += rest;
+		u->pending = b;
+		u->pending_off = 0;
+		u->pending_len = (uint32_t)rest;
 	}
 	start_relay(s);
 }
 
+/* Write the CONNECT request, then read the answer. */
 static void
-on_request_written(uv_write_t *req, int status)
+handshake(struct session *s)
 {
-	struct session *s = req->data;
+	struct half *u = &s->upstream;
+	struct prelude *p = s->pre;
 
-	s->pre->writing = 0;
-	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
-		return;
-	if (status < 0)
-		session_close(s, CLOSE_PROXY_FAILED, status);
-	else if (s->state == SESSION_RELAYING)
-		prelude_free(s); /* the tunnel came up before this callback */
+	if (p->request_sent < p->request_len) {
+		long n = sock_send(
+		    u->es.fd, p->request + p->request_sent, p->request_len - p->request_sent);
+
+		if (n < 0) {
+			int e = evio_sock_error();
+
+			if (e != UV_EAGAIN)
+				session_close(s, CLOSE_PROXY_FAILED, e);
+			return;
+		}
+		p->request_sent += (size_t)n;
+		if (p->request_sent < p->request_len)
+			return; /* the rest when writable */
+	}
+	if (u->readable)
+		read_answer(s);
 }
 
 /* Ask the proxy for a tunnel to the original destination. */
@@ -593,49 +639,91 @@ send_connect(struct session *s)
 	char host[ADDR_STRLEN];
 	const struct endpoint *d = &s->rec.orig_dst;
 	struct prelude *p = s->pre;
-	int n, r;
-	uv_buf_t b;
+	int n;
 
 	endpoint_format_addr(d, host, sizeof(host));
 	n = snprintf(p->request, sizeof(p->request),
 	    d->family == AF_INET6 ? "CONNECT [%s]:%u HTTP/1.1\r\nHost: [%s]:%u\r\n\r\n"
 				  : "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n",
 	    host, (unsigned)d->port, host, (unsigned)d->port);
-	b = uv_buf_init(p->request, (unsigned)n);
-	p->hreq.data = s;
-	p->writing = 1;
-	s->state = SESSION_HANDSHAKE;
-	if ((r = uv_write(&p->hreq, (uv_stream_t *)&s->upstream.tcp, &b, 1, on_request_written)) !=
-		0 ||
-	    (r = uv_read_start((uv_stream_t *)&s->upstream.tcp, on_answer_alloc, on_answer)) != 0)
-		session_close(s, CLOSE_PROXY_FAILED, r);
+	p->request_len = (size_t)n;
+	p->request_sent = 0;
+	s->state = SESSION_HANDSHAKE; /* the connect timer runs on through the handshake */
+	handshake(s);
 }
 
 static void
-on_connect(uv_connect_t *req, int status)
+connected(struct session *s)
 {
-	struct session *s = req->data;
-
-	if (status == UV_ECANCELED || s->state == SESSION_CLOSING)
-		return;
-	if (status < 0) {
-		session_close(s, CLOSE_CONNECT_FAILED, status);
-		return;
-	}
 	if (s->forward)
-		send_connect(s); /* the connect timer runs on through the handshake */
+		send_connect(s);
 	else
 		start_relay(s);
 }
 
+/* A socket of the session has events: what they mean depends on the state. */
 static void
-half_init(struct session *s, struct half *h, struct half *peer)
+on_socket_event(struct evsock *es, unsigned ev)
 {
-	h->s = s;
-	h->peer = peer;
-	h->tcp.data = s;
+	struct half *h = half_of(es);
+	struct session *s = h->s;
+
+	if (ev & EVIO_READ)
+		h->readable = 1;
+	if (ev & EVIO_HUP)
+		h->hup = 1;
+	if (ev & EVIO_ERROR) {
+		int e = evio_pending_error(es->fd);
+
+		if (e != 0) {
+			enum close_reason why = error_reason(h);
+
+			if (h == &s->upstream && s->state == SESSION_CONNECTING)
+				why = CLOSE_CONNECT_FAILED;
+			else if (h == &s->upstream && s->state == SESSION_HANDSHAKE)
+				why = CLOSE_PROXY_FAILED;
+			session_close(s, why, e);
+			return;
+		}
+	}
+	switch (s->state) {
+	case SESSION_PEEKING:
+		if (h == &s->client && h->readable)
+			peek_read(s);
+		break;
+	case SESSION_CONNECTING:
+		if (h == &s->upstream && (ev & EVIO_WRITE))
+			connected(s);
+		break;
+	case SESSION_HANDSHAKE:
+		if (h == &s->upstream)
+			handshake(s);
+		break;
+	case SESSION_RELAYING:
+		if ((ev & EVIO_WRITE) && h->peer->pending != NULL)
+			advance(h->peer);
+		if (h->pending == NULL)
+			advance(h);
+		break;
+	default:
+		break;
+	}
+	session_want(s);
+}
+
+/* Watch a side's socket; the session owns fd from here. */
+static int
+half_open(struct session *s, struct half *h, sock_t fd, unsigned want)
+{
+	int r;
+
+	if ((r = evsock_open(&s->w->io, &h->es, fd, want, on_socket_event)) != 0) {
+		sock_close(fd);
+		return r;
+	}
 	h->open = 1;
 	s->handles++;
+	return 0;
 }
 
 /* Open the upstream socket, marked before connect so no rule redirects it again. */
@@ -644,8 +732,8 @@ session_connect(struct session *s)
 {
 	struct worker *w = s->w;
 	struct sockaddr_storage ss;
-	uv_os_fd_t fd;
-	int r;
+	sock_t fd;
+	int one = 1, r;
 
 	if (s->forward)
 		ss = s->pre->proxy;
@@ -653,29 +741,36 @@ session_connect(struct session *s)
 		session_close(s, CLOSE_NO_ORIGINAL_DST, UV_EAFNOSUPPORT);
 		return;
 	}
-	/* With a domain, libuv makes the (non-blocking) socket now, so the mark
-	 * can be set before connect. */
-	if ((r = uv_tcp_init_ex(&w->loop, &s->upstream.tcp, ss.ss_family)) != 0) {
+	if ((fd = sock_stream(ss.ss_family)) == SOCK_INVALID) {
+		session_close(s, CLOSE_LOCAL_ERROR, evio_sock_error());
+		return;
+	}
+	if ((r = redirect_prepare_upstream(
+		 fd, w->cfg, s->rec.records_mark, s->rstate, s->pass_on, s->pass_on_len)) != 0) {
+		sock_close(fd);
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
-	half_init(s, &s->upstream, &s->client);
-	if ((r = uv_fileno((uv_handle_t *)&s->upstream.tcp, &fd)) != 0 ||
-	    (r = redirect_prepare_upstream((sock_t)fd, w->cfg, s->rec.records_mark, s->rstate,
-		 s->pass_on, s->pass_on_len)) != 0) {
-		session_close(s, CLOSE_LOCAL_ERROR, r);
-		return;
-	}
-	uv_tcp_nodelay(&s->upstream.tcp, 1);
-	s->creq.data = s;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof(one));
 	s->connect_start_ns = uv_hrtime();
-	if ((r = uv_tcp_connect(&s->creq, &s->upstream.tcp, (struct sockaddr *)&ss, on_connect)) !=
-	    0) {
+	/* In progress is the rule (EINPROGRESS; Windows: WSAEWOULDBLOCK, mapped to EAGAIN). */
+	if (connect(fd, (struct sockaddr *)&ss,
+		ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in)) != 0 &&
+	    sock_errno() != EINPROGRESS && sock_errno() != EAGAIN) {
+		r = evio_sock_error();
+		sock_close(fd);
 		session_close(s, CLOSE_CONNECT_FAILED, r);
+		return;
+	}
+	/* Its first edge, writable, says the connect ended (an error edge: failed). */
+	if ((r = half_open(s, &s->upstream, fd, EVIO_WRITE)) != 0) {
+		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}
 	s->state = SESSION_CONNECTING;
 	uv_timer_start(&s->timer, on_timer, w->cfg->connect_timeout_ms, 0);
+	session_want(s);
 }
 
 static int
@@ -755,7 +850,6 @@ end_peek(struct session *s)
 
 	struct prelude *p = s->pre;
 
-	uv_read_stop((uv_stream_t *)&s->client.tcp);
 	uv_timer_stop(&s->timer);
 	if (p->peek != NULL) {
 		char name[SNIFF_NAME_MAX + 1];
@@ -773,61 +867,45 @@ end_peek(struct session *s)
 	decide(s);
 }
 
+/* Read more of the client's first bytes; enough for a name (or no name to be had) ends it. */
 static void
-on_peek_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+peek_read(struct session *s)
 {
-	struct session *s = half_of(h)->s;
+	struct half *h = &s->client;
 	struct prelude *p = s->pre;
-
-	(void)suggested;
-	if (p->peek == NULL)
-		p->peek = bufpool_get(&s->w->pool);
-	*buf = p->peek != NULL
-		   ? uv_buf_init(p->peek + p->peek_len, (unsigned)(PEEK_MAX - p->peek_len))
-		   : uv_buf_init(NULL, 0);
-}
-
-static void
-on_peek_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-	struct half *h = half_of((uv_handle_t *)stream);
-	struct session *s = h->s;
 	char name[SNIFF_NAME_MAX + 1];
+	long n;
 
-	(void)buf;
-	if (nread == 0)
-		return;
-	if (nread == UV_EOF) { /* relayed after the bytes, as it came */
-		h->eof = 1;
-		end_peek(s);
+	if (p->peek == NULL && (p->peek = bufpool_get(&s->w->pool)) == NULL) {
+		session_close(s, CLOSE_LOCAL_ERROR, UV_ENOBUFS);
 		return;
 	}
-	if (nread < 0) {
-		session_close(s, CLOSE_CLIENT_ERROR, (int)nread);
+	n = half_read(h, p->peek + p->peek_len, PEEK_MAX - p->peek_len);
+	if (n == UV_EAGAIN)
+		return;
+	if (n < 0) {
+		session_close(s, CLOSE_CLIENT_ERROR, (int)n);
 		return;
 	}
-	h->bytes += (uint64_t)nread;
-	s->pre->peek_len += (size_t)nread;
-	if (s->pre->peek_len == PEEK_MAX || sniff_server_name((const uint8_t *)s->pre->peek,
-						s->pre->peek_len, name, sizeof(name)) != SNIFF_MORE)
+	p->peek_len += (size_t)n;
+	/* At the client's FIN, what came is relayed, then the FIN, as it came. */
+	if (h->eof || p->peek_len == PEEK_MAX ||
+	    sniff_server_name((const uint8_t *)p->peek, p->peek_len, name, sizeof(name)) !=
+		SNIFF_MORE)
 		end_peek(s);
 }
 
 static void
 start_peek(struct session *s)
 {
-	int r;
-
 	if (prelude(s) == NULL) {
 		session_close(s, CLOSE_LOCAL_ERROR, UV_ENOMEM);
 		return;
 	}
 	s->state = SESSION_PEEKING;
-	if ((r = uv_read_start((uv_stream_t *)&s->client.tcp, on_peek_alloc, on_peek_read)) != 0) {
-		session_close(s, CLOSE_CLIENT_ERROR, r);
-		return;
-	}
 	uv_timer_start(&s->timer, on_timer, PEEK_TIMEOUT_MS, 0);
+	session_want(s);
+	/* Bytes that came before the socket was watched are reported by its first edge. */
 }
 
 void
@@ -867,10 +945,10 @@ session_accept(
 	s->timer.data = s;
 	s->timer_open = 1;
 	s->handles++;
-	uv_tcp_init(&w->loop, &s->client.tcp);
-	half_init(s, &s->client, &s->upstream);
-	if ((r = uv_tcp_open(&s->client.tcp, fd)) != 0) {
-		sock_close(fd);
+	s->client.s = s->upstream.s = s;
+	s->client.peer = &s->upstream;
+	s->upstream.peer = &s->client;
+	if ((r = half_open(s, &s->client, fd, 0)) != 0) {
 		session_close(s, CLOSE_LOCAL_ERROR, r);
 		return;
 	}

@@ -132,6 +132,7 @@ worker_finish(struct worker *w)
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], NULL);
+	evio_close(&w->io); /* no session left: no socket in it */
 }
 
 void
@@ -284,6 +285,8 @@ static int
 worker_init(struct worker *w, unsigned index, const unsigned char *use, const struct config *cfg,
     struct store *store, unsigned max_sessions, char *err, size_t errlen)
 {
+	int rc;
+
 	w->index = index;
 	w->cfg = cfg;
 	w->store = store;
@@ -293,6 +296,10 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 		return -1;
 	}
 	w->loop_ready = 1;
+	if ((rc = evio_init(&w->io, &w->loop)) != 0) {
+		snprintf(err, errlen, "cannot set up socket events: %s", uv_strerror(rc));
+		return -1;
+	}
 	/* Only the host's own connections have a local owner to look up. */
 	if (cfg->mode == MODE_REDIRECT && cfg->owner_lookup != OWNER_NEVER &&
 	    (w->owner = owner_open()) == NULL)
@@ -366,6 +373,7 @@ worker_destroy(struct worker *w)
 {
 	if (!w->loop_ready)
 		return;
+	evio_close(&w->io);
 	uv_walk(&w->loop, close_walk, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	for (unsigned i = 0; i < w->n_listeners; i++)

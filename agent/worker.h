@@ -16,6 +16,7 @@
 
 #include "bufpool.h"
 #include "config.h"
+#include "evio.h"
 #include "proxy_stats.h"
 
 struct store;
@@ -55,6 +56,7 @@ struct worker {
 	int draining;
 
 	struct bufpool pool;
+	struct evio io; /* the sessions' sockets */
 	struct proxy_stats stats;
 	uv_timer_t beat_timer;
 	_Atomic uint64_t beat_ms; /* uv_now of the loop's last heartbeat (1 s timer) */

@@ -60,7 +60,7 @@ if(ra_win_deps_found)
   add_subdirectory(proto)
   add_library(ra_win_core STATIC
     agent/agent.c agent/config.c agent/policy.c agent/bufpool.c
-    agent/worker.c agent/session.c agent/redirect.c agent/redirect_win.c agent/owner_win.c
+    agent/worker.c agent/session.c agent/evio_uv.c agent/redirect.c agent/redirect_win.c agent/owner_win.c
     db/schema.c db/store.c db/query.c db/retention.c db/policies.c
     agent/rpc/server.c agent/rpc/local_win.c agent/rpc/handlers.c agent/rpc/policy_rpc.c
     agent/rpc/auth.c agent/rpc/watch.c)

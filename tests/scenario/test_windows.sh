@@ -45,8 +45,8 @@ cmake -S "$SRCDIR" -B "$WORK/build" -DWERROR=ON -DRA_WIN_DEPS_INCLUDE="$HDR" \
 build() { cmake --build "$WORK/build" -j2 >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; return 1; }; }
 check "Windows-only units and the whole agent cross-compile with -Werror" build
 core_objs=$(x86_64-w64-mingw32-ar t "$WORK/build/libra_win_core.a" | sort | tr '\n' ' ')
-check_eq "the agent's library for Windows: loops, sessions, WFP backend, owners, store, API" \
-	"agent.c.obj auth.c.obj bufpool.c.obj config.c.obj handlers.c.obj local_win.c.obj owner_win.c.obj policies.c.obj policy.c.obj policy_rpc.c.obj query.c.obj redirect.c.obj redirect_win.c.obj retention.c.obj schema.c.obj server.c.obj session.c.obj store.c.obj watch.c.obj worker.c.obj " \
+check_eq "the agent's library for Windows: loops, sessions, socket events, WFP backend, owners, store, API" \
+	"agent.c.obj auth.c.obj bufpool.c.obj config.c.obj evio_uv.c.obj handlers.c.obj local_win.c.obj owner_win.c.obj policies.c.obj policy.c.obj policy_rpc.c.obj query.c.obj redirect.c.obj redirect_win.c.obj retention.c.obj schema.c.obj server.c.obj session.c.obj store.c.obj watch.c.obj worker.c.obj " \
 	"$core_objs"
 check "and its entry point, main_win.c (compiled; nothing to link it against here)" \
 	test -s "$WORK/build/CMakeFiles/ra_win_main.dir/agent/main_win.c.obj"
