@@ -148,6 +148,9 @@ session_log(const struct session *s, int failed)
 			  "%lld ms";
 	long long ms = (long long)(r->closed_at_us - r->opened_at_us) / 1000;
 
+	/* Most sessions log nothing: then format nothing either. */
+	if (log_get_level() < (failed ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG))
+		return;
 	endpoint_format_addr(&r->client, c, sizeof(c));
 	endpoint_format_addr(&r->orig_dst, d, sizeof(d));
 	if (failed)
@@ -155,7 +158,7 @@ session_log(const struct session *s, int failed)
 		    (unsigned)r->orig_dst.port, conn_state_name(r->state), r->close_reason,
 		    r->error != NULL ? ": " : "", r->error != NULL ? r->error : "",
 		    (unsigned long long)r->bytes_up, (unsigned long long)r->bytes_down, ms);
-	else if (log_get_level() >= LOG_LEVEL_DEBUG)
+	else
 		log_debug(fmt, (unsigned long long)r->id, c, (unsigned)r->client.port, d,
 		    (unsigned)r->orig_dst.port, conn_state_name(r->state), r->close_reason,
 		    r->error != NULL ? ": " : "", r->error != NULL ? r->error : "",
