@@ -6,6 +6,10 @@
 #
 # --conns-only runs just the short-connection workload (rate, p50, p99), the
 # quick loop for work on the per-connection path.
+# BENCH_AGENT=PATH benchmarks another build instead of this tree's.
+# BENCH_AGENT_B=PATH adds a fourth column, "agent B": a second agent (another
+# build) on CPU 0 beside the first, measured in the same interleaved rounds,
+# so a before/after comparison does not depend on the machine's drift.
 #
 # Topology: a client namespace (the clients, and both proxies under test,
 # whose nft rules redirect the client's connections) joined by a veth pair to
@@ -41,18 +45,19 @@ source tests/bench/lib.sh
 bench_build # BENCH_AGENT=PATH: benchmark another build of the agent
 
 MODES=(direct haproxy agent)
-declare -A HTTP=([direct]=8080 [haproxy]=8081 [agent]=80)
-declare -A IPERF=([direct]=5201 [haproxy]=5202 [agent]=5203)
-declare -A HOLDP=([haproxy]=9001 [agent]=9002)
+declare -A HTTP=([direct]=8080 [haproxy]=8081 [agent]=80 [agent_b]=8082)
+declare -A IPERF=([direct]=5201 [haproxy]=5202 [agent]=5203 [agent_b]=5204)
+declare -A HOLDP=([haproxy]=9001 [agent]=9002 [agent_b]=9003)
+[ -n "${BENCH_AGENT_B:-}" ] && MODES+=(agent_b)
 
 bench_net rabench
 # Servers, on CPU 1, listening on every mode's port.
-bench_nginx "${HTTP[direct]}" "${HTTP[haproxy]}" "${HTTP[agent]}"
+bench_nginx "${HTTP[direct]}" "${HTTP[haproxy]}" "${HTTP[agent]}" "${HTTP[agent_b]}"
 for m in "${MODES[@]}"; do
 	ip netns exec "$S" taskset -c 1 iperf3 -s -p "${IPERF[$m]}" >/dev/null 2>&1 &
 	pids+=($!)
 done
-for m in haproxy agent; do
+for m in haproxy agent ${BENCH_AGENT_B:+agent_b}; do
 	ip netns exec "$S" taskset -c 1 "$PY" "$ROOT/tests/scenario/hold.py" server "${HOLDP[$m]}" &
 	pids+=($!)
 done
@@ -102,6 +107,28 @@ EOF2
 ip netns exec "$C" taskset -c 0 "$AGENT" --foreground --config "$WORK/agent.conf" >"$WORK/agent.log" 2>&1 &
 apid=$!
 pids+=($apid)
+if [ -n "${BENCH_AGENT_B:-}" ]; then
+	# Its own port, mark, database and socket: two agents share a host.
+	cat >"$WORK/agent_b.conf" <<EOF2
+[agent]
+log_level = warn
+[proxy]
+workers = 1
+listen_port = 15003
+mark = 0x2
+agent_id = b
+redirect_ports = ${HTTP[agent_b]}, ${IPERF[agent_b]}, ${HOLDP[agent_b]}
+max_sessions = 9968
+[db]
+path = $WORK/agent_b.db
+[api]
+local_socket = $WORK/agent_b.sock
+EOF2
+	ip netns exec "$C" taskset -c 0 "$BENCH_AGENT_B" --foreground --config "$WORK/agent_b.conf" \
+		>"$WORK/agent_b.log" 2>&1 &
+	bpid=$!
+	pids+=($bpid)
+fi
 # conntrack's TIME_WAIT timeout is a namespace sysctl once NAT has loaded it.
 sleep 1
 ip netns exec "$C" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1
@@ -153,6 +180,10 @@ if [ "$CONNS_ONLY" = 0 ]; then
 	read -r V[rss,haproxy] V[held,haproxy] <<<"$(hold_rss haproxy "$hpid")"
 	sleep 2
 	read -r V[rss,agent] V[held,agent] <<<"$(hold_rss agent "$apid")"
+	if [ -n "${BENCH_AGENT_B:-}" ]; then
+		sleep 2
+		read -r V[rss,agent_b] V[held,agent_b] <<<"$(hold_rss agent_b "$bpid")"
+	fi
 fi
 
 thread_cpu_ms() { # PID THREAD-NAME -> user+system CPU time in ms
@@ -171,25 +202,40 @@ open=$(sqlite3 "$WORK/agent.db" "SELECT count(*) FROM connections WHERE state IN
 dropped=$(grep -c "events dropped [1-9]" "$WORK/agent.log" || true)
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ratio() { "$PY" -c "print('%.2fx' % ($1 / $2))"; }
 echo
 echo "redirect-agent benchmark: medians of $ROUNDS interleaved rounds (ratio to direct)"
-printf '%-36s %18s %20s %20s\n' workload direct haproxy redirect-agent
+head=(workload direct haproxy redirect-agent)
+[ -n "${BENCH_AGENT_B:-}" ] && head+=("agent B")
+row() { printf '%-36s %18s %20s %20s' "$1" "$2" "$3" "$4"; [ $# -gt 4 ] && printf ' %20s' "$5"; echo; }
+row "${head[@]}"
 metrics=(t1:"1-stream throughput, Gbit/s" t8:"8-stream throughput, Gbit/s")
 [ "$CONNS_ONLY" = 1 ] && metrics=()
 for k in "${metrics[@]}" rate:"short connections per second" p50:"p50 latency, ms (connect+GET)" \
 	p99:"p99 latency, ms (connect+GET)"; do
 	key=${k%%:*}
 	d=$(median <<<"${V[$key,direct]}")
-	h=$(median <<<"${V[$key,haproxy]}")
-	a=$(median <<<"${V[$key,agent]}")
-	printf '%-36s %18s %20s %20s\n' "${k#*:}" "$d (1.00x)" \
-		"$h ($("$PY" -c "print('%.2fx' % ($h / $d))"))" "$a ($("$PY" -c "print('%.2fx' % ($a / $d))"))"
+	cells=("${k#*:}" "$d (1.00x)")
+	for m in "${MODES[@]:1}"; do
+		v=$(median <<<"${V[$key,$m]}")
+		cells+=("$v ($(ratio "$v" "$d"))")
+	done
+	row "${cells[@]}"
 done
-[ "$CONNS_ONLY" = 0 ] && printf '%-36s %18s %20s %20s\n' "RSS per idle connection, KiB" "-" \
-	"${V[rss,haproxy]} (${V[held,haproxy]} held)" "${V[rss,agent]} (${V[held,agent]} held)"
+if [ "$CONNS_ONLY" = 0 ]; then
+	cells=("RSS per idle connection, KiB" "-")
+	for m in "${MODES[@]:1}"; do cells+=("${V[rss,$m]} (${V[held,$m]} held)"); done
+	row "${cells[@]}"
+fi
 echo
 echo "samples: $(for m in "${MODES[@]}"; do printf '%s conn/s [%s] ' "$m" "${V[rate,$m]% }"; done)"
 echo "samples: $(for m in "${MODES[@]}"; do printf '%s p99 [%s] ' "$m" "${V[p99,$m]% }"; done)"
+# p99 is the noisiest figure: pair each round's proxies, which ran seconds apart.
+for m in "${MODES[@]:2}"; do
+	"$PY" -c "import sys; a, h = (list(map(float, x.split())) for x in sys.argv[2:4])
+print('%s p99 below haproxy\'s in %d of %d rounds' % (sys.argv[1], sum(x < y for x, y in zip(a, h)), len(a)))" \
+		"$m" "${V[p99,$m]}" "${V[p99,haproxy]}"
+done
 echo "redirect-agent recorded $rows connections, $open left open; shutdown log reports drops: $dropped"
 # Where the agent's time goes, from its own rows: upstream connect and whole
 # session, microseconds.
