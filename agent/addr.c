@@ -292,10 +292,28 @@ endpoint_to_sockaddr(const struct endpoint *e, struct sockaddr_storage *ss)
 	return -EAFNOSUPPORT;
 }
 
+/* Dotted quad without printf: the writer formats several per connection. */
+static void
+format_ipv4(const uint8_t *a, char *buf)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100)
+			*buf++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*buf++ = (char)('0' + v / 10 % 10);
+		*buf++ = (char)('0' + v % 10);
+		*buf++ = i < 3 ? '.' : '\0';
+	}
+}
+
 const char *
 endpoint_format_addr(const struct endpoint *e, char *buf, size_t len)
 {
-	if (e->family == 0 || inet_ntop(e->family, e->addr, buf, (socklen_t)len) == NULL)
+	if (e->family == AF_INET && len >= INET_ADDRSTRLEN)
+		format_ipv4(e->addr, buf);
+	else if (e->family == 0 || inet_ntop(e->family, e->addr, buf, (socklen_t)len) == NULL)
 		buf[0] = '\0';
 	return buf;
 }
