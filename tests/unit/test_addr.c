@@ -157,6 +157,22 @@ test_endpoint(void **state)
 	assert_int_equal(endpoint_from_sockaddr(&e, (struct sockaddr *)&sin6), 0);
 	assert_false(endpoint_is_loopback(&e));
 
+	/* IPv4 is formatted by hand: every digit count, against inet_ntop */
+	{
+		const char *v4[] = {"0.0.0.0", "255.255.255.255", "10.0.100.9", "1.22.203.4"};
+		char ref[INET_ADDRSTRLEN];
+
+		e.family = AF_INET;
+		for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+			inet_pton(AF_INET, v4[i], e.addr);
+			inet_ntop(AF_INET, e.addr, ref, sizeof(ref));
+			assert_string_equal(endpoint_format_addr(&e, buf, sizeof(buf)), ref);
+			assert_string_equal(buf, v4[i]);
+		}
+		/* too small a buffer for any IPv4 address: empty, never a cut one */
+		assert_string_equal(endpoint_format_addr(&e, buf, 4), "");
+	}
+
 	memset(&e, 0, sizeof(e));
 	assert_string_equal(endpoint_format_addr(&e, buf, sizeof(buf)), "");
 	assert_int_equal(endpoint_to_sockaddr(&e, &ss), -EAFNOSUPPORT);
