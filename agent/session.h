@@ -50,9 +50,9 @@ void session_accept(
 
 /*
  * End the session: record state, bytes, reason and error (a libuv error
- * code, 0 for none), log the summary, close every handle and free the
- * session once libuv has released them. Safe to call more than once and on
- * a session still connecting.
+ * code, 0 for none), log the summary, close its sockets and timer, and free
+ * the session once the loop has released them (never within this call).
+ * Safe to call more than once and on a session still connecting.
  */
 void session_close(struct session *s, enum close_reason reason, int err);
 
