@@ -10,6 +10,8 @@
 # BENCH_AGENT_B=PATH adds a fourth column, "agent B": a second agent (another
 # build) on CPU 0 beside the first, measured in the same interleaved rounds,
 # so a before/after comparison does not depend on the machine's drift.
+# --plain adds the issue's other reference, a plain single-threaded C relay
+# (tests/bench/plain_relay.c: no policy, no record), as a column of its own.
 #
 # Topology: a client namespace (the clients, and both proxies under test,
 # whose nft rules redirect the client's connections) joined by a veth pair to
@@ -27,13 +29,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-ROUNDS=5 SECS=5 REQS=20000 CONNS_ONLY=0
+ROUNDS=5 SECS=5 REQS=20000 CONNS_ONLY=0 PLAIN=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) ROUNDS=3 SECS=2 REQS=5000 ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--conns-only) CONNS_ONLY=1 ;;
-	*) echo "usage: $0 [--quick] [--rounds N] [--conns-only]" >&2; exit 2 ;;
+	--plain) PLAIN=1 ;;
+	*) echo "usage: $0 [--quick] [--rounds N] [--conns-only] [--plain]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -45,19 +48,20 @@ source tests/bench/lib.sh
 bench_build # BENCH_AGENT=PATH: benchmark another build of the agent
 
 MODES=(direct haproxy agent)
-declare -A HTTP=([direct]=8080 [haproxy]=8081 [agent]=80 [agent_b]=8082)
-declare -A IPERF=([direct]=5201 [haproxy]=5202 [agent]=5203 [agent_b]=5204)
-declare -A HOLDP=([haproxy]=9001 [agent]=9002 [agent_b]=9003)
+declare -A HTTP=([direct]=8080 [haproxy]=8081 [agent]=80 [agent_b]=8082 [plain]=8083)
+declare -A IPERF=([direct]=5201 [haproxy]=5202 [agent]=5203 [agent_b]=5204 [plain]=5205)
+declare -A HOLDP=([haproxy]=9001 [agent]=9002 [agent_b]=9003 [plain]=9004)
 [ -n "${BENCH_AGENT_B:-}" ] && MODES+=(agent_b)
+[ "$PLAIN" = 1 ] && MODES+=(plain)
 
 bench_net rabench
 # Servers, on CPU 1, listening on every mode's port.
-bench_nginx "${HTTP[direct]}" "${HTTP[haproxy]}" "${HTTP[agent]}" "${HTTP[agent_b]}"
+bench_nginx "${HTTP[direct]}" "${HTTP[haproxy]}" "${HTTP[agent]}" "${HTTP[agent_b]}" "${HTTP[plain]}"
 for m in "${MODES[@]}"; do
 	ip netns exec "$S" taskset -c 1 iperf3 -s -p "${IPERF[$m]}" >/dev/null 2>&1 &
 	pids+=($!)
 done
-for m in haproxy agent ${BENCH_AGENT_B:+agent_b}; do
+for m in "${MODES[@]:1}"; do
 	ip netns exec "$S" taskset -c 1 "$PY" "$ROOT/tests/scenario/hold.py" server "${HOLDP[$m]}" &
 	pids+=($!)
 done
@@ -129,6 +133,22 @@ EOF2
 	bpid=$!
 	pids+=($bpid)
 fi
+if [ "$PLAIN" = 1 ]; then
+	# Port 15004, mark 0x4: its own connections pass its rule.
+	ip netns exec "$C" taskset -c 0 "$ROOT/build/bench/tests/plain_relay" 15004 0x4 \
+		>"$WORK/plain.log" 2>&1 &
+	ppid_=$!
+	pids+=($ppid_)
+	ip netns exec "$C" nft -f - <<NFT
+table inet bench_plain {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		meta mark 0x4 return
+		ip daddr $SRV tcp dport { ${HTTP[plain]}, ${IPERF[plain]}, ${HOLDP[plain]} } redirect to :15004
+	}
+}
+NFT
+fi
 # conntrack's TIME_WAIT timeout is a namespace sysctl once NAT has loaded it.
 sleep 1
 ip netns exec "$C" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1
@@ -184,6 +204,10 @@ if [ "$CONNS_ONLY" = 0 ]; then
 		sleep 2
 		read -r V[rss,agent_b] V[held,agent_b] <<<"$(hold_rss agent_b "$bpid")"
 	fi
+	if [ "$PLAIN" = 1 ]; then
+		sleep 2
+		read -r V[rss,plain] V[held,plain] <<<"$(hold_rss plain "$ppid_")"
+	fi
 fi
 
 thread_cpu_ms() { # PID THREAD-NAME -> user+system CPU time in ms
@@ -207,7 +231,8 @@ echo
 echo "redirect-agent benchmark: medians of $ROUNDS interleaved rounds (ratio to direct)"
 head=(workload direct haproxy redirect-agent)
 [ -n "${BENCH_AGENT_B:-}" ] && head+=("agent B")
-row() { printf '%-36s %18s %20s %20s' "$1" "$2" "$3" "$4"; [ $# -gt 4 ] && printf ' %20s' "$5"; echo; }
+[ "$PLAIN" = 1 ] && head+=("plain relay")
+row() { printf '%-36s %18s' "$1" "$2"; shift 2; printf ' %20s' "$@"; echo; }
 row "${head[@]}"
 metrics=(t1:"1-stream throughput, Gbit/s" t8:"8-stream throughput, Gbit/s")
 [ "$CONNS_ONLY" = 1 ] && metrics=()
