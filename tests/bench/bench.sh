@@ -87,51 +87,46 @@ EOF2
 ip netns exec "$C" taskset -c 0 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 hpid=$!
 pids+=($hpid)
-ip netns exec "$C" nft -f - <<NFT
-table inet bench_haproxy {
+redirect_to() { # MODE EXEMPT LISTEN-PORT: nft sends MODE's ports, except EXEMPT, to a proxy
+	ip netns exec "$C" nft -f - <<NFT
+table inet bench_$1 {
 	chain output {
 		type nat hook output priority -100; policy accept;
-		meta skuid "haproxy" return
-		ip daddr $SRV tcp dport { ${HTTP[haproxy]}, ${IPERF[haproxy]}, ${HOLDP[haproxy]} } redirect to :15002
+		$2 return
+		ip daddr $SRV tcp dport { ${HTTP[$1]}, ${IPERF[$1]}, ${HOLDP[$1]} } redirect to :$3
 	}
 }
 NFT
+}
+redirect_to haproxy 'meta skuid "haproxy"' 15002
 
 # redirect-agent on CPU 0, one worker, recording everything.
-cat >"$WORK/agent.conf" <<EOF2
+start_agent() { # MODE BINARY EXTRA-PROXY-LINES; sets started to its pid
+	cat >"$WORK/$1.conf" <<EOF2
 [agent]
 log_level = warn
 [proxy]
 workers = 1
-redirect_ports = ${HTTP[agent]}, ${IPERF[agent]}, ${HOLDP[agent]}
+redirect_ports = ${HTTP[$1]}, ${IPERF[$1]}, ${HOLDP[$1]}
 max_sessions = 9968
+$3
 [db]
-path = $WORK/agent.db
+path = $WORK/$1.db
+[api]
+local_socket = $WORK/$1.sock
 EOF2
-ip netns exec "$C" taskset -c 0 "$AGENT" --foreground --config "$WORK/agent.conf" >"$WORK/agent.log" 2>&1 &
-apid=$!
-pids+=($apid)
+	ip netns exec "$C" taskset -c 0 "$2" --foreground --config "$WORK/$1.conf" >"$WORK/$1.log" 2>&1 &
+	started=$!
+	pids+=($started)
+}
+start_agent agent "$AGENT" ""
+apid=$started
 if [ -n "${BENCH_AGENT_B:-}" ]; then
 	# Its own port, mark, database and socket: two agents share a host.
-	cat >"$WORK/agent_b.conf" <<EOF2
-[agent]
-log_level = warn
-[proxy]
-workers = 1
-listen_port = 15003
+	start_agent agent_b "$BENCH_AGENT_B" "listen_port = 15003
 mark = 0x2
-agent_id = b
-redirect_ports = ${HTTP[agent_b]}, ${IPERF[agent_b]}, ${HOLDP[agent_b]}
-max_sessions = 9968
-[db]
-path = $WORK/agent_b.db
-[api]
-local_socket = $WORK/agent_b.sock
-EOF2
-	ip netns exec "$C" taskset -c 0 "$BENCH_AGENT_B" --foreground --config "$WORK/agent_b.conf" \
-		>"$WORK/agent_b.log" 2>&1 &
-	bpid=$!
-	pids+=($bpid)
+agent_id = b"
+	bpid=$started
 fi
 if [ "$PLAIN" = 1 ]; then
 	# Port 15004, mark 0x4: its own connections pass its rule.
@@ -139,15 +134,7 @@ if [ "$PLAIN" = 1 ]; then
 		>"$WORK/plain.log" 2>&1 &
 	ppid_=$!
 	pids+=($ppid_)
-	ip netns exec "$C" nft -f - <<NFT
-table inet bench_plain {
-	chain output {
-		type nat hook output priority -100; policy accept;
-		meta mark 0x4 return
-		ip daddr $SRV tcp dport { ${HTTP[plain]}, ${IPERF[plain]}, ${HOLDP[plain]} } redirect to :15004
-	}
-}
-NFT
+	redirect_to plain 'meta mark 0x4' 15004
 fi
 # conntrack's TIME_WAIT timeout is a namespace sysctl once NAT has loaded it.
 sleep 1
