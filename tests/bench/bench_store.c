@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,25 +214,41 @@ run_baseline(const char *dir, int n)
 	return t0;
 }
 
+/* argv[i] as a whole decimal number in [lo, hi], or def when absent; -1 when malformed. */
+static long
+arg_number(int argc, char **argv, int i, long def, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	if (i >= argc)
+		return def;
+	errno = 0;
+	v = strtol(argv[i], &end, 10);
+	if (errno != 0 || end == argv[i] || *end != '\0' || v < lo || v > hi)
+		return -1;
+	return v;
+}
+
 int
 main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 50000;
-	int rate = argc > 2 ? atoi(argv[2]) : 10000;
+	long n = arg_number(argc, argv, 1, 50000, 100, 10000000);
+	long rate = arg_number(argc, argv, 2, 10000, 100, 10000000);
 	char dir[] = "/tmp/bench_store.XXXXXX";
 	char cmd[64];
 	double base, writer;
 
-	if (n < 100 || n > 10000000 || rate < 100 || mkdtemp(dir) == NULL) {
+	if (n < 0 || rate < 0 || mkdtemp(dir) == NULL) {
 		fprintf(stderr, "usage: bench_store [CONNECTIONS 100..10000000] [RATE >= 100]\n");
 		return 2;
 	}
-	base = run_baseline(dir, n);
-	writer = run_store(dir, n, rate);
+	base = run_baseline(dir, (int)n);
+	writer = run_store(dir, (int)n, (int)rate);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench_store: could not remove %s\n", dir);
-	printf("%d connections at %d/s, CPU per 1,000 connections:\n", n, rate);
+	printf("%ld connections at %ld/s, CPU per 1,000 connections:\n", n, rate);
 	printf(
 	    "  baseline (plain INSERT of the rows, no index) %8.2f ms\n", base * 1000 * 1000 / n);
 	printf("  writer (queue, upsert, indexes, watch events)  %8.2f ms  (%.2fx)\n",

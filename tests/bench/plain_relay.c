@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,15 +122,21 @@ main(int argc, char **argv)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct epoll_event ev = {.events = EPOLLIN}, evs[256];
-	unsigned mark;
+	unsigned long port = 0, mark = 0;
+	char *end1 = NULL, *end2 = NULL;
 	int one = 1, l, ep;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: plain_relay PORT MARK\n");
+	if (argc == 3) {
+		port = strtoul(argv[1], &end1, 10);
+		mark = strtoul(argv[2], &end2, 0);
+	}
+	if (argc != 3 || *end1 != '\0' || *end2 != '\0' || port == 0 || port > 65535 || mark == 0 ||
+	    mark > 0xffffffffUL) {
+		fprintf(stderr, "usage: plain_relay PORT(1-65535) MARK(non-zero, 32 bits)\n");
 		return 2;
 	}
-	sin.sin_port = htons((uint16_t)atoi(argv[1]));
-	mark = (unsigned)strtoul(argv[2], NULL, 0);
+	sin.sin_port = htons((uint16_t)port);
+	uint32_t so_mark = (uint32_t)mark;
 	l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(l, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -162,7 +169,8 @@ main(int argc, char **argv)
 						close(fd);
 						continue;
 					}
-					setsockopt(u, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+					setsockopt(
+					    u, SOL_SOCKET, SO_MARK, &so_mark, sizeof(so_mark));
 					setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 					if (connect(u, (struct sockaddr *)&dst, sizeof(dst)) != 0 &&
 					    errno != EINPROGRESS) {
@@ -170,7 +178,11 @@ main(int argc, char **argv)
 						close(u);
 						continue;
 					}
-					c = calloc(1, sizeof(*c));
+					if ((c = calloc(1, sizeof(*c))) == NULL) {
+						close(fd);
+						close(u);
+						continue;
+					}
 					c->a.fd = fd;
 					c->b.fd = u;
 					c->a.peer = &c->b;
