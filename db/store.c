@@ -599,7 +599,6 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	sqlite3_busy_timeout(s->db, 5000);
 	if (exec_or_err(s->db, "PRAGMA journal_mode = WAL", serr, sizeof(serr)) != 0 ||
 	    exec_or_err(s->db, "PRAGMA synchronous = NORMAL", serr, sizeof(serr)) != 0 ||
-	    exec_or_err(s->db, "PRAGMA ignore_check_constraints = ON", serr, sizeof(serr)) != 0 ||
 	    schema_migrate(s->db, serr, sizeof(serr)) != 0 ||
 	    recover_interrupted(s, serr, sizeof(serr)) != 0 ||
 	    load_next_id(s, serr, sizeof(serr)) != 0) {

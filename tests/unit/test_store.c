@@ -130,6 +130,13 @@ test_migrations(void **state)
 	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_journal_mode WHERE "
 				       "journal_mode = 'wal'"),
 	    1);
+	/* the state CHECK holds for every writer, the agent's too */
+	assert_int_equal(sqlite3_exec(db,
+			     "INSERT INTO connections (id, opened_at_us, family, client_addr,"
+			     " client_port, redirect_state, verdict, state)"
+			     " VALUES (1, 1, 4, '10.0.0.1', 1, 'none', 'allow', 'bogus')",
+			     NULL, NULL, NULL),
+	    SQLITE_CONSTRAINT);
 	/* running the migrations again changes nothing */
 	assert_int_equal(schema_migrate(db, err, sizeof(err)), 0);
 	assert_int_equal(schema_version(db), schema_latest_version());
