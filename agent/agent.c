@@ -7,9 +7,8 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "policies.h"
@@ -17,11 +16,8 @@
 #include "redirect.h"
 #include "rpc_server.h"
 #include "store.h"
+#include "version.h"
 #include "worker.h"
-
-#ifndef AGENT_VERSION
-#define AGENT_VERSION "0.0.0-dev"
-#endif
 
 int
 agent_args_parse(
@@ -35,6 +31,7 @@ agent_args_parse(
 #endif
 	    {"check-config", no_argument, NULL, 'n'},
 	    {"write-config", required_argument, NULL, 'w'},
+	    {"print-config", no_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -66,8 +63,11 @@ agent_args_parse(
 		case 'w':
 			write_path = optarg;
 			break;
+		case 'P':
+			config_print_template(stdout);
+			return 0;
 		case 'V':
-			printf("redirect-agent %s\n", AGENT_VERSION);
+			printf("redirect-agent %s\n", RA_VERSION);
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -123,15 +123,15 @@ load_policy(const char *db_path)
 	struct policy_problems probs;
 	struct policy_row row;
 	struct policy *p = NULL;
-	sqlite3 *db = NULL;
+	struct policy_store *ps = NULL;
 	char err[512];
 	int found;
 
-	if (policies_open(db_path, &db, err, sizeof(err)) != 0) {
+	if (policies_open(db_path, &ps, err, sizeof(err)) != 0) {
 		log_warnx("cannot read the stored policy: %s; allowing everything", err);
 		return policy_allow_all();
 	}
-	for (found = policies_latest(db, &row); found == 1;) {
+	for (found = policies_latest(ps, &row); found == 1;) {
 		uint64_t v = row.version;
 
 		p = policy_compile(row.document, (size_t)-1, &probs);
@@ -146,11 +146,11 @@ load_policy(const char *db_path)
 		    (unsigned long long)v, probs.n > 0 ? probs.msg[0] : "?");
 		policy_problems_free(&probs);
 		policy_row_free(&row);
-		found = v > 1 ? policies_get(db, v - 1, &row) : 0;
+		found = v > 1 ? policies_get(ps, v - 1, &row) : 0;
 	}
 	if (found < 0)
-		log_warnx("cannot read the stored policy: %s", sqlite3_errmsg(db));
-	sqlite3_close(db);
+		log_warnx("cannot read the stored policy: %s", policies_errmsg(ps));
+	policies_close(ps);
 	if (p == NULL) {
 		p = policy_allow_all();
 		if (p != NULL && found == 0)
@@ -240,7 +240,7 @@ agent_start(struct agent **out, const struct config *cfg)
 	log_info(
 	    "redirect-agent %s started: agent %s, mark 0x%x, listening on port %u, database %s, "
 	    "API on %s",
-	    AGENT_VERSION, cfg->agent_id, cfg->mark, (unsigned)cfg->listen_port, cfg->db_path,
+	    RA_VERSION, cfg->agent_id, cfg->mark, (unsigned)cfg->listen_port, cfg->db_path,
 	    cfg->local_socket);
 	*out = a;
 	return 0;

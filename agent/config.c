@@ -1,384 +1,197 @@
+/*
+ * config.c: the configuration table, its INI reader and what else comes
+ * from the table (config.h).
+ */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#ifdef _WIN32
-#include "service_win.h"
-#endif
-
-#define DEFAULT_STATE_DIR   "/var/lib/redirect-agent"
-#define DEFAULT_RUNTIME_DIR "/run/redirect-agent"
-
-#ifdef _WIN32
-/* Everything in the agent's data folder (service_data_dir), whose access list it sets. */
-static void
-dir_from_env(const char *var, const char *fallback, const char *file, char *out, size_t len)
-{
-	char dir[MAX_PATH];
-
-	(void)var, (void)fallback;
-	snprintf(out, len, "%s\\%s", service_data_dir(dir, sizeof(dir)), file);
-}
+#include <sys/stat.h>
+#ifndef _WIN32
+#include <unistd.h>
 #else
-/* systemd may pass several directories separated by ':'; the first is ours. */
-static void
-dir_from_env(const char *var, const char *fallback, const char *file, char *out, size_t len)
-{
-	const char *dir = getenv(var);
-	size_t n;
-
-	if (dir == NULL || dir[0] == '\0') {
-		snprintf(out, len, "%s/%s", fallback, file);
-		return;
-	}
-	n = strcspn(dir, ":");
-	snprintf(out, len, "%.*s/%s", (int)n, dir, file);
-}
+#include <io.h>
 #endif
 
-void
-config_defaults(struct config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->log_level = LOG_LEVEL_INFO;
+#include "err.h"
+#include "parse.h"
+#include "paths.h"
 
-	cfg->listen_port = 15001;
-	cfg->mark = 0x1;
-	cfg->escape_mark = 0x80000000u;
-	cfg->mode = MODE_REDIRECT;
-	cfg->tproxy_mark = 0x40000000u;
-	cfg->tproxy_table = 15001;
-	snprintf(cfg->agent_id, sizeof(cfg->agent_id), "default");
-	cfg->redirect_ports[0] = (struct port_range){80, 80};
-	cfg->redirect_ports[1] = (struct port_range){443, 443};
-	cfg->n_redirect_ports = 2;
-	(void)addr_parse_cidr("0.0.0.0/0", &cfg->redirect_cidrs[0], NULL, 0);
-	(void)addr_parse_cidr("::/0", &cfg->redirect_cidrs[1], NULL, 0);
-	cfg->n_redirect_cidrs = 2;
-	(void)addr_parse_cidr("127.0.0.0/8", &cfg->exclude_cidrs[0], NULL, 0);
-	(void)addr_parse_cidr("::1/128", &cfg->exclude_cidrs[1], NULL, 0);
-	cfg->n_exclude_cidrs = 2;
-	cfg->connect_timeout_ms = 5000;
-	cfg->idle_timeout_s = 600;
-	cfg->max_sessions = 8192;
-	cfg->workers = 0;
-	cfg->drain_timeout_ms = 5000;
+/* ---- the table ---- */
 
-	dir_from_env(
-	    "STATE_DIRECTORY", DEFAULT_STATE_DIR, "agent.db", cfg->db_path, sizeof(cfg->db_path));
-	cfg->retention_days = 30;
-	cfg->max_rows = 1000000;
-	cfg->queue_size = 65536;
+enum key_type {
+	KEY_UINT,       /* an unsigned number in [min, max], decimal or 0x hex */
+	KEY_CHOICE,     /* one of choices[]: the field gets its value */
+	KEY_WORD,       /* text of the characters in charset, at most size - 1 */
+	KEY_PATH,       /* an absolute path (paths_is_absolute) */
+	KEY_HOSTPORT,   /* HOST:PORT or [V6]:PORT */
+	KEY_PORTS,      /* a list of ports and ranges (count at count_off) */
+	KEY_CIDRS,      /* a list of CIDRs (count at count_off) */
+	KEY_IDENTITIES, /* a list of certificate identities (count at count_off) */
+};
 
-	dir_from_env("RUNTIME_DIRECTORY", DEFAULT_RUNTIME_DIR, "agent.sock", cfg->local_socket,
-	    sizeof(cfg->local_socket));
-	snprintf(cfg->admin_group, sizeof(cfg->admin_group), "redirect-admin");
-}
+struct choice {
+	const char *name;
+	int value;
+};
 
-/* ---- value parsers: each returns 0 or -1 with a reason in err ---- */
+#define KEY_EMPTY_OK 1u /* an empty value is allowed: none, or off */
 
+struct key {
+	const char *section, *name;
+	enum key_type type;
+	size_t off, size;  /* the field in struct config */
+	size_t count_off;  /* lists: their count (a size_t) */
+	size_t max_items;  /* lists: at most this many */
+	uint64_t min, max; /* KEY_UINT */
+	const struct choice *choices;
+	const char *charset;                                /* KEY_WORD */
+	int (*check)(uint64_t v, char *err, size_t errlen); /* KEY_UINT: one more rule */
+	unsigned flags;
+	const char *dflt;     /* the default, as config text; NULL: computed (dflt_doc says how) */
+	const char *dflt_doc; /* how the default reads in the docs, when not dflt */
+	const char *doc;
+};
+
+static const struct choice log_levels[] = {{"error", LOG_LEVEL_ERROR}, {"warn", LOG_LEVEL_WARN},
+    {"info", LOG_LEVEL_INFO}, {"debug", LOG_LEVEL_DEBUG}, {NULL, 0}};
+static const struct choice modes[] = {
+    {"redirect", MODE_REDIRECT}, {"tproxy", MODE_TPROXY}, {NULL, 0}};
+static const struct choice owner_lookups[] = {
+    {"auto", OWNER_AUTO}, {"always", OWNER_ALWAYS}, {"never", OWNER_NEVER}, {NULL, 0}};
+
+static const char id_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+static const char group_chars[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.";
+
+/* 253-255 are the kernel's default, main and local tables. */
 static int
-parse_uint(const char *v, uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errlen)
+check_table(uint64_t v, char *err, size_t errlen)
 {
-	char *end;
-	unsigned long long x;
-	int base = 10;
-
-	if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X'))
-		base = 16;
-	if (!isdigit((unsigned char)v[0])) {
-		snprintf(err, errlen, "'%s' is not a number", v);
-		return -1;
-	}
-	errno = 0;
-	x = strtoull(v, &end, base);
-	if (errno != 0 || *end != '\0') {
-		snprintf(err, errlen, "'%s' is not a number", v);
-		return -1;
-	}
-	if (x < min || x > max) {
-		snprintf(err, errlen, "%s is out of range (%llu to %llu)", v,
-		    (unsigned long long)min, (unsigned long long)max);
-		return -1;
-	}
-	*out = x;
-	return 0;
-}
-
-#define UINT_FIELD(field, lo, hi)                                                                  \
-	do {                                                                                       \
-		uint64_t x_;                                                                       \
-		if (parse_uint(v, lo, hi, &x_, err, errlen) != 0)                                  \
-			return -1;                                                                 \
-		cfg->field = (__typeof__(cfg->field))x_;                                           \
-	} while (0)
-
-static int
-set_log_level(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	if (log_level_parse(v, &cfg->log_level) != 0) {
-		snprintf(err, errlen, "'%s' is not one of error, warn, info, debug", v);
+	if (v >= 253 && v <= 255) {
+		snprintf(err, errlen, "%llu is a table the kernel uses itself (253-255)",
+		    (unsigned long long)v);
 		return -1;
 	}
 	return 0;
 }
 
-static int
-set_listen_port(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(listen_port, 1, 65535);
-	return 0;
-}
+#define F(field)     offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define COUNT(field) offsetof(struct config, field)
 
-static int
-set_mark(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(mark, 1, UINT32_MAX);
-	return 0;
-}
+static const struct key keys[] = {
+    {"agent", "log_level", KEY_CHOICE, F(log_level), .choices = log_levels, .dflt = "info",
+	.doc = "`error`, `warn`, `info` or `debug` (debug logs every session)"},
 
-static int
-set_escape_mark(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(escape_mark, 1, UINT32_MAX);
-	return 0;
-}
+    {"proxy", "listen_port", KEY_UINT, F(listen_port), .min = 1, .max = 65535, .dflt = "15001",
+	.doc = "the listener's port (on 127.0.0.1 and ::1; on any address in `tproxy` mode)"},
+    {"proxy", "mark", KEY_UINT, F(mark), .min = 1, .max = UINT32_MAX, .dflt = "0x1",
+	.doc = "this agent's socket mark bit(s); packets carrying them are not redirected"},
+    {"proxy", "agent_id", KEY_WORD, F(agent_id), .charset = id_chars, .dflt = "default",
+	.doc = "names the nft table `redirect_agent_<agent_id>`; letters, digits, `_`, `-`"},
+    {"proxy", "escape_mark", KEY_UINT, F(escape_mark), .min = 1, .max = UINT32_MAX,
+	.dflt = "0x80000000",
+	.doc = "a loop is relayed once carrying this bit: untracked, so never redirected "
+	       "again; must not overlap `mark`"},
+    {"proxy", "mode", KEY_CHOICE, F(mode), .choices = modes, .dflt = "redirect",
+	.doc = "`redirect`: this host's own outbound connections; `tproxy`: connections "
+	       "forwarded through it (a gateway)"},
+    {"proxy", "owner_lookup", KEY_CHOICE, F(owner_lookup), .choices = owner_lookups, .dflt = "auto",
+	.doc = "look up each client's uid, pid and executable: `auto` (when a policy rule needs "
+	       "them), `always`, `never`"},
+    {"proxy", "tproxy_mark", KEY_UINT, F(tproxy_mark), .min = 1, .max = UINT32_MAX,
+	.dflt = "0x40000000", .doc = "`tproxy` mode: marks intercepted packets for local delivery"},
+    {"proxy", "tproxy_table", KEY_UINT, F(tproxy_table), .min = 1, .max = UINT32_MAX,
+	.check = check_table, .dflt = "15001",
+	.doc = "`tproxy` mode: the routing table used for that (not 253-255)"},
+    {"proxy", "redirect_ports", KEY_PORTS, F(redirect_ports), COUNT(n_redirect_ports),
+	CONFIG_MAX_PORTS, .flags = KEY_EMPTY_OK, .dflt = "80, 443",
+	.doc = "ports and ranges (`8000-8080`) to redirect; may not include `listen_port`"},
+    {"proxy", "redirect_cidrs", KEY_CIDRS, F(redirect_cidrs), COUNT(n_redirect_cidrs),
+	CONFIG_MAX_CIDRS, .flags = KEY_EMPTY_OK, .dflt = "0.0.0.0/0, ::/0",
+	.doc = "destinations to redirect"},
+    {"proxy", "exclude_cidrs", KEY_CIDRS, F(exclude_cidrs), COUNT(n_exclude_cidrs),
+	CONFIG_MAX_CIDRS, .flags = KEY_EMPTY_OK, .dflt = "127.0.0.0/8, ::1/128",
+	.doc = "destinations never redirected"},
+    {"proxy", "connect_timeout_ms", KEY_UINT, F(connect_timeout_ms), .min = 1, .max = 600000,
+	.dflt = "5000", .doc = "give up connecting to the destination after this"},
+    {"proxy", "idle_timeout_s", KEY_UINT, F(idle_timeout_s), .min = 0, .max = 7 * 86400,
+	.dflt = "600", .doc = "close a session with no bytes either way for this long; 0 = never"},
+    {"proxy", "max_sessions", KEY_UINT, F(max_sessions), .min = 1, .max = 1000000, .dflt = "8192",
+	.doc = "open sessions at most (split evenly across workers); beyond it accepting pauses"},
+    {"proxy", "workers", KEY_UINT, F(workers), .min = 0, .max = 256, .dflt = "0",
+	.doc = "event-loop threads; 0 = one per CPU"},
+    {"proxy", "drain_timeout_ms", KEY_UINT, F(drain_timeout_ms), .min = 0, .max = 600000,
+	.dflt = "5000", .doc = "how long stop waits for open sessions"},
 
-static int
-set_mode(struct config *cfg, const char *v, char *err, size_t errlen)
+    {"db", "path", KEY_PATH, F(db_path), .dflt = NULL,
+	.dflt_doc = "`$STATE_DIRECTORY/agent.db` or `/var/lib/redirect-agent/agent.db`",
+	.doc = "the SQLite file (directory created)"},
+    {"db", "retention_days", KEY_UINT, F(retention_days), .min = 0, .max = 36500, .dflt = "30",
+	.doc = "prune closed rows older than this; 0 = keep"},
+    {"db", "max_rows", KEY_UINT, F(max_rows), .min = 0, .max = UINT64_C(1) << 40, .dflt = "1000000",
+	.doc = "keep at most this many rows (newest); 0 = no cap"},
+    {"db", "queue_size", KEY_UINT, F(queue_size), .min = 16, .max = 1u << 22, .dflt = "65536",
+	.doc = "events the writer queue holds before it drops (and counts)"},
+
+    {"api", "local_socket", KEY_PATH, F(local_socket), .dflt = NULL,
+	.dflt_doc = "`$RUNTIME_DIRECTORY/agent.sock` or `/run/redirect-agent/agent.sock`",
+	.doc = "the local API socket (mode 0660)"},
+    {"api", "admin_group", KEY_WORD, F(admin_group), .charset = group_chars,
+	.dflt = "redirect-admin",
+	.doc = "group owning the socket; its members (and root) may call the API"},
+    {"api", "remote_listen", KEY_HOSTPORT, F(remote_listen), .flags = KEY_EMPTY_OK, .dflt = "",
+	.doc = "`HOST:PORT` for the remote console API: TLS with client certificates only; "
+	       "empty: off"},
+    {"api", "tls_cert", KEY_PATH, F(tls_cert), .dflt = "",
+	.doc = "the agent's certificate chain (PEM); required with `remote_listen`"},
+    {"api", "tls_key", KEY_PATH, F(tls_key), .dflt = "",
+	.doc = "the agent's private key (PEM); required with `remote_listen`"},
+    {"api", "tls_client_ca", KEY_PATH, F(tls_client_ca), .dflt = "",
+	.doc = "CA (PEM) that client certificates must chain to; required with `remote_listen`"},
+    {"api", "admins", KEY_IDENTITIES, F(admins), COUNT(n_admins), CONFIG_MAX_IDENTITIES,
+	.flags = KEY_EMPTY_OK, .dflt = "",
+	.doc = "client certificate identities (SAN, else CN) with the `admin` role"},
+    {"api", "readers", KEY_IDENTITIES, F(readers), COUNT(n_readers), CONFIG_MAX_IDENTITIES,
+	.flags = KEY_EMPTY_OK, .dflt = "",
+	.doc = "client certificate identities with the `reader` role"},
+};
+
+#undef F
+#undef COUNT
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* ---- setting one key from its text ---- */
+
+static void
+put_uint(void *field, size_t size, uint64_t v)
 {
-	if (strcmp(v, "redirect") == 0)
-		cfg->mode = MODE_REDIRECT;
-	else if (strcmp(v, "tproxy") == 0)
-		cfg->mode = MODE_TPROXY;
-	else {
-		snprintf(err, errlen, "'%s' is not one of redirect, tproxy", v);
-		return -1;
+	switch (size) {
+	case 1: {
+		uint8_t x = (uint8_t)v;
+		memcpy(field, &x, 1);
+		break;
 	}
-	return 0;
-}
-
-static int
-set_owner_lookup(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	if (strcmp(v, "auto") == 0)
-		cfg->owner_lookup = OWNER_AUTO;
-	else if (strcmp(v, "always") == 0)
-		cfg->owner_lookup = OWNER_ALWAYS;
-	else if (strcmp(v, "never") == 0)
-		cfg->owner_lookup = OWNER_NEVER;
-	else {
-		snprintf(err, errlen, "'%s' is not one of auto, always, never", v);
-		return -1;
+	case 2: {
+		uint16_t x = (uint16_t)v;
+		memcpy(field, &x, 2);
+		break;
 	}
-	return 0;
-}
-
-static int
-set_tproxy_mark(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(tproxy_mark, 1, UINT32_MAX);
-	return 0;
-}
-
-static int
-set_tproxy_table(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(tproxy_table, 1, UINT32_MAX);
-	/* 253-255 are the kernel's default, main and local tables. */
-	if (cfg->tproxy_table >= 253 && cfg->tproxy_table <= 255) {
-		snprintf(err, errlen, "%s is a table the kernel uses itself (253-255)", v);
-		return -1;
+	case 4: {
+		uint32_t x = (uint32_t)v;
+		memcpy(field, &x, 4);
+		break;
 	}
-	return 0;
-}
-
-static int
-set_agent_id(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n > CONFIG_AGENT_ID_MAX) {
-		snprintf(err, errlen, "must be 1 to %d characters", CONFIG_AGENT_ID_MAX);
-		return -1;
+	default:
+		memcpy(field, &v, 8);
+		break;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!isalnum((unsigned char)v[i]) && v[i] != '_' && v[i] != '-') {
-			snprintf(err, errlen, "'%s' may hold only letters, digits, '_' and '-'", v);
-			return -1;
-		}
-	}
-	memcpy(cfg->agent_id, v, n + 1);
-	return 0;
-}
-
-static int
-set_redirect_ports(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return addr_parse_port_list(v, cfg->redirect_ports, CONFIG_MAX_PORTS,
-		   &cfg->n_redirect_ports, err, errlen) == 0
-		   ? 0
-		   : -1;
-}
-
-static int
-set_redirect_cidrs(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return addr_parse_cidr_list(v, cfg->redirect_cidrs, CONFIG_MAX_CIDRS,
-		   &cfg->n_redirect_cidrs, err, errlen) == 0
-		   ? 0
-		   : -1;
-}
-
-static int
-set_exclude_cidrs(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return addr_parse_cidr_list(
-		   v, cfg->exclude_cidrs, CONFIG_MAX_CIDRS, &cfg->n_exclude_cidrs, err, errlen) == 0
-		   ? 0
-		   : -1;
-}
-
-static int
-set_connect_timeout(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(connect_timeout_ms, 1, 600000);
-	return 0;
-}
-
-static int
-set_idle_timeout(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(idle_timeout_s, 0, 7 * 86400);
-	return 0;
-}
-
-static int
-set_max_sessions(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(max_sessions, 1, 1000000);
-	return 0;
-}
-
-static int
-set_workers(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(workers, 0, 256);
-	return 0;
-}
-
-static int
-set_drain_timeout(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(drain_timeout_ms, 0, 600000);
-	return 0;
-}
-
-static int
-set_path(char *dst, size_t dstlen, const char *v, char *err, size_t errlen)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || v[0] != '/') {
-		snprintf(err, errlen, "'%s' is not an absolute path", v);
-		return -1;
-	}
-	if (n >= dstlen) {
-		snprintf(err, errlen, "path longer than %zu bytes", dstlen - 1);
-		return -1;
-	}
-	memcpy(dst, v, n + 1);
-	return 0;
-}
-
-static int
-set_db_path(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return set_path(cfg->db_path, sizeof(cfg->db_path), v, err, errlen);
-}
-
-static int
-set_retention_days(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(retention_days, 0, 36500);
-	return 0;
-}
-
-static int
-set_max_rows(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(max_rows, 0, UINT64_C(1) << 40);
-	return 0;
-}
-
-static int
-set_queue_size(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	UINT_FIELD(queue_size, 16, 1u << 22);
-	return 0;
-}
-
-static int
-set_local_socket(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return set_path(cfg->local_socket, sizeof(cfg->local_socket), v, err, errlen);
-}
-
-static int
-set_admin_group(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	size_t n = strlen(v);
-
-	if (n >= sizeof(cfg->admin_group) ||
-	    strspn(v, "abcdefghijklmnopqrstuvwxyz"
-		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != n) {
-		snprintf(err, errlen, "'%s' is not a group name", v);
-		return -1;
-	}
-	memcpy(cfg->admin_group, v, n + 1);
-	return 0;
-}
-
-static int
-set_remote_listen(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	const char *colon = strrchr(v, ':');
-	uint64_t port;
-
-	if (v[0] == '\0') {
-		cfg->remote_listen[0] = '\0';
-		return 0;
-	}
-	if (strlen(v) >= sizeof(cfg->remote_listen) || colon == NULL || colon == v ||
-	    parse_uint(colon + 1, 1, 65535, &port, err, errlen) != 0) {
-		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 0.0.0.0:50051, [::]:50051)", v);
-		return -1;
-	}
-	memcpy(cfg->remote_listen, v, strlen(v) + 1);
-	return 0;
-}
-
-static int
-set_tls_cert(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return set_path(cfg->tls_cert, sizeof(cfg->tls_cert), v, err, errlen);
-}
-
-static int
-set_tls_key(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return set_path(cfg->tls_key, sizeof(cfg->tls_key), v, err, errlen);
-}
-
-static int
-set_tls_client_ca(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return set_path(cfg->tls_client_ca, sizeof(cfg->tls_client_ca), v, err, errlen);
 }
 
 /* A list of certificate identities, separated by commas and/or blanks. */
@@ -386,7 +199,8 @@ static int
 parse_identities(
     const char *v, char out[][CONFIG_IDENTITY_MAX], size_t *n, char *err, size_t errlen)
 {
-	*n = 0;
+	size_t count = 0;
+
 	while (*v != '\0') {
 		size_t len;
 
@@ -400,110 +214,241 @@ parse_identities(
 			    CONFIG_IDENTITY_MAX - 1);
 			return -1;
 		}
-		if (*n == CONFIG_MAX_IDENTITIES) {
+		if (count == CONFIG_MAX_IDENTITIES) {
 			snprintf(err, errlen, "more than %d identities", CONFIG_MAX_IDENTITIES);
 			return -1;
 		}
-		memcpy(out[*n], v, len);
-		out[(*n)++][len] = '\0';
+		memcpy(out[count], v, len);
+		out[count++][len] = '\0';
 		v += len;
 	}
+	*n = count;
 	return 0;
 }
 
 static int
-set_admins(struct config *cfg, const char *v, char *err, size_t errlen)
+set_key(struct config *cfg, const struct key *k, const char *v, char *err, size_t errlen)
 {
-	return parse_identities(v, cfg->admins, &cfg->n_admins, err, errlen);
-}
+	char *field = (char *)cfg + k->off;
+	size_t *count = (size_t *)((char *)cfg + k->count_off);
+	size_t n = strlen(v);
+	uint64_t x;
+	int r;
 
-static int
-set_readers(struct config *cfg, const char *v, char *err, size_t errlen)
-{
-	return parse_identities(v, cfg->readers, &cfg->n_readers, err, errlen);
-}
-
-/*
- * Every key the agent knows. allow_empty marks the keys whose empty value
- * means "none" (an empty list); for the others an empty value is an error.
- */
-static const struct config_key {
-	const char *section;
-	const char *name;
-	int (*set)(struct config *, const char *, char *, size_t);
-	int allow_empty;
-} config_keys[] = {
-    {"agent", "log_level", set_log_level, 0},
-    {"proxy", "listen_port", set_listen_port, 0},
-    {"proxy", "mark", set_mark, 0},
-    {"proxy", "agent_id", set_agent_id, 0},
-    {"proxy", "escape_mark", set_escape_mark, 0},
-    {"proxy", "mode", set_mode, 0},
-    {"proxy", "owner_lookup", set_owner_lookup, 0},
-    {"proxy", "tproxy_mark", set_tproxy_mark, 0},
-    {"proxy", "tproxy_table", set_tproxy_table, 0},
-    {"proxy", "redirect_ports", set_redirect_ports, 1},
-    {"proxy", "redirect_cidrs", set_redirect_cidrs, 1},
-    {"proxy", "exclude_cidrs", set_exclude_cidrs, 1},
-    {"proxy", "connect_timeout_ms", set_connect_timeout, 0},
-    {"proxy", "idle_timeout_s", set_idle_timeout, 0},
-    {"proxy", "max_sessions", set_max_sessions, 0},
-    {"proxy", "workers", set_workers, 0},
-    {"proxy", "drain_timeout_ms", set_drain_timeout, 0},
-    {"db", "path", set_db_path, 0},
-    {"db", "retention_days", set_retention_days, 0},
-    {"db", "max_rows", set_max_rows, 0},
-    {"db", "queue_size", set_queue_size, 0},
-    {"api", "local_socket", set_local_socket, 0},
-    {"api", "admin_group", set_admin_group, 0},
-    {"api", "remote_listen", set_remote_listen, 1},
-    {"api", "tls_cert", set_tls_cert, 0},
-    {"api", "tls_key", set_tls_key, 0},
-    {"api", "tls_client_ca", set_tls_client_ca, 0},
-    {"api", "admins", set_admins, 1},
-    {"api", "readers", set_readers, 1},
-};
-
-struct parse_state {
-	struct config *cfg;
-	char reason[256];
-	char section[32];
-	char key[64];
-	int failed;
-};
-
-static int
-config_handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct parse_state *ps = user;
-	int known_section = 0;
-
-	if (ps->failed)
-		return 1; /* keep the first error; inih reports its line */
-	snprintf(ps->section, sizeof(ps->section), "%s", section);
-	snprintf(ps->key, sizeof(ps->key), "%s", name != NULL ? name : "");
-
-	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
-		const struct config_key *k = &config_keys[i];
-
-		if (strcmp(k->section, section) != 0)
-			continue;
-		known_section = 1;
-		if (name == NULL || strcmp(k->name, name) != 0)
-			continue;
-		if (value == NULL || (value[0] == '\0' && !k->allow_empty)) {
-			snprintf(ps->reason, sizeof(ps->reason), "a value is required");
-			goto fail;
-		}
-		if (k->set(ps->cfg, value, ps->reason, sizeof(ps->reason)) != 0)
-			goto fail;
-		return 1;
+	if (n == 0 && !(k->flags & KEY_EMPTY_OK) && k->type != KEY_PATH) {
+		snprintf(err, errlen, "a value is required");
+		return -1;
 	}
-	if (name == NULL && known_section)
-		return 1; /* a section header on its own (INI_CALL_HANDLER_ON_NEW_SECTION) */
-	snprintf(ps->reason, sizeof(ps->reason), known_section ? "unknown key" : "unknown section");
-fail:
-	ps->failed = 1;
+	switch (k->type) {
+	case KEY_UINT:
+		if ((r = parse_u64(v, 1, k->min, k->max, &x)) != 0) {
+			if (r == -ERANGE)
+				snprintf(err, errlen, "%s is out of range (%llu to %llu)", v,
+				    (unsigned long long)k->min, (unsigned long long)k->max);
+			else
+				snprintf(err, errlen, "'%s' is not a number", v);
+			return -1;
+		}
+		if (k->check != NULL && k->check(x, err, errlen) != 0)
+			return -1;
+		put_uint(field, k->size, x);
+		return 0;
+	case KEY_CHOICE: {
+		char names[128];
+		size_t off = 0;
+
+		for (const struct choice *c = k->choices; c->name != NULL; c++) {
+			if (strcmp(c->name, v) == 0) {
+				memcpy(field, &c->value, sizeof(int));
+				return 0;
+			}
+			off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
+			    c == k->choices ? "" : ", ", c->name);
+		}
+		snprintf(err, errlen, "'%s' is not one of %s", v, names);
+		return -1;
+	}
+	case KEY_WORD:
+		if (n >= k->size || strspn(v, k->charset) != n) {
+			snprintf(err, errlen, "must be 1 to %zu characters, %s: '%s'", k->size - 1,
+			    k->charset == id_chars ? "letters, digits, '_' and '-'"
+						   : "letters, digits, '_', '-' and '.'",
+			    v);
+			return -1;
+		}
+		memcpy(field, v, n + 1);
+		return 0;
+	case KEY_PATH:
+		if (n == 0 && k->dflt != NULL && k->dflt[0] == '\0') {
+			field[0] = '\0';
+			return 0;
+		}
+		if (n == 0) {
+			snprintf(err, errlen, "a value is required");
+			return -1;
+		}
+		if (!paths_is_absolute(v)) {
+			snprintf(err, errlen, "'%s' is not an absolute path", v);
+			return -1;
+		}
+		if (n >= k->size) {
+			snprintf(err, errlen, "path longer than %zu bytes", k->size - 1);
+			return -1;
+		}
+		memcpy(field, v, n + 1);
+		return 0;
+	case KEY_HOSTPORT: {
+		char host[128];
+		uint16_t port;
+
+		if (n == 0) {
+			field[0] = '\0';
+			return 0;
+		}
+		if (n >= k->size || parse_host_port(v, host, sizeof(host), &port) != 0) {
+			snprintf(err, errlen,
+			    "'%s' is not HOST:PORT (e.g. 0.0.0.0:50051, [::]:50051)", v);
+			return -1;
+		}
+		memcpy(field, v, n + 1);
+		return 0;
+	}
+	case KEY_PORTS:
+		return addr_parse_port_list(v, (struct port_range *)(void *)field, k->max_items,
+			   count, err, errlen) == 0
+			   ? 0
+			   : -1;
+	case KEY_CIDRS:
+		return addr_parse_cidr_list(
+			   v, (struct cidr *)(void *)field, k->max_items, count, err, errlen) == 0
+			   ? 0
+			   : -1;
+	case KEY_IDENTITIES:
+		return parse_identities(
+		    v, (char(*)[CONFIG_IDENTITY_MAX])(void *)field, count, err, errlen);
+	}
+	return -1;
+}
+
+static const struct key *
+find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static int
+known_section(const char *section)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(keys[i].section, section) == 0)
+			return 1;
+	return 0;
+}
+
+void
+config_defaults(struct config *cfg)
+{
+	char dir[CONFIG_PATH_MAX], err[256];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].dflt != NULL &&
+		    set_key(cfg, &keys[i], keys[i].dflt, err, sizeof(err)) != 0)
+			fatalx("config: the default of [%s] %s does not parse: %s", keys[i].section,
+			    keys[i].name, err);
+	paths_join(
+	    cfg->db_path, sizeof(cfg->db_path), paths_state_dir(dir, sizeof(dir)), "agent.db");
+	paths_join(cfg->local_socket, sizeof(cfg->local_socket),
+	    paths_runtime_dir(dir, sizeof(dir)), "agent.sock");
+}
+
+/* ---- the INI reader ---- */
+
+struct ini {
+	struct config *cfg;
+	const char *name; /* the file, for messages */
+	char *err;
+	size_t errlen;
+	char section[64];
+	int section_known;
+	unsigned char seen[N_KEYS]; /* set already in this text: ... */
+	int seen_line[N_KEYS];      /* ... on this line */
+};
+
+static int LOG_PRINTF(3, 4) ini_fail(struct ini *p, int line, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(p->err, p->errlen, "%s:%d: %s", p->name, line, what);
+	return -1;
+}
+
+static char *
+trim(char *s, char *end)
+{
+	while (s < end && isspace((unsigned char)*s))
+		s++;
+	while (end > s && isspace((unsigned char)end[-1]))
+		end--;
+	*end = '\0';
+	return s;
+}
+
+/* One line: [section], key = value, a comment or nothing. */
+static int
+ini_line(struct ini *p, char *line, int lineno)
+{
+	char *end = line + strlen(line), *s, *eq, *key, *value, *c;
+	char why[384];
+	const struct key *k;
+
+	s = trim(line, end);
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return 0;
+	if (*s == '[') {
+		char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != '\0' || close == s + 1 ||
+		    (size_t)(close - s - 1) >= sizeof(p->section))
+			return ini_fail(
+			    p, lineno, "syntax error (expected [section] or key = value)");
+		*close = '\0';
+		snprintf(p->section, sizeof(p->section), "%s", s + 1);
+		if (!known_section(p->section))
+			return ini_fail(p, lineno, "[%s]: unknown section", p->section);
+		p->section_known = 1;
+		return 0;
+	}
+	if ((eq = strchr(s, '=')) == NULL || eq == s)
+		return ini_fail(p, lineno, "syntax error (expected [section] or key = value)");
+	key = trim(s, eq);
+	value = eq + 1;
+	/* An inline comment starts at a ';' after a blank. */
+	for (c = value; (c = strchr(c, ';')) != NULL; c++) {
+		if (c > value && isspace((unsigned char)c[-1])) {
+			*c = '\0';
+			break;
+		}
+	}
+	value = trim(value, value + strlen(value));
+	if (!p->section_known)
+		return ini_fail(p, lineno, "%s: a key before any [section]", key);
+	if ((k = find_key(p->section, key)) == NULL)
+		return ini_fail(p, lineno, "[%s] %s: unknown key", p->section, key);
+	if (p->seen[k - keys])
+		return ini_fail(p, lineno, "[%s] %s: set twice (first on line %d)", p->section, key,
+		    p->seen_line[k - keys]);
+	p->seen[k - keys] = 1;
+	p->seen_line[k - keys] = lineno;
+	if (set_key(p->cfg, k, value, why, sizeof(why)) != 0)
+		return ini_fail(p, lineno, "[%s] %s: %s", p->section, key, why);
 	return 0;
 }
 
@@ -516,8 +461,7 @@ config_check(const struct config *cfg, const char *name, char *err, size_t errle
 						 cfg->tls_client_ca[0] == '\0')) {
 		snprintf(err, errlen,
 		    "%s: [api] remote_listen: needs tls_cert, tls_key and tls_client_ca (the "
-		    "remote "
-		    "API is TLS with client certificates only)",
+		    "remote API is TLS with client certificates only)",
 		    name);
 		return -1;
 	}
@@ -548,49 +492,139 @@ config_check(const struct config *cfg, const char *name, char *err, size_t errle
 	return 0;
 }
 
+/* Parse len bytes of text (modified in place: lines are cut at their ends). */
 static int
-config_finish(struct config *cfg, struct parse_state *ps, int line, const char *name, char *err,
-    size_t errlen)
+ini_parse(struct config *cfg, const char *name, char *text, size_t len, char *err, size_t errlen)
 {
-	if (line == -1) {
-		snprintf(err, errlen, "%s: cannot open: %s", name, strerror(errno));
-		return -1;
+	struct ini p = {.cfg = cfg, .name = name, .err = err, .errlen = errlen};
+	char *line = text, *end = text + len;
+	int lineno = 1;
+
+	if (memchr(text, '\0', len) != NULL) {
+		size_t at = (size_t)((char *)memchr(text, '\0', len) - text);
+
+		for (size_t i = 0; i < at; i++)
+			lineno += text[i] == '\n';
+		return ini_fail(&p, lineno, "a NUL byte: not a text file");
 	}
-	if (line == -2) {
-		snprintf(err, errlen, "%s: out of memory while parsing", name);
-		return -1;
-	}
-	if (line > 0) {
-		if (ps->failed)
-			snprintf(err, errlen, "%s:%d: [%s] %s: %s", name, line, ps->section,
-			    ps->key, ps->reason);
-		else
-			snprintf(err, errlen,
-			    "%s:%d: syntax error (expected [section] or key = value)", name, line);
-		return -1;
+	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) /* a UTF-8 byte order mark */
+		line += 3;
+	while (line < end) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		char *stop = nl != NULL ? nl : end;
+
+		*stop = '\0';
+		if (stop > line && stop[-1] == '\r')
+			stop[-1] = '\0';
+		if (ini_line(&p, line, lineno) != 0)
+			return -1;
+		line = stop + 1;
+		lineno++;
 	}
 	return config_check(cfg, name, err, errlen);
 }
 
 int
-config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+config_load_string(struct config *cfg, const char *name, const char *text, char *err, size_t errlen)
 {
-	struct parse_state ps = {.cfg = cfg};
-	int line;
+	size_t len = strlen(text);
+	char *copy;
+	int rc;
 
-	errno = 0;
-	line = ini_parse(path, config_handler, &ps);
-	return config_finish(cfg, &ps, line, path, err, errlen);
+	if (len > CONFIG_FILE_MAX) {
+		snprintf(err, errlen, "%s: larger than %d bytes", name, CONFIG_FILE_MAX);
+		return -1;
+	}
+	if ((copy = malloc(len + 1)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	memcpy(copy, text, len + 1);
+	rc = ini_parse(cfg, name, copy, len, err, errlen);
+	free(copy);
+	return rc;
+}
+
+/*
+ * The whole of a regular file, at most CONFIG_FILE_MAX bytes: a device
+ * (/dev/zero), a directory or a FIFO is refused before anything is read.
+ */
+static char *
+read_config_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd;
+
+#ifdef _WIN32
+	fd = open(path, O_RDONLY | O_BINARY);
+#else
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+#endif
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, err_str(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, err_str(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		snprintf(err, errlen, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+		goto fail;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	/* Read to the end, bounded: the file may have grown since fstat. */
+	for (;;) {
+		long n = (long)read(fd, buf + got, (size_t)st.st_size + 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, err_str(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got > (size_t)st.st_size) {
+			snprintf(err, errlen, "%s: changed while being read", path);
+			goto fail;
+		}
+	}
+	close(fd);
+	buf[got] = '\0';
+	*len = got;
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
 }
 
 int
-config_load_string(struct config *cfg, const char *name, const char *text, char *err, size_t errlen)
+config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct parse_state ps = {.cfg = cfg};
-	int line = ini_parse_string(text, config_handler, &ps);
+	size_t len;
+	char *text = read_config_file(path, &len, err, errlen);
+	int rc;
 
-	return config_finish(cfg, &ps, line, name, err, errlen);
+	if (text == NULL)
+		return -1;
+	rc = ini_parse(cfg, path, text, len, err, errlen);
+	free(text);
+	return rc;
 }
+
+/* ---- writing ---- */
 
 int
 config_write_file(const char *path, char *const *settings, int n, char *err, size_t errlen)
@@ -606,7 +640,7 @@ config_write_file(const char *path, char *const *settings, int n, char *err, siz
 		return -1;
 	}
 	len = (size_t)snprintf(text, cap, "; written by redirect-agent --write-config\n");
-	/* One [section] line per setting keeps the text simple; inih merges them. */
+	/* One [section] line per setting keeps the text simple; sections may reopen. */
 	for (int i = 0; i < n; i++) {
 		const char *dot = strchr(settings[i], '.'), *eq = strchr(settings[i], '=');
 		size_t need;
@@ -643,14 +677,23 @@ config_write_file(const char *path, char *const *settings, int n, char *err, siz
 		goto out;
 	}
 	snprintf(tmp, strlen(path) + 8, "%s.new", path);
-	if ((f = fopen(tmp, "we")) == NULL || fputs(text, f) == EOF || fclose(f) != 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		if (f != NULL)
-			(void)remove(tmp);
+	if ((f = fopen(tmp, "we")) == NULL) {
+		snprintf(err, errlen, "%s: %s", tmp, err_str(errno));
+		goto out;
+	}
+	if (fputs(text, f) == EOF) {
+		snprintf(err, errlen, "%s: %s", tmp, err_str(errno));
+		fclose(f);
+		(void)remove(tmp);
+		goto out;
+	}
+	if (fclose(f) != 0) {
+		snprintf(err, errlen, "%s: %s", tmp, err_str(errno));
+		(void)remove(tmp);
 		goto out;
 	}
 	if (rename(tmp, path) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, err_str(errno));
 		(void)remove(tmp);
 		goto out;
 	}
@@ -659,4 +702,63 @@ out:
 	free(tmp);
 	free(text);
 	return rc;
+}
+
+/* ---- documentation from the table ---- */
+
+/* The doc line without Markdown's backquotes, for the plain-text template. */
+static void
+print_plain(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s != '`')
+			fputc(*s, f);
+}
+
+void
+config_print_template(FILE *f)
+{
+	const char *section = "";
+
+	fputs("; redirect-agent's configuration (/etc/redirect-agent/agent.conf).\n"
+	      "; Every key is shown commented out with its default; uncomment to change it.\n"
+	      "; For list keys an empty value means \"none\". Generated from the agent's own\n"
+	      "; table: redirect-agent --print-config.\n",
+	    f);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+
+		if (strcmp(section, k->section) != 0) {
+			section = k->section;
+			fprintf(f, "\n[%s]\n", section);
+		}
+		fputs("; ", f);
+		print_plain(f, k->doc);
+		fputc('\n', f);
+		if (k->dflt != NULL) {
+			fprintf(f, ";%s = %s\n", k->name, k->dflt);
+		} else {
+			fprintf(f, ";%s = (default: ", k->name);
+			print_plain(f, k->dflt_doc);
+			fputs(")\n", f);
+		}
+	}
+}
+
+void
+config_print_reference(FILE *f)
+{
+	fputs("| key | default | meaning |\n| --- | --- | --- |\n", f);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+
+		fprintf(f, "| `[%s] %s` | ", k->section, k->name);
+		if (k->dflt == NULL)
+			fputs(k->dflt_doc, f);
+		else if (k->dflt[0] == '\0')
+			fputs("(empty)", f);
+		else
+			fprintf(f, "`%s`", k->dflt);
+		fprintf(f, " | %s |\n", k->doc);
+	}
 }

@@ -1,5 +1,19 @@
 /*
- * config.h: the agent's configuration, its embedded defaults and the INI parser.
+ * config.h: the agent's configuration: one table of keys (config.c), and
+ * everything that comes from it.
+ *
+ * Each key is one row: section, name, type, the field it fills, bounds, its
+ * default (as config text, parsed by the same code as a file) and a line of
+ * documentation. From that table come the INI parser, --write-config's
+ * checks, the commented template (deploy/agent.conf, --print-config) and
+ * the README's configuration table (checked by a unit test).
+ *
+ * The INI dialect: "[section]" lines, "key = value" lines, comments on lines
+ * of their own starting with ';' or '#', or after a value behind " ;".
+ * Keys and sections are case-sensitive. A key given twice, a key outside a
+ * section, an unknown section or key, a NUL byte, a file that is not a
+ * regular file or is larger than CONFIG_FILE_MAX: each is an error naming
+ * the file and line. Lines have no length limit of their own.
  *
  * A config is plain data, filled once at start-up and read-only afterwards.
  */
@@ -7,7 +21,9 @@
 #define RA_CONFIG_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "addr.h"
 #include "log.h"
@@ -18,6 +34,8 @@
 #define CONFIG_SOCKET_MAX     108 /* sizeof(sun_path) */
 #define CONFIG_MAX_IDENTITIES 32
 #define CONFIG_IDENTITY_MAX   128
+#define CONFIG_PATH_MAX       1024
+#define CONFIG_FILE_MAX       (1024 * 1024) /* a config file larger than this is refused */
 
 /* Exit status for a configuration error (sysexits.h EX_CONFIG). */
 #define CONFIG_EXIT_CODE 78
@@ -55,11 +73,11 @@ struct config {
 	unsigned connect_timeout_ms;
 	unsigned idle_timeout_s; /* 0: no idle timeout */
 	unsigned max_sessions;
-	unsigned workers;          /* 0: one per online CPU */
+	unsigned workers;          /* 0: one per CPU the agent may use */
 	unsigned drain_timeout_ms; /* how long stop waits for open sessions */
 
 	/* [db] */
-	char db_path[PATH_MAX];
+	char db_path[CONFIG_PATH_MAX];
 	unsigned retention_days; /* 0: keep rows forever */
 	uint64_t max_rows;       /* 0: no row cap */
 	unsigned queue_size;     /* events the writer queue holds */
@@ -68,7 +86,7 @@ struct config {
 	char local_socket[CONFIG_SOCKET_MAX];
 	char admin_group[33];    /* may use the local socket besides root */
 	char remote_listen[128]; /* "" : no remote listener; else HOST:PORT, TLS only */
-	char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_client_ca[PATH_MAX];
+	char tls_cert[CONFIG_PATH_MAX], tls_key[CONFIG_PATH_MAX], tls_client_ca[CONFIG_PATH_MAX];
 	/* Client certificate identities (SAN, else CN) and their roles. */
 	char admins[CONFIG_MAX_IDENTITIES][CONFIG_IDENTITY_MAX];
 	size_t n_admins;
@@ -77,20 +95,23 @@ struct config {
 };
 
 /*
- * Fill cfg with the embedded defaults. The database lives in
- * $STATE_DIRECTORY (systemd) or /var/lib/redirect-agent, the local socket in
- * $RUNTIME_DIRECTORY or /run/redirect-agent.
+ * Fill cfg with the embedded defaults: every key's default from the table.
+ * The database lives in paths_state_dir(), the local socket in
+ * paths_runtime_dir() (paths.h).
  */
 void config_defaults(struct config *cfg);
 
 /*
  * Read an INI file over the values already in cfg (normally the defaults).
- * Unknown sections and keys are errors, so a typo never goes unnoticed.
  * Returns 0, or -1 with err set to "FILE:LINE: [section] key: reason" (or
- * "FILE: reason" when the file cannot be read). cfg may be partly changed on
- * failure; the caller exits.
+ * "FILE: reason" when the file cannot be read, or for a check across keys).
+ * cfg may be partly changed on failure; the caller keeps its own copy.
  */
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* The same for INI text held in memory; name stands in for the file name in errors. */
+int config_load_string(
+    struct config *cfg, const char *name, const char *text, char *err, size_t errlen);
 
 /*
  * Write a configuration file from "section.key=value" settings (as an
@@ -100,8 +121,13 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
  */
 int config_write_file(const char *path, char *const *settings, int n, char *err, size_t errlen);
 
-/* The same for INI text held in memory; name stands in for the file name in errors. */
-int config_load_string(
-    struct config *cfg, const char *name, const char *text, char *err, size_t errlen);
+/*
+ * Print every key, commented out, with its default and its line of
+ * documentation: the shipped deploy/agent.conf (redirect-agent --print-config).
+ */
+void config_print_template(FILE *f);
+
+/* Print the configuration reference as a Markdown table (the README's). */
+void config_print_reference(FILE *f);
 
 #endif

@@ -24,7 +24,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: redirect-agent [--config FILE] [--foreground] [--check-config]\n"
 		   "       redirect-agent --write-config FILE [section.key=value ...]\n"
-		   "       redirect-agent --version | --help\n"
+		   "       redirect-agent --print-config | --version | --help\n"
 		   "\n"
 		   "Redirects chosen outbound TCP connections to itself (nftables), relays them\n"
 		   "to their original destination and records every connection in SQLite.\n"
@@ -36,6 +36,8 @@ usage(FILE *f)
 		   "  -w, --write-config FILE\n"
 		   "                      write FILE from the settings given, each checked\n"
 		   "                      (empty values skipped), as installers do; exit\n"
+		   "      --print-config  print every key with its default, commented (the\n"
+		   "                      shipped agent.conf), and exit\n"
 		   "  -V, --version       print the version and exit\n"
 		   "  -h, --help          print this help and exit\n");
 }

@@ -29,7 +29,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: redirect-agent [--config FILE] (--service | --foreground) [--check-config]\n"
 	    "       redirect-agent --write-config FILE [section.key=value ...]\n"
-	    "       redirect-agent --version | --help\n"
+	    "       redirect-agent --print-config | --version | --help\n"
 	    "\n"
 	    "Relays the TCP connections the WFP callout redirects to it to their original\n"
 	    "destination, passing their redirect records on, and records every connection\n"
@@ -43,6 +43,8 @@ usage(FILE *f)
 	    "  -w, --write-config FILE\n"
 	    "                      write FILE from the settings given, each checked\n"
 	    "                      (empty values skipped), as the installer does; exit\n"
+	    "      --print-config  print every key with its default, commented (the\n"
+	    "                      shipped agent.conf), and exit\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n");
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paths.h"
+
 static const struct service_ops *svc_ops;
 static SERVICE_STATUS_HANDLE svc_handle;
 static DWORD svc_checkpoint;
@@ -84,21 +86,11 @@ on_control(DWORD control, DWORD type, LPVOID data, LPVOID ctx)
 }
 
 const char *
-service_data_dir(char *buf, size_t len)
-{
-	const char *base = getenv("ProgramData");
-
-	snprintf(buf, len, "%s\\redirect-agent",
-	    base != NULL && base[0] != '\0' ? base : "C:\\ProgramData");
-	return buf;
-}
-
-const char *
 service_log_path(char *buf, size_t len)
 {
 	char dir[MAX_PATH];
 
-	snprintf(buf, len, "%s\\agent.log", service_data_dir(dir, sizeof(dir)));
+	paths_join(buf, len, paths_state_dir(dir, sizeof(dir)), "agent.log");
 	return buf;
 }
 

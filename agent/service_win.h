@@ -53,9 +53,6 @@ FILE *service_log(void);
  */
 void service_status_for(SERVICE_STATUS *st, DWORD state, int exit_code, DWORD *checkpoint);
 
-/* The agent's data folder: %ProgramData%\redirect-agent. Returns buf. */
-const char *service_data_dir(char *buf, size_t len);
-
 /* The log file's path: %ProgramData%\redirect-agent\agent.log. Returns buf. */
 const char *service_log_path(char *buf, size_t len);
 

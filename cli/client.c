@@ -1,6 +1,10 @@
+/*
+ * client.c: redirectctl's calls to the agent over gRPC (client.h).
+ */
 #include "client.h"
 
 #include "addr.h"
+#include "err.h"
 #include "platform.h"
 
 #include <errno.h>
@@ -29,13 +33,13 @@ probe_socket(const char *path, char *err, size_t errlen)
 	if (addr_unix(&sun, path, err, errlen) != 0)
 		return -1;
 	if ((fd = sock_unix_stream()) == SOCK_INVALID) {
-		snprintf(err, errlen, "socket: %s", strerror(sock_errno()));
+		snprintf(err, errlen, "socket: %s", err_str(sock_errno()));
 		return -1;
 	}
 	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
 	if (r != 0)
 		snprintf(
-		    err, errlen, "cannot reach the agent at %s: %s", path, strerror(sock_errno()));
+		    err, errlen, "cannot reach the agent at %s: %s", path, err_str(sock_errno()));
 	sock_close(fd);
 	return r;
 }
@@ -66,7 +70,7 @@ read_file(const char *path, char *err, size_t errlen)
 	size_t n;
 
 	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, err_str(errno));
 		return NULL;
 	}
 	buf = malloc(256 * 1024 + 1);

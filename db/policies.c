@@ -1,9 +1,18 @@
+/*
+ * policies.c: the policy history (policies.h).
+ */
 #include "policies.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct policy_store {
+	sqlite3 *db; /* read-write, the policies table only */
+};
 
 void
 policy_row_free(struct policy_row *r)
@@ -27,19 +36,41 @@ policies_sha256(const char *text, char out[65])
 }
 
 int
-policies_open(const char *path, sqlite3 **out, char *err, size_t errlen)
+policies_open(const char *path, struct policy_store **out, char *err, size_t errlen)
 {
-	if (sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	struct policy_store *ps = calloc(1, sizeof(*ps));
+
+	*out = NULL;
+	if (ps == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (sqlite3_open_v2(path, &ps->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
-		    *out != NULL ? sqlite3_errmsg(*out) : "cannot open");
-		sqlite3_close(*out);
-		*out = NULL;
-		return -1;
+		    ps->db != NULL ? sqlite3_errmsg(ps->db) : "cannot open");
+		policies_close(ps);
+		return -EIO;
 	}
 	/* The record's writer commits every few ms: wait for it, briefly. */
-	sqlite3_busy_timeout(*out, 5000);
+	sqlite3_busy_timeout(ps->db, 5000);
+	*out = ps;
 	return 0;
+}
+
+void
+policies_close(struct policy_store *ps)
+{
+	if (ps == NULL)
+		return;
+	sqlite3_close(ps->db);
+	free(ps);
+}
+
+const char *
+policies_errmsg(struct policy_store *ps)
+{
+	return sqlite3_errmsg(ps->db);
 }
 
 static int
@@ -84,22 +115,23 @@ one_row(sqlite3 *db, const char *sql, int64_t arg, struct policy_row *out)
 }
 
 int
-policies_latest(sqlite3 *db, struct policy_row *out)
+policies_latest(struct policy_store *ps, struct policy_row *out)
 {
 	return one_row(
-	    db, "SELECT " COLUMNS " FROM policies ORDER BY version DESC LIMIT 1", -1, out);
+	    ps->db, "SELECT " COLUMNS " FROM policies ORDER BY version DESC LIMIT 1", -1, out);
 }
 
 int
-policies_get(sqlite3 *db, uint64_t version, struct policy_row *out)
+policies_get(struct policy_store *ps, uint64_t version, struct policy_row *out)
 {
 	return one_row(
-	    db, "SELECT " COLUMNS " FROM policies WHERE version = ?1", (int64_t)version, out);
+	    ps->db, "SELECT " COLUMNS " FROM policies WHERE version = ?1", (int64_t)version, out);
 }
 
 int64_t
-policies_append(sqlite3 *db, const char *document, const char *author, int64_t at_us)
+policies_append(struct policy_store *ps, const char *document, const char *author, int64_t at_us)
 {
+	sqlite3 *db = ps->db;
 	sqlite3_stmt *st = NULL;
 	int64_t version = -1;
 	char sha[65];
@@ -132,12 +164,13 @@ out:
 }
 
 int
-policies_history(sqlite3 *db, int (*fn)(void *arg, const struct policy_row *r), void *arg)
+policies_history(
+    struct policy_store *ps, int (*fn)(void *arg, const struct policy_row *r), void *arg)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, failed = 0;
 
-	if (sqlite3_prepare_v2(db, "SELECT " COLUMNS " FROM policies ORDER BY version DESC", -1,
+	if (sqlite3_prepare_v2(ps->db, "SELECT " COLUMNS " FROM policies ORDER BY version DESC", -1,
 		&st, NULL) != SQLITE_OK)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -150,10 +183,12 @@ policies_history(sqlite3 *db, int (*fn)(void *arg, const struct policy_row *r), 
 		rc = fn(arg, &r);
 		policy_row_free(&r);
 		if (rc != 0) {
+			/* Stopping early is fine; the callback failing is not. */
+			failed = rc < 0;
 			rc = SQLITE_DONE;
 			break;
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc == SQLITE_DONE && !failed ? 0 : -1;
 }

@@ -1,9 +1,20 @@
+/*
+ * query.c: reading the connection record (query.h).
+ */
 #include "query.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "conn.h"
+
+struct query {
+	sqlite3 *db; /* read-only */
+};
 
 #define TOKEN_VERSION 1
 
@@ -13,40 +24,27 @@ static const char row_columns[] =
     " redirect_records, redirect_context, records_mark, verdict, state, bytes_up, bytes_down,"
     " connect_us, close_reason, error, uid, pid, exe, policy_version, rule_id, server_name";
 
-static int
-word_in(const char *w, const char *const *list)
-{
-	for (; *list != NULL; list++)
-		if (strcmp(w, *list) == 0)
-			return 1;
-	return 0;
-}
-
 int
 query_filter_check(const struct conn_filter *f, char *err, size_t errlen)
 {
-	static const char *const states[] = {
-	    "open", "relaying", "closed", "failed", "interrupted", NULL};
-	static const char *const verdicts[] = {
-	    "allow", "refuse", "block", "bypass", "forward", NULL};
-	static const char *const rstates[] = {
-	    "none", "by_self", "by_other", "previously_by_self", NULL};
+	enum conn_state st;
+	enum conn_verdict v;
+	enum redirect_state rs;
+	char names[128];
 
-	if (f->state[0] != '\0' && !word_in(f->state, states)) {
-		snprintf(err, errlen,
-		    "state: '%s' is not one of open, relaying, closed, failed, interrupted",
-		    f->state);
+	if (f->state[0] != '\0' && conn_state_parse(f->state, &st) != 0) {
+		snprintf(err, errlen, "state: '%s' is not one of %s", f->state,
+		    conn_names_join(conn_state_names, names, sizeof(names)));
 		return -EINVAL;
 	}
-	if (f->verdict[0] != '\0' && !word_in(f->verdict, verdicts)) {
-		snprintf(err, errlen, "verdict: '%s' is not a verdict", f->verdict);
+	if (f->verdict[0] != '\0' && conn_verdict_parse(f->verdict, &v) != 0) {
+		snprintf(err, errlen, "verdict: '%s' is not one of %s", f->verdict,
+		    conn_names_join(conn_verdict_names, names, sizeof(names)));
 		return -EINVAL;
 	}
-	if (f->redirect_state[0] != '\0' && !word_in(f->redirect_state, rstates)) {
-		snprintf(err, errlen,
-		    "redirect_state: '%s' is not one of none, by_self, by_other, "
-		    "previously_by_self",
-		    f->redirect_state);
+	if (f->redirect_state[0] != '\0' && redirect_state_parse(f->redirect_state, &rs) != 0) {
+		snprintf(err, errlen, "redirect_state: '%s' is not one of %s", f->redirect_state,
+		    conn_names_join(redirect_state_names, names, sizeof(names)));
 		return -EINVAL;
 	}
 	if (f->until_us != 0 && f->since_us > f->until_us) {
@@ -54,6 +52,43 @@ query_filter_check(const struct conn_filter *f, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int
+query_open(const char *path, struct query **out, char *err, size_t errlen)
+{
+	struct query *q = calloc(1, sizeof(*q));
+
+	*out = NULL;
+	if (q == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    q->db != NULL ? sqlite3_errmsg(q->db) : "cannot open");
+		query_close(q);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(q->db, 2000);
+	*out = q;
+	return 0;
+}
+
+void
+query_close(struct query *q)
+{
+	if (q == NULL)
+		return;
+	sqlite3_close(q->db);
+	free(q);
+}
+
+const char *
+query_errmsg(struct query *q)
+{
+	return sqlite3_errmsg(q->db);
 }
 
 static uint32_t
@@ -178,7 +213,7 @@ cidr_bounds(const struct cidr *c, uint8_t lo[16], uint8_t hi[16])
 }
 
 int
-query_list_connections(sqlite3 *db, const struct conn_filter *f, unsigned page_size,
+query_list_connections(struct query *q, const struct conn_filter *f, unsigned page_size,
     const char *token, char next_token[QUERY_TOKEN_LEN + 1], conn_row_cb cb, void *arg, char *err,
     size_t errlen)
 {
@@ -222,7 +257,7 @@ query_list_connections(sqlite3 *db, const struct conn_filter *f, unsigned page_s
 	ADD(" ORDER BY id DESC LIMIT ?11");
 #undef ADD
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto dberr;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	sqlite3_bind_int64(st, 2, f->since_us);
@@ -261,20 +296,20 @@ query_list_connections(sqlite3 *db, const struct conn_filter *f, unsigned page_s
 	sqlite3_finalize(st);
 	return n;
 dberr:
-	snprintf(err, errlen, "database: %s", sqlite3_errmsg(db));
+	snprintf(err, errlen, "database: %s", sqlite3_errmsg(q->db));
 	sqlite3_finalize(st);
 	return -EIO;
 }
 
 int
-query_get_connection(sqlite3 *db, uint64_t id, conn_row_cb cb, void *arg)
+query_get_connection(struct query *q, uint64_t id, conn_row_cb cb, void *arg)
 {
 	char sql[512];
 	sqlite3_stmt *st;
 	int rc, found = 0;
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM connections WHERE id = ?1", row_columns);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	rc = sqlite3_step(st);
@@ -292,7 +327,7 @@ query_get_connection(sqlite3 *db, uint64_t id, conn_row_cb cb, void *arg)
 }
 
 int
-query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, void *arg)
+query_events_after(struct query *q, uint64_t after, unsigned limit, conn_row_cb cb, void *arg)
 {
 	/* The columns in read_row's order: the event's own values for what
 	 * changes, the connection's for what does not; then the sequence. */
@@ -308,7 +343,7 @@ query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, 
 	sqlite3_stmt *st;
 	int n = 0, rc;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	sqlite3_bind_int(st, 2, (int)limit);
@@ -326,16 +361,61 @@ query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, 
 }
 
 int64_t
-query_oldest_event(sqlite3 *db)
+query_oldest_event(struct query *q)
 {
 	sqlite3_stmt *st;
 	int64_t seq = -1;
 
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(MIN(seq), 0) FROM connection_events", -1, &st,
-		NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(q->db, "SELECT coalesce(MIN(seq), 0) FROM connection_events", -1,
+		&st, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		seq = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return seq;
+}
+
+int
+query_judged(struct query *q, unsigned last, conn_row_cb cb, void *arg)
+{
+	/* The connections a policy judged (a loop or a refusal was not judged):
+	 * redirect state none or by_other, a verdict that is a policy action. */
+	static const char sql[] =
+	    "SELECT id, family, orig_dst_addr, orig_dst_port, redirect_state, verdict,"
+	    " server_name, coalesce(uid, -1), exe"
+	    " FROM connections WHERE verdict IN (?2, ?3, ?4, ?5) AND redirect_state IN (?6, ?7)"
+	    " ORDER BY id DESC LIMIT ?1";
+	sqlite3_stmt *st;
+	int n = 0, rc;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int(st, 1, (int)last);
+	sqlite3_bind_text(st, 2, conn_verdict_name(VERDICT_ALLOW), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, conn_verdict_name(VERDICT_BLOCK), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, conn_verdict_name(VERDICT_BYPASS), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, conn_verdict_name(VERDICT_FORWARD), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, redirect_state_name(REDIRECT_NONE), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, redirect_state_name(REDIRECT_BY_OTHER), -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct conn_row r;
+
+		memset(&r, 0, sizeof(r));
+		r.id = (uint64_t)sqlite3_column_int64(st, 0);
+		r.family = (unsigned)sqlite3_column_int(st, 1);
+		r.orig_dst_addr = text_or_empty(st, 2);
+		r.orig_dst_port = (unsigned)sqlite3_column_int(st, 3);
+		r.redirect_state = text_or_empty(st, 4);
+		r.verdict = text_or_empty(st, 5);
+		r.server_name = text_or_empty(st, 6);
+		r.uid = sqlite3_column_int64(st, 7);
+		r.exe = text_or_empty(st, 8);
+		r.client_addr = r.upstream_local_addr = r.state = r.close_reason = r.error = "";
+		r.rule_id = "";
+		n++;
+		if (cb(arg, &r) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -EIO;
 }

@@ -1,15 +1,16 @@
 /*
  * query.h: reading the connection record (the API's queries).
  *
- * Runs on a read-only SQLite connection of the caller's (the RPC thread's),
- * never on the writer's. Every value from outside is bound as a parameter.
+ * A struct query is one read-only connection to the database, never the
+ * writer's; one thread uses it at a time (the API's thread, the watch
+ * thread: each opens its own). Every value from outside is bound as a
+ * parameter.
  * Pagination is by key (id), newest first, so a page stays stable while new
  * rows arrive; the page token is opaque to clients and bound to its filter.
  */
 #ifndef RA_QUERY_H
 #define RA_QUERY_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,17 @@ struct conn_row {
 
 typedef int (*conn_row_cb)(void *arg, const struct conn_row *row);
 
+struct query;
+
+/* Open path read-only. Returns 0 with *out set, or a negative errno with err set. */
+int query_open(const char *path, struct query **out, char *err, size_t errlen);
+
+/* Close q. NULL is ignored. */
+void query_close(struct query *q);
+
+/* The last database error on q, for logs. */
+const char *query_errmsg(struct query *q);
+
 /*
  * Check a filter's words (state, verdict, redirect_state) against the values
  * the record can hold. Returns 0 or -EINVAL with the reason in err.
@@ -73,22 +85,31 @@ int query_filter_check(const struct conn_filter *f, char *err, size_t errlen);
  * -EIO on a database error (err says so). A non-zero return from cb stops
  * the walk and is returned.
  */
-int query_list_connections(sqlite3 *db, const struct conn_filter *f, unsigned page_size,
+int query_list_connections(struct query *q, const struct conn_filter *f, unsigned page_size,
     const char *token, char next_token[QUERY_TOKEN_LEN + 1], conn_row_cb cb, void *arg, char *err,
     size_t errlen);
 
 /* Call cb for the row with this id. Returns 1 (found), 0 (no such row) or -EIO. */
-int query_get_connection(sqlite3 *db, uint64_t id, conn_row_cb cb, void *arg);
+int query_get_connection(struct query *q, uint64_t id, conn_row_cb cb, void *arg);
 
 /*
  * Call cb for up to limit watch events with a sequence number above after,
  * in order: each the connection as it stood at that event. Returns the
  * number of events, or -EIO.
  */
-int query_events_after(sqlite3 *db, uint64_t after, unsigned limit, conn_row_cb cb, void *arg);
+int query_events_after(struct query *q, uint64_t after, unsigned limit, conn_row_cb cb, void *arg);
 
 /* The oldest event still kept (0: none). Resuming before it would miss events. */
-int64_t query_oldest_event(sqlite3 *db);
+int64_t query_oldest_event(struct query *q);
+
+/*
+ * Call cb for the last connections (at most last, newest first) that a
+ * policy judged: redirect state none or by_other, verdict allow, block,
+ * bypass or forward. Only id, family, orig_dst_addr/port, redirect_state,
+ * verdict, server_name, uid and exe are filled (a simulation's inputs).
+ * Returns how many, or -EIO.
+ */
+int query_judged(struct query *q, unsigned last, conn_row_cb cb, void *arg);
 
 /* Token helpers, exposed for tests: encode the position after last_id under f. */
 void query_token_encode(

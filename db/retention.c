@@ -2,6 +2,8 @@
 
 #include <stddef.h>
 
+#include "conn.h"
+
 /* The highest id that the row cap pushes out, or 0 when the cap is not reached. */
 static int64_t
 cap_threshold(sqlite3 *db, uint64_t max_rows)
@@ -22,11 +24,10 @@ cap_threshold(sqlite3 *db, uint64_t max_rows)
 int
 retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_t now_us)
 {
-	static const char sql[] =
-	    "DELETE FROM connections WHERE id IN ("
-	    " SELECT id FROM connections"
-	    " WHERE state NOT IN ('open', 'relaying') AND (id <= ?1 OR opened_at_us < ?2)"
-	    " ORDER BY id LIMIT ?3)";
+	static const char sql[] = "DELETE FROM connections WHERE id IN ("
+				  " SELECT id FROM connections"
+				  " WHERE state NOT IN (?4, ?5) AND (id <= ?1 OR opened_at_us < ?2)"
+				  " ORDER BY id LIMIT ?3)";
 	sqlite3_stmt *st;
 	int64_t cap_id = 0, cutoff = INT64_MIN;
 	int deleted = -1;
@@ -44,6 +45,8 @@ retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_
 	sqlite3_bind_int64(st, 1, cap_id);
 	sqlite3_bind_int64(st, 2, cutoff);
 	sqlite3_bind_int64(st, 3, policy->batch > 0 ? policy->batch : 1000);
+	sqlite3_bind_text(st, 4, conn_state_name(CONN_OPEN), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, conn_state_name(CONN_RELAYING), -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_DONE)
 		deleted = sqlite3_changes(db);
 	sqlite3_finalize(st);

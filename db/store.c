@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "err.h"
 #include "log.h"
 #include "platform.h"
 #include "retention.h"
@@ -56,24 +57,6 @@ struct store {
 	uint64_t interrupted_at_start;
 	time_t last_drop_log;
 };
-
-const char *
-conn_state_name(enum conn_state st)
-{
-	switch (st) {
-	case CONN_OPEN:
-		return "open";
-	case CONN_RELAYING:
-		return "relaying";
-	case CONN_CLOSED:
-		return "closed";
-	case CONN_FAILED:
-		return "failed";
-	case CONN_INTERRUPTED:
-		return "interrupted";
-	}
-	return "failed";
-}
 
 static const char upsert_sql[] =
     "INSERT INTO connections (id, opened_at_us, closed_at_us, family, client_addr, client_port,"
@@ -162,10 +145,10 @@ write_one(struct store *s, const struct conn_record *r)
 	else
 		sqlite3_bind_null(st, 9);
 	bind_endpoint(st, 10, 11, &r->upstream_local, local);
-	bind_text_or_null(st, 12, r->redirect_state != NULL ? r->redirect_state : "none");
+	sqlite3_bind_text(st, 12, redirect_state_name(r->redirect_state), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 13, r->records_mark);
-	bind_text_or_null(st, 14, r->verdict != NULL ? r->verdict : "allow");
-	bind_text_or_null(st, 15, conn_state_name(r->state));
+	sqlite3_bind_text(st, 14, conn_verdict_name(r->verdict), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, conn_state_name(r->state), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)r->bytes_up);
 	sqlite3_bind_int64(st, 17, (sqlite3_int64)r->bytes_down);
 	if (r->connect_us >= 0)
@@ -213,7 +196,7 @@ write_event(struct store *s, const struct conn_record *r, int64_t at_us)
 	else
 		sqlite3_bind_null(st, 4);
 	bind_endpoint(st, 5, 6, &r->upstream_local, local);
-	bind_text_or_null(st, 7, r->verdict != NULL ? r->verdict : "allow");
+	sqlite3_bind_text(st, 7, conn_verdict_name(r->verdict), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->bytes_up);
 	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->bytes_down);
 	if (r->connect_us >= 0)
@@ -354,27 +337,6 @@ write_batch(
 	}
 }
 
-static void
-deadline_after(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-static int
-deadline_passed(const struct timespec *ts)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
-}
-
 /*
  * The writer: take everything queued (up to a batch) under the lock, write it
  * outside the lock, repeat. The first event after a quiet spell is committed
@@ -401,8 +363,8 @@ writer_main(void *arg)
 	 */
 	if (platform_thread_lower_priority() != 0)
 		log_warn("store: cannot lower the writer thread's priority");
-	deadline_after(&next_prune, s->prune_interval_ms);
-	deadline_after(&next_commit, 0);
+	clock_deadline_ms(&next_prune, s->prune_interval_ms);
+	clock_deadline_ms(&next_commit, 0);
 
 	for (;;) {
 		unsigned n = 0;
@@ -413,7 +375,7 @@ writer_main(void *arg)
 			if (s->stopping || s->count >= s->cap / 2)
 				break;
 			if (s->count > 0) {
-				if (deadline_passed(&next_commit))
+				if (clock_deadline_passed(&next_commit))
 					break;
 				pthread_cond_timedwait(&s->wake, &s->lock, &next_commit);
 				continue;
@@ -435,10 +397,10 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		if (n > 0) {
-			deadline_after(&next_commit, STORE_LINGER_MS);
+			clock_deadline_ms(&next_commit, STORE_LINGER_MS);
 			write_batch(s, batch, n, latest, slots);
 		} else if (!stop) {
-			if (!pruning && deadline_passed(&next_prune))
+			if (!pruning && clock_deadline_passed(&next_prune))
 				pruning = 1;
 			if (pruning) {
 				int d =
@@ -452,7 +414,7 @@ writer_main(void *arg)
 					    "store: pruning failed: %s", sqlite3_errmsg(s->db));
 				if (d <= 0) {
 					pruning = 0;
-					deadline_after(&next_prune, s->prune_interval_ms);
+					clock_deadline_ms(&next_prune, s->prune_interval_ms);
 				}
 			}
 		}
@@ -493,7 +455,7 @@ make_parent_dir(const char *path, char *err, size_t errlen)
 		goto fail;
 	return 0;
 fail:
-	snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+	snprintf(err, errlen, "cannot create %s: %s", dir, err_str(errno));
 	return -1;
 }
 
@@ -513,12 +475,26 @@ exec_or_err(sqlite3 *db, const char *sql, char *err, size_t errlen)
 static int
 recover_interrupted(struct store *s, char *err, size_t errlen)
 {
-	if (exec_or_err(s->db,
-		"UPDATE connections SET state = 'interrupted',"
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db,
+		"UPDATE connections SET state = ?1,"
 		" close_reason = 'agent stopped before the connection closed'"
-		" WHERE state IN ('open', 'relaying')",
-		err, errlen) != 0)
+		" WHERE state IN (?2, ?3)",
+		-1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
 		return -1;
+	}
+	sqlite3_bind_text(st, 1, conn_state_name(CONN_INTERRUPTED), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, conn_state_name(CONN_OPEN), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, conn_state_name(CONN_RELAYING), -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "recovering interrupted rows: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
 	s->interrupted_at_start = (uint64_t)sqlite3_changes(s->db);
 	return 0;
 }
@@ -681,7 +657,7 @@ store_flush(struct store *s, unsigned timeout_ms)
 	uint64_t target;
 	int rc = 0;
 
-	deadline_after(&deadline, timeout_ms);
+	clock_deadline_ms(&deadline, timeout_ms);
 	pthread_mutex_lock(&s->lock);
 	target = s->submitted;
 	while (s->settled < target && rc == 0) {

@@ -13,19 +13,10 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "conn.h"
 #include "records.h"
 
 struct store;
-
-enum conn_state {
-	CONN_OPEN,
-	CONN_RELAYING,
-	CONN_CLOSED,
-	CONN_FAILED,
-	CONN_INTERRUPTED, /* written only by crash recovery */
-};
-
-const char *conn_state_name(enum conn_state st);
 
 /*
  * What is learnt once per connection and written once (the redirect records,
@@ -51,7 +42,7 @@ void conn_detail_free(struct conn_detail *d);
 /*
  * One connection as the proxy knows it at the moment of an event. String
  * members must point at storage that outlives the agent (string literals,
- * uv_strerror()): the queue copies the struct, not the strings.
+ * err_str()): the queue copies the struct, not the strings.
  */
 struct conn_record {
 	uint64_t id;
@@ -60,10 +51,10 @@ struct conn_record {
 	struct endpoint client;
 	struct endpoint orig_dst;
 	struct endpoint upstream_local; /* family 0 until connected */
-	const char *redirect_state;
+	enum redirect_state redirect_state;
 	uint32_t records_mark;
 	struct conn_detail *detail; /* NULL, or owned by this event (above) */
-	const char *verdict;
+	enum conn_verdict verdict;
 	enum conn_state state;
 	uint64_t bytes_up;   /* client to destination */
 	uint64_t bytes_down; /* destination to client */

@@ -1,11 +1,13 @@
 /*
- * handlers.c: the API's methods. Each decodes nothing itself (server.c hands
- * it the request message), reads counters or the database, and packs its
- * reply. Inputs are validated here; errors name the field.
+ * handlers.c: the API's method table and the Agent and Telemetry methods,
+ * whatever the transport (rpc_internal.h). A method decodes nothing itself
+ * (rpc_call hands it the request), reads counters or the database, and packs
+ * its reply. Inputs are validated here; errors name the field.
  */
 #include "rpc_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,51 +20,101 @@
 #include "query.h"
 #include "redirect.h"
 #include "store.h"
+#include "version.h"
 #include "worker.h"
 
-#ifndef AGENT_VERSION
-#define AGENT_VERSION "0.0.0-dev"
-#endif
-
 int
-rpc_db_open(struct rpc_server *srv, char *err, size_t errlen)
+rpc_core_init(struct rpc_core *core, const struct rpc_deps *deps, char *err, size_t errlen)
 {
-	if (sqlite3_open_v2(srv->cfg->db_path, &srv->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-		NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", srv->cfg->db_path,
-		    srv->db != NULL ? sqlite3_errmsg(srv->db) : "cannot open");
+	memset(core, 0, sizeof(*core));
+	core->deps = *deps;
+	core->cfg = deps->cfg;
+	if (policies_open(deps->cfg->db_path, &core->policies, err, errlen) != 0)
 		return -1;
-	}
-	sqlite3_busy_timeout(srv->db, 2000);
-	return policies_open(srv->cfg->db_path, &srv->policy_db, err, errlen);
+	pthread_mutex_init(&core->policy_lock, NULL);
+	return 0;
 }
 
 void
-rpc_db_close(struct rpc_server *srv)
+rpc_core_destroy(struct rpc_core *core)
 {
-	if (srv->db != NULL)
-		sqlite3_close(srv->db);
-	srv->db = NULL;
-	if (srv->policy_db != NULL)
-		sqlite3_close(srv->policy_db);
-	srv->policy_db = NULL;
+	if (core->policies == NULL)
+		return;
+	policies_close(core->policies);
+	core->policies = NULL;
+	pthread_mutex_destroy(&core->policy_lock);
+}
+
+grpc_status_code
+rpc_fail(struct rpc_ctx *cx, grpc_status_code status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cx->msg, sizeof(cx->msg), fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+grpc_status_code
+rpc_reply(struct rpc_ctx *cx, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+
+	if (len > RPC_MAX_REPLY_BYTES)
+		return rpc_fail(cx, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "the reply would be %zu bytes, over the limit of %d", len, RPC_MAX_REPLY_BYTES);
+	free(cx->reply);
+	if ((cx->reply = malloc(len > 0 ? len : 1)) == NULL)
+		return rpc_fail(cx, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	cx->reply_len = protobuf_c_message_pack(msg, cx->reply);
+	return GRPC_STATUS_OK;
+}
+
+grpc_status_code
+rpc_call(struct rpc_ctx *cx, const struct rpc_method *m, enum rpc_role role, const uint8_t *req,
+    size_t len)
+{
+	ProtobufCMessage *msg;
+	grpc_status_code st;
+
+	cx->msg[0] = '\0';
+	if (role < m->needs) {
+		if (role == RPC_ROLE_NONE)
+			rpc_fail(cx, GRPC_STATUS_PERMISSION_DENIED, "%s has no role on this agent",
+			    cx->caller);
+		else
+			rpc_fail(cx, GRPC_STATUS_PERMISSION_DENIED,
+			    "%s is a reader: %s needs the admin role", cx->caller, m->path);
+		log_info("rpc: refused %s: %s", m->path, cx->msg);
+		return GRPC_STATUS_PERMISSION_DENIED;
+	}
+	if (len > RPC_MAX_REQUEST_BYTES)
+		return rpc_fail(cx, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "the request is %zu bytes, over the limit of %d", len, RPC_MAX_REQUEST_BYTES);
+	if ((msg = protobuf_c_message_unpack(m->input, NULL, len, req)) == NULL)
+		return rpc_fail(cx, GRPC_STATUS_INVALID_ARGUMENT, "malformed request: not a %s",
+		    m->input->name);
+	cx->req = msg;
+	st = m->handle(cx);
+	cx->req = NULL;
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (st != GRPC_STATUS_OK)
+		log_debug("rpc: %s: status %d: %s", m->path, (int)st, cx->msg);
+	return st;
 }
 
 /* ---- Agent ---- */
 
 static grpc_status_code
-get_info(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply, char *msg,
-    size_t msglen)
+get_info(struct rpc_ctx *cx)
 {
-	const struct config *cfg = srv->cfg;
+	const struct config *cfg = cx->core->cfg;
 	Redirect__V1__AgentInfo info = REDIRECT__V1__AGENT_INFO__INIT;
 	Redirect__V1__AgentInfo__ConfigEntry e[8], *ep[8];
 	char host[256] = "", ports[512] = "", port[16], idle[16], conn[16], maxs[16];
 	size_t n = 0;
 
-	(void)req;
-	(void)msg;
-	(void)msglen;
 	if (gethostname(host, sizeof(host) - 1) != 0)
 		host[0] = '\0';
 	for (size_t i = 0; i < cfg->n_redirect_ports; i++) {
@@ -96,10 +148,10 @@ get_info(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer *
 	ENTRY("db.path", cfg->db_path);
 	ENTRY("api.local_socket", cfg->local_socket);
 #undef ENTRY
-	info.version = (char *)AGENT_VERSION;
-	info.platform = (char *)"linux";
+	info.version = (char *)RA_VERSION;
+	info.platform = (char *)platform_name();
 	info.hostname = host;
-	info.started_at_us = srv->deps.started_at_us;
+	info.started_at_us = cx->core->deps.started_at_us;
 	info.agent_id = (char *)cfg->agent_id;
 	info.listen_port = cfg->listen_port;
 	info.mark = cfg->mark;
@@ -107,31 +159,27 @@ get_info(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer *
 	info.db_path = (char *)cfg->db_path;
 	info.n_config = n;
 	info.config = ep;
-	*reply = rpc_pack(&info.base);
-	return GRPC_STATUS_OK;
+	return rpc_reply(cx, &info.base);
 }
 
 static grpc_status_code
-get_health(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply, char *msg,
-    size_t msglen)
+get_health(struct rpc_ctx *cx)
 {
+	const struct rpc_core *core = cx->core;
 	Redirect__V1__Health h = REDIRECT__V1__HEALTH__INIT;
 	char r[3][160], *rp[3];
 	size_t n = 0;
 	struct store_stats ss;
 
-	(void)req;
-	(void)msg;
-	(void)msglen;
-	store_get_stats(srv->deps.store, &ss);
-	if (srv->deps.redirect != NULL && redirect_rules_present(srv->deps.redirect) != 1)
+	store_get_stats(core->deps.store, &ss);
+	if (core->deps.redirect != NULL && redirect_rules_present(core->deps.redirect) != 1)
 		snprintf(r[n++], sizeof(r[0]),
 		    "nft table redirect_agent_%s is missing: connections "
 		    "are not redirected",
-		    srv->cfg->agent_id);
-	if (ss.queue_depth * 2 >= srv->cfg->queue_size)
+		    core->cfg->agent_id);
+	if (ss.queue_depth * 2 >= core->cfg->queue_size)
 		snprintf(r[n++], sizeof(r[0]), "database queue backlog: %llu of %u events",
-		    (unsigned long long)ss.queue_depth, srv->cfg->queue_size);
+		    (unsigned long long)ss.queue_depth, core->cfg->queue_size);
 	if (ss.events_dropped > 0)
 		snprintf(r[n++], sizeof(r[0]), "%llu connection events were dropped since start",
 		    (unsigned long long)ss.events_dropped);
@@ -141,26 +189,23 @@ get_health(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer
 	    n == 0 ? REDIRECT__V1__HEALTH__STATUS__SERVING : REDIRECT__V1__HEALTH__STATUS__DEGRADED;
 	h.n_reasons = n;
 	h.reasons = rp;
-	*reply = rpc_pack(&h.base);
-	return GRPC_STATUS_OK;
+	return rpc_reply(cx, &h.base);
 }
 
 /* ---- Telemetry ---- */
 
 static grpc_status_code
-get_stats(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply, char *msg,
-    size_t msglen)
+get_stats(struct rpc_ctx *cx)
 {
+	struct rpc_core *core = cx->core;
 	Redirect__V1__Stats s = REDIRECT__V1__STATS__INIT;
 	struct proxy_stats_snapshot p;
 	struct store_stats d;
+	grpc_status_code st;
 
-	(void)req;
-	(void)msg;
-	(void)msglen;
-	workers_get_stats(srv->deps.workers, &p);
-	store_get_stats(srv->deps.store, &d);
-	s.started_at_us = srv->deps.started_at_us;
+	workers_get_stats(core->deps.workers, &p);
+	store_get_stats(core->deps.store, &d);
+	s.started_at_us = core->deps.started_at_us;
 	s.accepted = p.accepted;
 	s.active = p.active;
 	s.relayed = p.relayed;
@@ -181,10 +226,12 @@ get_stats(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer 
 	s.db_rows_pruned = d.rows_pruned;
 	s.interrupted_at_start = d.interrupted_at_start;
 	s.blocked = p.blocked;
-	rpc_fill_rule_hits(srv, &s);
-	*reply = rpc_pack(&s.base);
+	pthread_mutex_lock(&core->policy_lock);
+	rpc_fill_rule_hits(core, &s);
+	st = rpc_reply(cx, &s.base);
 	rpc_free_rule_hits(&s);
-	return GRPC_STATUS_OK;
+	pthread_mutex_unlock(&core->policy_lock);
+	return st;
 }
 
 /*
@@ -289,10 +336,6 @@ copy_word(char *dst, size_t len, const char *src, const char *field, char *msg, 
 	return 0;
 }
 
-/* Build a query filter from the request; on a bad field, msg names it. */
-int rpc_filter_from_request(const Redirect__V1__ListConnectionsRequest *rq, struct conn_filter *f,
-    char *msg, size_t msglen);
-
 int
 rpc_filter_from_request(
     const Redirect__V1__ListConnectionsRequest *rq, struct conn_filter *f, char *msg, size_t msglen)
@@ -334,11 +377,10 @@ rpc_filter_from_request(
 }
 
 static grpc_status_code
-list_connections(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply,
-    char *msg, size_t msglen)
+list_connections(struct rpc_ctx *cx)
 {
 	const Redirect__V1__ListConnectionsRequest *rq =
-	    (const Redirect__V1__ListConnectionsRequest *)req;
+	    (const Redirect__V1__ListConnectionsRequest *)cx->req;
 	Redirect__V1__ListConnectionsResponse resp = REDIRECT__V1__LIST_CONNECTIONS_RESPONSE__INIT;
 	struct conn_filter f;
 	struct page pg = {0};
@@ -346,28 +388,25 @@ list_connections(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_
 	grpc_status_code st = GRPC_STATUS_OK;
 	int n;
 
-	if (rpc_filter_from_request(rq, &f, msg, msglen) != 0)
+	if (rpc_filter_from_request(rq, &f, cx->msg, sizeof(cx->msg)) != 0)
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	pg.cap = rq->page_size > 0 ? rq->page_size : QUERY_PAGE_DEFAULT;
-	if ((pg.items = calloc(pg.cap, sizeof(*pg.items))) == NULL) {
-		snprintf(msg, msglen, "out of memory");
-		return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	}
-	n = query_list_connections(
-	    srv->db, &f, (unsigned)pg.cap, rq->page_token, next, collect, &pg, msg, msglen);
+	if ((pg.items = calloc(pg.cap, sizeof(*pg.items))) == NULL)
+		return rpc_fail(cx, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	n = query_list_connections(cx->q, &f, (unsigned)pg.cap, rq->page_token, next, collect, &pg,
+	    cx->msg, sizeof(cx->msg));
 	if (n == -EINVAL) {
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 	} else if (n == -ENOMEM) {
-		snprintf(msg, msglen, "out of memory");
-		st = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		st = rpc_fail(cx, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	} else if (n < 0) {
-		log_warnx("rpc: ListConnections: %s", msg);
+		log_warnx("rpc: ListConnections: %s", cx->msg);
 		st = GRPC_STATUS_INTERNAL;
 	} else {
 		resp.n_connections = pg.n;
 		resp.connections = pg.items;
 		resp.next_page_token = next;
-		*reply = rpc_pack(&resp.base);
+		st = rpc_reply(cx, &resp.base);
 	}
 	for (size_t i = 0; i < pg.n; i++)
 		rpc_conn_free(pg.items[i]);
@@ -383,56 +422,68 @@ take_one(void *arg, const struct conn_row *r)
 }
 
 static grpc_status_code
-get_connection(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply,
-    char *msg, size_t msglen)
+get_connection(struct rpc_ctx *cx)
 {
 	const Redirect__V1__GetConnectionRequest *rq =
-	    (const Redirect__V1__GetConnectionRequest *)req;
+	    (const Redirect__V1__GetConnectionRequest *)cx->req;
 	Redirect__V1__Connection *c = NULL;
+	grpc_status_code st;
 	int r;
 
-	if (rq->id == 0) {
-		snprintf(msg, msglen, "id: required");
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
-	r = query_get_connection(srv->db, rq->id, take_one, &c);
-	if (r < 0) {
-		snprintf(msg, msglen, "database error");
-		return GRPC_STATUS_INTERNAL;
-	}
-	if (r == 0) {
-		snprintf(msg, msglen, "no connection with id %llu", (unsigned long long)rq->id);
-		return GRPC_STATUS_NOT_FOUND;
-	}
-	if (c == NULL) {
-		snprintf(msg, msglen, "out of memory");
-		return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	}
-	*reply = rpc_pack(&c->base);
+	if (rq->id == 0)
+		return rpc_fail(cx, GRPC_STATUS_INVALID_ARGUMENT, "id: required");
+	r = query_get_connection(cx->q, rq->id, take_one, &c);
+	if (r < 0)
+		return rpc_fail(cx, GRPC_STATUS_INTERNAL, "database error");
+	if (r == 0)
+		return rpc_fail(cx, GRPC_STATUS_NOT_FOUND, "no connection with id %llu",
+		    (unsigned long long)rq->id);
+	if (c == NULL)
+		return rpc_fail(cx, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	st = rpc_reply(cx, &c->base);
 	rpc_conn_free(c);
-	return GRPC_STATUS_OK;
+	return st;
 }
 
+#define METHOD(service, name, role, in, fn)                                                        \
+	{                                                                                          \
+		"/redirect.v1." service "/" name, service, name, role, &in##__descriptor, fn       \
+	}
+
 const struct rpc_method rpc_methods[] = {
-    {"/redirect.v1.Agent/GetInfo", RPC_ROLE_READER, 0, &redirect__v1__get_info_request__descriptor,
-	get_info},
-    {"/redirect.v1.Agent/GetHealth", RPC_ROLE_READER, 0,
-	&redirect__v1__get_health_request__descriptor, get_health},
-    {"/redirect.v1.Telemetry/GetStats", RPC_ROLE_READER, 0,
-	&redirect__v1__get_stats_request__descriptor, get_stats},
-    {"/redirect.v1.Telemetry/ListConnections", RPC_ROLE_READER, 0,
-	&redirect__v1__list_connections_request__descriptor, list_connections},
-    {"/redirect.v1.Telemetry/GetConnection", RPC_ROLE_READER, 0,
-	&redirect__v1__get_connection_request__descriptor, get_connection},
-    {"/redirect.v1.Telemetry/WatchConnections", RPC_ROLE_READER, 1,
-	&redirect__v1__watch_connections_request__descriptor, NULL},
-    {"/redirect.v1.Policy/GetPolicy", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__get_policy_request__descriptor, rpc_get_policy},
-    {"/redirect.v1.Policy/SetPolicy", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__set_policy_request__descriptor, rpc_set_policy},
-    {"/redirect.v1.Policy/ValidatePolicy", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__validate_policy_request__descriptor, rpc_validate_policy},
-    {"/redirect.v1.Policy/ListPolicyHistory", RPC_ROLE_ADMIN, 0,
-	&redirect__v1__list_policy_history_request__descriptor, rpc_list_policy_history},
+    METHOD("Agent", "GetInfo", RPC_ROLE_READER, redirect__v1__get_info_request, get_info),
+    METHOD("Agent", "GetHealth", RPC_ROLE_READER, redirect__v1__get_health_request, get_health),
+    METHOD("Telemetry", "GetStats", RPC_ROLE_READER, redirect__v1__get_stats_request, get_stats),
+    METHOD("Telemetry", "ListConnections", RPC_ROLE_READER, redirect__v1__list_connections_request,
+	list_connections),
+    METHOD("Telemetry", "GetConnection", RPC_ROLE_READER, redirect__v1__get_connection_request,
+	get_connection),
+    METHOD("Telemetry", "WatchConnections", RPC_ROLE_READER,
+	redirect__v1__watch_connections_request, NULL),
+    METHOD("Policy", "GetPolicy", RPC_ROLE_ADMIN, redirect__v1__get_policy_request, rpc_get_policy),
+    METHOD("Policy", "SetPolicy", RPC_ROLE_ADMIN, redirect__v1__set_policy_request, rpc_set_policy),
+    METHOD("Policy", "ValidatePolicy", RPC_ROLE_ADMIN, redirect__v1__validate_policy_request,
+	rpc_validate_policy),
+    METHOD("Policy", "ListPolicyHistory", RPC_ROLE_ADMIN, redirect__v1__list_policy_history_request,
+	rpc_list_policy_history),
 };
 const size_t rpc_n_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);
+
+const struct rpc_method *
+rpc_method_by_path(const char *path)
+{
+	for (size_t i = 0; i < rpc_n_methods; i++)
+		if (strcmp(rpc_methods[i].path, path) == 0)
+			return &rpc_methods[i];
+	return NULL;
+}
+
+const struct rpc_method *
+rpc_method_by_name(const char *service, const char *name)
+{
+	for (size_t i = 0; i < rpc_n_methods; i++)
+		if (strcmp(rpc_methods[i].service, service) == 0 &&
+		    strcmp(rpc_methods[i].name, name) == 0)
+			return &rpc_methods[i];
+	return NULL;
+}

@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "paths.h"
 #include "service_win.h"
 
 struct rpc_local {
@@ -47,7 +48,7 @@ own_folder(const char *dir)
 
 	if (GetFileAttributesA(dir) == INVALID_FILE_ATTRIBUTES)
 		return 1;
-	return _stricmp(dir, service_data_dir(data, sizeof(data))) == 0;
+	return _stricmp(dir, paths_state_dir(data, sizeof(data))) == 0;
 }
 
 int

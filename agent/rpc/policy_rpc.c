@@ -1,9 +1,10 @@
 /*
- * policy_rpc.c: the Policy service. Runs on the completion-queue thread,
- * which is the one writer of the policy holder: SetPolicy compiles the
+ * policy_rpc.c: the Policy service. The policy holder has one writer at a
+ * time: whoever holds the core's policy_lock. SetPolicy compiles the
  * document, checks expected_version, pushes the bypass rules into the
- * kernel, stores the new version, and only then swaps it in. A failure at
- * any step leaves the old policy in force, in the agent and in the kernel.
+ * kernel, stores the new version, and only then swaps it in, all under the
+ * lock. A failure at any step leaves the old policy in force, in the agent
+ * and in the kernel.
  */
 #include "rpc_internal.h"
 
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "policies.h"
 #include "policy.h"
+#include "query.h"
 #include "redirect.h"
 
 #define SIMULATE_MAX  100000
@@ -36,7 +38,7 @@ join_problems(const struct policy_problems *pr, char *msg, size_t msglen)
 }
 
 static grpc_status_code
-reply_version(const struct policy_row *row, const struct policy *p, grpc_byte_buffer **reply)
+reply_version(struct rpc_ctx *cx, const struct policy_row *row, const struct policy *p)
 {
 	Redirect__V1__PolicyVersion v = REDIRECT__V1__POLICY_VERSION__INIT;
 
@@ -46,184 +48,181 @@ reply_version(const struct policy_row *row, const struct policy *p, grpc_byte_bu
 	v.author = row->author;
 	v.sha256 = (char *)row->sha256;
 	v.rules = (uint32_t)policy_n_rules(p);
-	*reply = rpc_pack(&v.base);
-	return GRPC_STATUS_OK;
+	return rpc_reply(cx, &v.base);
 }
 
 grpc_status_code
-rpc_get_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply,
-    char *msg, size_t msglen)
+rpc_get_policy(struct rpc_ctx *cx)
 {
-	struct policy *p = policy_current(srv->deps.policy);
+	struct rpc_core *core = cx->core;
+	struct policy *p;
 	struct policy_row row;
 	grpc_status_code st;
 	int r;
 
-	(void)req;
+	pthread_mutex_lock(&core->policy_lock);
+	p = policy_current(core->deps.policy);
 	if (policy_version(p) == 0) { /* none set: say what is in force */
 		struct policy_row none = {0, (char *)policy_document(p), 0, (char *)"", ""};
 
-		return reply_version(&none, p, reply);
-	}
-	r = policies_get(srv->policy_db, policy_version(p), &row);
-	if (r != 1) {
-		snprintf(msg, msglen, "cannot read policy version %llu",
+		st = reply_version(cx, &none, p);
+	} else if ((r = policies_get(core->policies, policy_version(p), &row)) != 1) {
+		st = rpc_fail(cx, GRPC_STATUS_INTERNAL, "cannot read policy version %llu",
 		    (unsigned long long)policy_version(p));
-		return GRPC_STATUS_INTERNAL;
+	} else {
+		st = reply_version(cx, &row, p);
+		policy_row_free(&row);
 	}
-	st = reply_version(&row, p, reply);
+	pthread_mutex_unlock(&core->policy_lock);
+	return st;
+}
+
+/* SetPolicy's steps, with the lock held. */
+static grpc_status_code
+set_policy_locked(struct rpc_ctx *cx, struct policy *p, uint64_t expected)
+{
+	struct rpc_core *core = cx->core;
+	struct policy *old = policy_current(core->deps.policy);
+	uint64_t current = policy_version(old);
+	struct policy_row row;
+	grpc_status_code st;
+	int64_t v;
+	char err[512];
+
+	/*
+	 * Compare-and-set against the version in force. Only a holder of the
+	 * lock changes it, so the check and the swap below cannot be raced.
+	 */
+	if (expected != current) {
+		policy_free(p);
+		return rpc_fail(cx, GRPC_STATUS_FAILED_PRECONDITION,
+		    "expected_version %llu, but the policy is at version %llu: read it again",
+		    (unsigned long long)expected, (unsigned long long)current);
+	}
+	if (redirect_apply_bypass(core->deps.redirect, p, err, sizeof(err)) != 0) {
+		policy_free(p);
+		return rpc_fail(
+		    cx, GRPC_STATUS_INTERNAL, "cannot update the kernel's bypass set: %s", err);
+	}
+	v = policies_append(core->policies, policy_document(p), cx->caller, clock_wall_us());
+	if (v < 0) {
+		st = rpc_fail(cx, GRPC_STATUS_INTERNAL, "cannot store the policy: %s",
+		    policies_errmsg(core->policies));
+		if (redirect_apply_bypass(core->deps.redirect, old, err, sizeof(err)) != 0)
+			log_warnx("policy: cannot restore the bypass set: %s", err);
+		policy_free(p);
+		return st;
+	}
+	policy_set_version(p, (uint64_t)v);
+	policy_install(core->deps.policy, p); /* old is freed here */
+	log_info("policy version %lld set by %s (%zu rules)", (long long)v, cx->caller,
+	    policy_n_rules(p));
+	if (policies_get(core->policies, (uint64_t)v, &row) != 1)
+		return rpc_fail(cx, GRPC_STATUS_INTERNAL, "stored, but cannot read it back");
+	st = reply_version(cx, &row, p);
 	policy_row_free(&row);
 	return st;
 }
 
 grpc_status_code
-rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply,
-    char *msg, size_t msglen)
+rpc_set_policy(struct rpc_ctx *cx)
 {
-	const Redirect__V1__SetPolicyRequest *rq = (const Redirect__V1__SetPolicyRequest *)req;
-	struct policy *old = policy_current(srv->deps.policy), *p;
+	const Redirect__V1__SetPolicyRequest *rq = (const Redirect__V1__SetPolicyRequest *)cx->req;
 	struct policy_problems pr;
-	struct policy_row row;
-	uint64_t current = policy_version(old);
-	int64_t v;
-	char err[512];
+	struct policy *p;
+	grpc_status_code st;
 
+	/* Compiling is the slow part, and needs no lock. */
 	if ((p = policy_compile(rq->document_json, (size_t)-1, &pr)) == NULL) {
-		join_problems(&pr, msg, msglen);
+		join_problems(&pr, cx->msg, sizeof(cx->msg));
 		policy_problems_free(&pr);
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	/*
-	 * Compare-and-set against the version in force. This thread is the only
-	 * one that changes it, so the check and the swap below cannot be raced.
-	 */
-	if (rq->expected_version != current) {
-		snprintf(msg, msglen,
-		    "expected_version %llu, but the policy is at version %llu: read it again",
-		    (unsigned long long)rq->expected_version, (unsigned long long)current);
-		policy_free(p);
-		return GRPC_STATUS_FAILED_PRECONDITION;
-	}
-	if (redirect_apply_bypass(srv->deps.redirect, p, err, sizeof(err)) != 0) {
-		snprintf(msg, msglen, "cannot update the kernel's bypass set: %s", err);
-		policy_free(p);
-		return GRPC_STATUS_INTERNAL;
-	}
-	v = policies_append(srv->policy_db, policy_document(p), srv->caller, clock_wall_us());
-	if (v < 0) {
-		snprintf(
-		    msg, msglen, "cannot store the policy: %s", sqlite3_errmsg(srv->policy_db));
-		if (redirect_apply_bypass(srv->deps.redirect, old, err, sizeof(err)) != 0)
-			log_warnx("policy: cannot restore the bypass set: %s", err);
-		policy_free(p);
-		return GRPC_STATUS_INTERNAL;
-	}
-	policy_set_version(p, (uint64_t)v);
-	policy_install(srv->deps.policy, p); /* old is freed here */
-	log_info("policy version %lld set by %s (%zu rules)", (long long)v, srv->caller,
-	    policy_n_rules(p));
-	if (policies_get(srv->policy_db, (uint64_t)v, &row) != 1) {
-		snprintf(msg, msglen, "stored, but cannot read it back");
-		return GRPC_STATUS_INTERNAL;
-	}
-	reply_version(&row, p, reply);
-	policy_row_free(&row);
-	return GRPC_STATUS_OK;
+	pthread_mutex_lock(&cx->core->policy_lock);
+	st = set_policy_locked(cx, p, rq->expected_version);
+	pthread_mutex_unlock(&cx->core->policy_lock);
+	return st;
 }
 
-/* The recorded connections, judged again by p. */
+struct simulation {
+	const struct policy *p;
+	Redirect__V1__ValidatePolicyResponse *out;
+};
+
+/* One recorded connection, judged again. */
 static int
-simulate(struct rpc_server *srv, const struct policy *p, unsigned last,
-    Redirect__V1__ValidatePolicyResponse *out, char *msg, size_t msglen)
+judge_again(void *arg, const struct conn_row *r)
 {
-	static const char sql[] =
-	    "SELECT id, family, orig_dst_addr, orig_dst_port, redirect_state, verdict, server_name,"
-	    " coalesce(uid, -1), exe"
-	    " FROM connections WHERE verdict IN ('allow', 'block', 'bypass', 'forward')"
-	    " AND redirect_state IN ('none', 'by_other') ORDER BY id DESC LIMIT ?1";
-	sqlite3_stmt *st;
-	int rc;
+	struct simulation *sim = arg;
+	struct cidr c;
+	struct endpoint e;
+	enum redirect_state rs;
+	struct policy_input in = {&e, 0, r->server_name, (int32_t)r->uid, r->exe};
+	struct policy_verdict v;
+	const char *now;
 
-	if (sqlite3_prepare_v2(srv->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(msg, msglen, "database error: %s", sqlite3_errmsg(srv->db));
-		return -1;
-	}
-	sqlite3_bind_int(st, 1, (int)last);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *addr = (const char *)sqlite3_column_text(st, 2);
-		const char *rs = (const char *)sqlite3_column_text(st, 4);
-		const char *was = (const char *)sqlite3_column_text(st, 5);
-		struct cidr c;
-		struct endpoint e;
-		struct policy_input in = {&e, 0, (const char *)sqlite3_column_text(st, 6),
-		    (int32_t)sqlite3_column_int64(st, 7), (const char *)sqlite3_column_text(st, 8)};
-		struct policy_verdict v;
-		const char *now;
+	if (addr_parse_cidr(r->orig_dst_addr, &c, NULL, 0) != 0 ||
+	    redirect_state_parse(r->redirect_state, &rs) != 0)
+		return 0;
+	memset(&e, 0, sizeof(e));
+	e.family = (uint8_t)c.family;
+	memcpy(e.addr, c.addr, sizeof(e.addr));
+	e.port = (uint16_t)r->orig_dst_port;
+	in.redirect_state = rs;
+	if (r->exe[0] == '\0')
+		in.exe = NULL;
+	v = policy_evaluate(sim->p, &in);
+	now = policy_action_name(v.action);
+	sim->out->simulated++;
+	if (strcmp(now, r->verdict) == 0)
+		return 0;
+	sim->out->changed++;
+	if (sim->out->n_examples < EXAMPLES_MAX) {
+		char line[256];
 
-		if (addr == NULL || rs == NULL || was == NULL ||
-		    addr_parse_cidr(addr, &c, NULL, 0) != 0)
-			continue;
-		memset(&e, 0, sizeof(e));
-		e.family = (uint8_t)c.family;
-		memcpy(e.addr, c.addr, sizeof(e.addr));
-		e.port = (uint16_t)sqlite3_column_int(st, 3);
-		in.redirect_state = strcmp(rs, "by_other") == 0 ? REDIRECT_BY_OTHER : REDIRECT_NONE;
-		v = policy_evaluate(p, &in);
-		now = policy_action_name(v.action);
-		out->simulated++;
-		if (strcmp(now, was) == 0)
-			continue;
-		out->changed++;
-		if (out->n_examples < EXAMPLES_MAX) {
-			char line[256];
-
-			snprintf(line, sizeof(line),
-			    "connection %lld to %s%s%s:%d: %s -> %s (%s%s)",
-			    (long long)sqlite3_column_int64(st, 0), c.family == AF_INET6 ? "[" : "",
-			    addr, c.family == AF_INET6 ? "]" : "", e.port, was, now,
-			    v.rule >= 0 ? "rule " : "the default action",
-			    v.rule >= 0 ? policy_rule_id(p, (size_t)v.rule) : "");
-			out->examples[out->n_examples++] = strdup(line);
-		}
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		snprintf(msg, msglen, "database error: %s", sqlite3_errmsg(srv->db));
-		return -1;
+		snprintf(line, sizeof(line), "connection %llu to %s%s%s:%u: %s -> %s (%s%s)",
+		    (unsigned long long)r->id, c.family == AF_INET6 ? "[" : "", r->orig_dst_addr,
+		    c.family == AF_INET6 ? "]" : "", r->orig_dst_port, r->verdict, now,
+		    v.rule >= 0 ? "rule " : "the default action",
+		    v.rule >= 0 ? policy_rule_id(sim->p, (size_t)v.rule) : "");
+		sim->out->examples[sim->out->n_examples++] = strdup(line);
 	}
 	return 0;
 }
 
 grpc_status_code
-rpc_validate_policy(struct rpc_server *srv, const ProtobufCMessage *req, grpc_byte_buffer **reply,
-    char *msg, size_t msglen)
+rpc_validate_policy(struct rpc_ctx *cx)
 {
 	const Redirect__V1__ValidatePolicyRequest *rq =
-	    (const Redirect__V1__ValidatePolicyRequest *)req;
+	    (const Redirect__V1__ValidatePolicyRequest *)cx->req;
 	Redirect__V1__ValidatePolicyResponse out = REDIRECT__V1__VALIDATE_POLICY_RESPONSE__INIT;
 	char *examples[EXAMPLES_MAX] = {0};
 	struct policy_problems pr;
 	struct policy *p;
 	grpc_status_code st = GRPC_STATUS_OK;
 
-	if (rq->simulate_last > SIMULATE_MAX) {
-		snprintf(msg, msglen, "simulate_last: at most %d", SIMULATE_MAX);
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
+	if (rq->simulate_last > SIMULATE_MAX)
+		return rpc_fail(
+		    cx, GRPC_STATUS_INVALID_ARGUMENT, "simulate_last: at most %d", SIMULATE_MAX);
 	p = policy_compile(rq->document_json, (size_t)-1, &pr);
 	if (p == NULL) {
 		/* Not an error of the call: the answer is the list of problems. */
 		out.n_problems = pr.n;
 		out.problems = pr.msg;
-		*reply = rpc_pack(&out.base);
+		st = rpc_reply(cx, &out.base);
 		policy_problems_free(&pr);
-		return GRPC_STATUS_OK;
+		return st;
 	}
 	out.examples = examples;
-	if (rq->simulate_last > 0 && simulate(srv, p, rq->simulate_last, &out, msg, msglen) != 0)
-		st = GRPC_STATUS_INTERNAL;
+	if (rq->simulate_last > 0) {
+		struct simulation sim = {p, &out};
+
+		if (query_judged(cx->q, rq->simulate_last, judge_again, &sim) < 0)
+			st = rpc_fail(
+			    cx, GRPC_STATUS_INTERNAL, "database error: %s", query_errmsg(cx->q));
+	}
 	if (st == GRPC_STATUS_OK)
-		*reply = rpc_pack(&out.base);
+		st = rpc_reply(cx, &out.base);
 	for (size_t i = 0; i < out.n_examples; i++)
 		free(examples[i]);
 	policy_free(p);
@@ -263,23 +262,22 @@ add_version(void *arg, const struct policy_row *r)
 }
 
 grpc_status_code
-rpc_list_policy_history(struct rpc_server *srv, const ProtobufCMessage *req,
-    grpc_byte_buffer **reply, char *msg, size_t msglen)
+rpc_list_policy_history(struct rpc_ctx *cx)
 {
 	Redirect__V1__ListPolicyHistoryResponse out =
 	    REDIRECT__V1__LIST_POLICY_HISTORY_RESPONSE__INIT;
 	struct history h = {0};
 	grpc_status_code st = GRPC_STATUS_OK;
 
-	(void)req;
-	if (policies_history(srv->policy_db, add_version, &h) != 0) {
-		snprintf(msg, msglen, "cannot read the policy history");
-		st = GRPC_STATUS_INTERNAL;
+	pthread_mutex_lock(&cx->core->policy_lock);
+	if (policies_history(cx->core->policies, add_version, &h) != 0) {
+		st = rpc_fail(cx, GRPC_STATUS_INTERNAL, "cannot read the policy history");
 	} else {
 		out.n_versions = h.n;
 		out.versions = h.v;
-		*reply = rpc_pack(&out.base);
+		st = rpc_reply(cx, &out.base);
 	}
+	pthread_mutex_unlock(&cx->core->policy_lock);
 	for (size_t i = 0; i < h.n; i++) {
 		free(h.v[i]->document_json);
 		free(h.v[i]->author);
@@ -291,9 +289,9 @@ rpc_list_policy_history(struct rpc_server *srv, const ProtobufCMessage *req,
 }
 
 void
-rpc_fill_rule_hits(struct rpc_server *srv, Redirect__V1__Stats *s)
+rpc_fill_rule_hits(struct rpc_core *core, Redirect__V1__Stats *s)
 {
-	struct policy *p = policy_current(srv->deps.policy);
+	struct policy *p = policy_current(core->deps.policy);
 	size_t n = policy_n_rules(p) + 1;
 	Redirect__V1__RuleHits *hits = calloc(n, sizeof(*hits));
 	Redirect__V1__RuleHits **ptrs = calloc(n, sizeof(*ptrs));

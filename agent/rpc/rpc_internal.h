@@ -1,17 +1,25 @@
 /*
- * rpc_internal.h: what server.c (gRPC plumbing) and handlers.c (methods)
- * share. Not for other layers.
+ * rpc_internal.h: what the API's files share. Not for other layers.
+ *
+ * Two halves. The methods (handlers.c, policy_rpc.c) know nothing of the
+ * transport: each gets a struct rpc_ctx holding the decoded request and the
+ * caller, and leaves a packed reply or a status with a message in it. One
+ * table, rpc_methods[], names them, and rpc_call() runs one for any
+ * transport: the gRPC server (server.c, watch.c, auth.c, local_*.c), and
+ * fleet requests over NATS. The state the methods share across transports
+ * and threads is struct rpc_core.
  */
 #ifndef RA_RPC_INTERNAL_H
 #define RA_RPC_INTERNAL_H
 
 #include <grpc/grpc.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
-#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
+#include "log.h"
 #include "platform.h"
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
@@ -22,20 +30,78 @@
 #define RPC_MAX_REPLY_BYTES   (16 * 1024 * 1024)
 #define RPC_MAX_METHODS       16
 #define RPC_MAX_PEM_BYTES     (256 * 1024)
+#define RPC_MSG_MAX           2048 /* an error status's message */
 
-struct rpc_server;
+struct query;
+struct policy_store;
 
-/*
- * A method: decode the request, fill *reply (rpc_pack) and return a status;
- * on an error status, msg says why (sent to the caller).
- */
 enum rpc_role {
 	RPC_ROLE_NONE,
 	RPC_ROLE_READER, /* Agent, Telemetry */
 	RPC_ROLE_ADMIN,  /* also Policy */
 };
 
-/* Every completion-queue tag is one of these: what completed, and for whom. */
+/*
+ * What the methods share, whatever the transport. The policy store and the
+ * policy holder's writer side are used under policy_lock: SetPolicy's
+ * compare-and-set, kernel update, store and swap are one step.
+ */
+struct rpc_core {
+	struct rpc_deps deps;
+	const struct config *cfg;
+	pthread_mutex_t policy_lock;
+	struct policy_store *policies; /* under policy_lock */
+};
+
+/* One call, as a method sees it. */
+struct rpc_ctx {
+	struct rpc_core *core;
+	struct query *q;             /* the calling thread's own reader */
+	const ProtobufCMessage *req; /* decoded; owned by rpc_call */
+	const char *caller;          /* who calls: an identity, "local socket", ... */
+	char msg[RPC_MSG_MAX];       /* an error status's message, for the caller */
+	uint8_t *reply;              /* the packed reply (rpc_reply), freed by the transport */
+	size_t reply_len;
+};
+
+/* A method returns a status; on GRPC_STATUS_OK it packed its reply with rpc_reply. */
+typedef grpc_status_code (*rpc_handler)(struct rpc_ctx *cx);
+
+struct rpc_method {
+	const char *path;    /* "/redirect.v1.Agent/GetInfo" */
+	const char *service; /* "Agent" */
+	const char *name;    /* "GetInfo" */
+	enum rpc_role needs;
+	const ProtobufCMessageDescriptor *input;
+	rpc_handler handle; /* NULL: a stream, served by watch.c over gRPC only */
+};
+
+extern const struct rpc_method rpc_methods[];
+extern const size_t rpc_n_methods;
+
+/* The method called path ("/redirect.v1.Agent/GetInfo"), or NULL. */
+const struct rpc_method *rpc_method_by_path(const char *path);
+
+/* The method Service.Name ("Agent", "GetInfo"), or NULL. */
+const struct rpc_method *rpc_method_by_name(const char *service, const char *name);
+
+/*
+ * Run m for a caller with role on the request bytes req (len bytes): check
+ * the role, decode, call, free the request. cx->core, q and caller must be
+ * set; on return cx->reply holds the packed reply (status OK) or cx->msg
+ * says why not. Never for a stream.
+ */
+grpc_status_code rpc_call(struct rpc_ctx *cx, const struct rpc_method *m, enum rpc_role role,
+    const uint8_t *req, size_t len);
+
+/* Pack msg into cx->reply. Returns GRPC_STATUS_OK, or RESOURCE_EXHAUSTED (msg set). */
+grpc_status_code rpc_reply(struct rpc_ctx *cx, const ProtobufCMessage *msg);
+
+/* Set cx->msg with printf-style text. Returns status, for `return rpc_fail(...)`. */
+grpc_status_code rpc_fail(struct rpc_ctx *cx, grpc_status_code status, const char *fmt, ...)
+    LOG_PRINTF(3, 4);
+
+/* The gRPC server: one per agent. */
 enum rpc_tag_kind {
 	RPC_TAG_CALL,         /* a unary call (struct rpc_call) */
 	RPC_TAG_WATCH_SEND,   /* a watcher's message was taken */
@@ -43,6 +109,7 @@ enum rpc_tag_kind {
 	RPC_TAG_WATCH_STATUS, /* a watcher's final status was sent */
 };
 
+/* Every completion-queue tag is one of these: what completed, and for whom. */
 struct rpc_tag {
 	enum rpc_tag_kind kind;
 	void *arg;
@@ -50,20 +117,8 @@ struct rpc_tag {
 
 struct watch;
 
-struct rpc_method {
-	const char *path; /* "/redirect.v1.Agent/GetInfo" */
-	enum rpc_role needs;
-	int streaming; /* handled by watch.c, not by handle() */
-	const ProtobufCMessageDescriptor *input;
-	grpc_status_code (*handle)(struct rpc_server *srv, const ProtobufCMessage *req,
-	    grpc_byte_buffer **reply, char *msg, size_t msglen);
-};
-
-extern const struct rpc_method rpc_methods[];
-extern const size_t rpc_n_methods;
-
 struct rpc_server {
-	struct rpc_deps deps;
+	struct rpc_core core;
 	const struct config *cfg;
 	grpc_server *server;
 	grpc_completion_queue *cq;
@@ -71,15 +126,13 @@ struct rpc_server {
 	grpc_server_credentials *remote_creds; /* NULL: no remote listener */
 	void *handles[RPC_MAX_METHODS];
 	int grpc_inited;
+	int core_inited;
 	_Atomic int stopping;
 
-	struct rpc_local *local; /* the local admin endpoint: local_posix.c, local_win.c */
+	struct rpc_local *local; /* the local admin endpoint: local_linux.c, local_win.c */
 	pthread_t cq_thread;
 	int cq_running;
-
-	sqlite3 *db;        /* read-only; used by the cq thread only */
-	sqlite3 *policy_db; /* read-write, the policies table only; cq thread only */
-	char caller[CONFIG_IDENTITY_MAX + 32]; /* who makes the call being handled */
+	struct query *q; /* the cq thread's reader */
 
 	/* watch.c */
 	pthread_mutex_t watch_lock;
@@ -88,12 +141,12 @@ struct rpc_server {
 	int watch_inited, watch_running, watch_exit;
 	struct watch *watchers;
 	unsigned n_watchers;
-	sqlite3 *watch_db; /* read-only; used by the watch thread only */
+	struct query *watch_q; /* the watch thread's reader */
 };
 
 /*
  * The local admin endpoint, one file per platform: a unix socket whose
- * peers are checked by uid (local_posix.c), or a unix socket in an
+ * peers are checked by uid (local_linux.c), or a unix socket in an
  * administrators-only folder (local_win.c). Every local caller is admin.
  *
  * rpc_local_open   before grpc_init: claim the endpoint (a stale socket left
@@ -109,6 +162,7 @@ int rpc_local_attach(struct rpc_server *srv, char *err, size_t errlen);
 int rpc_local_serve(struct rpc_server *srv, char *err, size_t errlen);
 void rpc_local_close(struct rpc_server *srv);
 
+/* The packed bytes of msg as a gRPC byte buffer (one copy). */
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg);
 
 /*
@@ -122,9 +176,18 @@ enum rpc_role rpc_role_of(const struct config *cfg, grpc_call *call, char *who, 
 enum rpc_role rpc_role_of_identity(const struct config *cfg, const char *id, size_t len);
 
 struct conn_row;
+struct conn_filter;
 /* A Connection message owning copies of the row's strings; NULL when out of memory. */
 Redirect__V1__Connection *rpc_conn_new(const struct conn_row *r);
 void rpc_conn_free(Redirect__V1__Connection *c);
+
+/* Build a query filter from a ListConnections request; on a bad field, msg names it. */
+int rpc_filter_from_request(const Redirect__V1__ListConnectionsRequest *rq, struct conn_filter *f,
+    char *msg, size_t msglen);
+
+/* The shared state: set up before any transport serves, torn down after all stopped. */
+int rpc_core_init(struct rpc_core *core, const struct rpc_deps *deps, char *err, size_t errlen);
+void rpc_core_destroy(struct rpc_core *core);
 
 /* watch.c: start its thread; take over a WatchConnections call (OK: the
  * stream is running; otherwise the caller replies with that status); report
@@ -137,19 +200,16 @@ void watch_stop_begin(struct rpc_server *srv);
 void watch_stop_end(struct rpc_server *srv);
 
 /* policy_rpc.c: the Policy service. */
-grpc_status_code rpc_get_policy(struct rpc_server *srv, const ProtobufCMessage *req,
-    grpc_byte_buffer **reply, char *msg, size_t msglen);
-grpc_status_code rpc_set_policy(struct rpc_server *srv, const ProtobufCMessage *req,
-    grpc_byte_buffer **reply, char *msg, size_t msglen);
-grpc_status_code rpc_validate_policy(struct rpc_server *srv, const ProtobufCMessage *req,
-    grpc_byte_buffer **reply, char *msg, size_t msglen);
-grpc_status_code rpc_list_policy_history(struct rpc_server *srv, const ProtobufCMessage *req,
-    grpc_byte_buffer **reply, char *msg, size_t msglen);
-/* Per-rule hits of the policy in force, for GetStats. */
-void rpc_fill_rule_hits(struct rpc_server *srv, Redirect__V1__Stats *s);
+grpc_status_code rpc_get_policy(struct rpc_ctx *cx);
+grpc_status_code rpc_set_policy(struct rpc_ctx *cx);
+grpc_status_code rpc_validate_policy(struct rpc_ctx *cx);
+grpc_status_code rpc_list_policy_history(struct rpc_ctx *cx);
+/*
+ * Per-rule hits of the policy in force, for GetStats. The caller holds
+ * core->policy_lock until it has packed s and called rpc_free_rule_hits:
+ * the rule ids point into the policy.
+ */
+void rpc_fill_rule_hits(struct rpc_core *core, Redirect__V1__Stats *s);
 void rpc_free_rule_hits(Redirect__V1__Stats *s);
-
-int rpc_db_open(struct rpc_server *srv, char *err, size_t errlen);
-void rpc_db_close(struct rpc_server *srv);
 
 #endif

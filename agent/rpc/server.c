@@ -20,8 +20,10 @@
 
 #include "addr.h"
 #include "config.h"
+#include "err.h"
 #include "log.h"
 #include "platform.h"
+#include "query.h"
 
 #define REQUESTS_PER_METHOD 4 /* calls of one method that can start at once */
 
@@ -150,59 +152,81 @@ reply(struct rpc_call *c, grpc_status_code status, const char *msg)
 	}
 }
 
+/* The request's bytes, flattened, into *out (NULL when there are none). */
+static int
+payload_bytes(grpc_byte_buffer *payload, grpc_slice *out)
+{
+	grpc_byte_buffer_reader reader;
+
+	if (payload == NULL || !grpc_byte_buffer_reader_init(&reader, payload))
+		return -1;
+	*out = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	return 0;
+}
+
 static void
 dispatch(struct rpc_call *c)
 {
 	struct rpc_server *srv = c->srv;
 	const struct rpc_method *m = c->m;
-	char msg[512] = "";
-	ProtobufCMessage *req;
+	struct rpc_ctx cx = {.core = &srv->core, .q = srv->q};
+	char who[CONFIG_IDENTITY_MAX + 32];
+	enum rpc_role role;
 	grpc_status_code st;
+	grpc_slice bytes;
 
 	if (m == NULL) {
 		char *method = grpc_slice_to_c_string(c->details.method);
 
-		snprintf(msg, sizeof(msg), "unknown method %s", method);
+		snprintf(cx.msg, sizeof(cx.msg), "unknown method %s", method);
 		gpr_free(method);
-		reply(c, GRPC_STATUS_UNIMPLEMENTED, msg);
+		reply(c, GRPC_STATUS_UNIMPLEMENTED, cx.msg);
 		return;
 	}
-	{
-		char *who = srv->caller;
-		enum rpc_role role = rpc_role_of(srv->cfg, c->call, who, sizeof(srv->caller));
+	role = rpc_role_of(srv->cfg, c->call, who, sizeof(who));
+	cx.caller = who;
+	if (m->handle == NULL) { /* the stream: role and request checked here */
+		ProtobufCMessage *req = unpack_request(m->input, c->payload);
 
 		if (role < m->needs) {
-			if (role == RPC_ROLE_NONE)
-				snprintf(msg, sizeof(msg), "%s has no role on this agent", who);
-			else
-				snprintf(msg, sizeof(msg),
-				    "%s is a reader: %s needs the admin role", who, m->path);
-			log_info("rpc: refused %s: %s", m->path, msg);
-			reply(c, GRPC_STATUS_PERMISSION_DENIED, msg);
-			return;
+			snprintf(cx.msg, sizeof(cx.msg),
+			    role == RPC_ROLE_NONE ? "%s has no role on this agent"
+						  : "%s may not call %s",
+			    who, m->path);
+			st = GRPC_STATUS_PERMISSION_DENIED;
+		} else if (req == NULL) {
+			snprintf(
+			    cx.msg, sizeof(cx.msg), "malformed request: not a %s", m->input->name);
+			st = GRPC_STATUS_INVALID_ARGUMENT;
+		} else {
+			st = watch_begin(srv, c->call, req, cx.msg, sizeof(cx.msg));
 		}
-	}
-	if ((req = unpack_request(m->input, c->payload)) == NULL) {
-		snprintf(msg, sizeof(msg), "malformed request: not a %s", m->input->name);
-		reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
-		return;
-	}
-	if (m->streaming) {
-		st = watch_begin(srv, c->call, req, msg, sizeof(msg));
-		protobuf_c_message_free_unpacked(req, NULL);
+		if (req != NULL)
+			protobuf_c_message_free_unpacked(req, NULL);
 		if (st == GRPC_STATUS_OK) {
 			c->call = NULL; /* the stream owns it now */
 			call_free(c);
 			return;
 		}
-		reply(c, st, msg);
+		reply(c, st, cx.msg);
 		return;
 	}
-	st = m->handle(srv, req, &c->reply, msg, sizeof(msg));
-	protobuf_c_message_free_unpacked(req, NULL);
-	if (st != GRPC_STATUS_OK && st != GRPC_STATUS_UNIMPLEMENTED)
-		log_debug("rpc: %s: status %d: %s", m->path, (int)st, msg);
-	reply(c, st, msg);
+	if (payload_bytes(c->payload, &bytes) != 0) {
+		reply(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed request: no message");
+		return;
+	}
+	st = rpc_call(&cx, m, role, GRPC_SLICE_START_PTR(bytes), GRPC_SLICE_LENGTH(bytes));
+	grpc_slice_unref(bytes);
+	if (st == GRPC_STATUS_OK) {
+		grpc_slice out =
+		    grpc_slice_from_copied_buffer((const char *)cx.reply, cx.reply_len);
+
+		c->reply = grpc_raw_byte_buffer_create(&out, 1);
+		grpc_slice_unref(out);
+	}
+	free(cx.reply);
+	reply(c, st, cx.msg);
 }
 
 static void *
@@ -252,7 +276,7 @@ read_pem(const char *path, char *err, size_t errlen)
 	size_t n;
 
 	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, err_str(errno));
 		return NULL;
 	}
 	if ((buf = malloc(RPC_MAX_PEM_BYTES + 1)) != NULL) {
@@ -321,9 +345,12 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	srv->deps = *deps;
 	srv->cfg = deps->cfg;
-	if (rpc_db_open(srv, err, errlen) != 0 || rpc_local_open(srv, err, errlen) != 0)
+	if (rpc_core_init(&srv->core, deps, err, errlen) != 0)
+		goto fail;
+	srv->core_inited = 1;
+	if (query_open(deps->cfg->db_path, &srv->q, err, errlen) != 0 ||
+	    rpc_local_open(srv, err, errlen) != 0)
 		goto fail;
 
 	grpc_init();
@@ -400,6 +427,8 @@ rpc_server_stop(struct rpc_server *srv)
 	}
 	if (srv->grpc_inited)
 		grpc_shutdown();
-	rpc_db_close(srv);
+	query_close(srv->q);
+	if (srv->core_inited)
+		rpc_core_destroy(&srv->core);
 	free(srv);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "platform.h"
 #include "query.h"
@@ -41,17 +42,6 @@ struct watch {
 	grpc_byte_buffer *queue[WATCH_PREFETCH];
 	unsigned qhead, qcount;
 };
-
-static void
-deadline_ms(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_nsec += (long)ms * 1000000L;
-	while (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
 
 static int
 queue_event(void *arg, const struct conn_row *r)
@@ -164,11 +154,12 @@ watch_main(void *arg)
 				start_status(w, GRPC_STATUS_UNAVAILABLE, "agent stopping");
 				continue;
 			}
-			if (w->qcount == 0 && store_last_sequence(srv->deps.store) > w->cursor &&
+			if (w->qcount == 0 &&
+			    store_last_sequence(srv->core.deps.store) > w->cursor &&
 			    query_events_after(
-				srv->watch_db, w->cursor, WATCH_PREFETCH, queue_event, w) < 0) {
+				srv->watch_q, w->cursor, WATCH_PREFETCH, queue_event, w) < 0) {
 				log_warnx("rpc: watch: cannot read events: %s",
-				    sqlite3_errmsg(srv->watch_db));
+				    query_errmsg(srv->watch_q));
 				start_status(w, GRPC_STATUS_INTERNAL, "cannot read the event log");
 				continue;
 			}
@@ -184,7 +175,7 @@ watch_main(void *arg)
 			pthread_cond_wait(&srv->watch_wake, &srv->watch_lock);
 			continue;
 		}
-		deadline_ms(&ts, WATCH_POLL_MS);
+		clock_deadline_ms(&ts, WATCH_POLL_MS);
 		pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &ts);
 	}
 	pthread_mutex_unlock(&srv->watch_lock);
@@ -203,12 +194,8 @@ watch_start(struct rpc_server *srv, char *err, size_t errlen)
 	pthread_cond_init(&srv->watch_idle, &ca);
 	pthread_condattr_destroy(&ca);
 	srv->watch_inited = 1;
-	if (sqlite3_open_v2(srv->cfg->db_path, &srv->watch_db,
-		SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", srv->cfg->db_path, sqlite3_errmsg(srv->watch_db));
+	if (query_open(srv->cfg->db_path, &srv->watch_q, err, errlen) != 0)
 		return -1;
-	}
-	sqlite3_busy_timeout(srv->watch_db, 2000);
 	if (pthread_create(&srv->watch_thread, NULL, watch_main, srv) != 0) {
 		snprintf(err, errlen, "cannot start the watch thread");
 		return -1;
@@ -223,7 +210,7 @@ watch_begin(
 {
 	const Redirect__V1__WatchConnectionsRequest *rq =
 	    (const Redirect__V1__WatchConnectionsRequest *)req;
-	uint64_t head = store_last_sequence(srv->deps.store);
+	uint64_t head = store_last_sequence(srv->core.deps.store);
 	struct watch *w;
 	grpc_op op;
 	int64_t oldest;
@@ -233,7 +220,7 @@ watch_begin(
 		    (unsigned long long)rq->after_sequence, (unsigned long long)head);
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	oldest = query_oldest_event(srv->db);
+	oldest = query_oldest_event(srv->q);
 	if (rq->after_sequence > 0 && oldest > 0 && rq->after_sequence + 1 < (uint64_t)oldest) {
 		snprintf(msg, msglen,
 		    "events %llu to %lld were pruned (retention): resume from %lld, or read the "
@@ -313,7 +300,7 @@ watch_stop_begin(struct rpc_server *srv)
 
 	if (!srv->watch_running)
 		return;
-	deadline_ms(&ts, 1000);
+	clock_deadline_ms(&ts, 1000);
 	pthread_mutex_lock(&srv->watch_lock);
 	pthread_cond_signal(&srv->watch_wake);
 	/* Let idle streams end with a status before gRPC cancels the rest. */
@@ -340,8 +327,8 @@ watch_stop_end(struct rpc_server *srv)
 		pthread_mutex_unlock(&srv->watch_lock);
 		pthread_join(srv->watch_thread, NULL);
 	}
-	if (srv->watch_db != NULL)
-		sqlite3_close(srv->watch_db);
+	query_close(srv->watch_q);
+	srv->watch_q = NULL;
 	if (srv->watch_inited) {
 		pthread_cond_destroy(&srv->watch_wake);
 		pthread_cond_destroy(&srv->watch_idle);

@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "policy.h"
-#include "redirect.h"
 
 struct flat_rule {
 	struct cidr cidr;

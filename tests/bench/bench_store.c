@@ -86,8 +86,8 @@ make_records(struct conn_record *r, int n, struct store *st)
 		r[i].orig_dst = r[i].client;
 		r[i].orig_dst.port = 80;
 		inet_pton(AF_INET, "10.89.0.2", r[i].orig_dst.addr);
-		r[i].redirect_state = "none";
-		r[i].verdict = "allow";
+		r[i].redirect_state = REDIRECT_NONE;
+		r[i].verdict = VERDICT_ALLOW;
 		r[i].state = CONN_OPEN;
 		r[i].connect_us = -1;
 		r[i].uid = r[i].pid = -1;

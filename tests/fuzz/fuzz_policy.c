@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "policy.h"
-#include "redirect.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,11 +6,13 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-60}
 OUT=build/fuzz
 mkdir -p "$OUT"
-CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Iagent"
-clang $CFLAGS -o "$OUT/fuzz_sniff" tests/fuzz/fuzz_sniff.c agent/sniff.c
+CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE"
+CFLAGS+=" -Iagent/common -Iagent/proxy -Iagent/policy"
+COMMON="agent/common/addr.c agent/common/conn.c agent/common/err.c agent/common/log.c agent/common/parse.c"
+clang $CFLAGS -o "$OUT/fuzz_sniff" tests/fuzz/fuzz_sniff.c agent/proxy/sniff.c
+# The policy compiler is a library of its own (agent/policy/): it and the common layer.
 clang $CFLAGS $(pkg-config --cflags jansson) -o "$OUT/fuzz_policy" tests/fuzz/fuzz_policy.c \
-	agent/policy.c agent/addr.c agent/log.c agent/records.c agent/redirect_linux.c agent/nft.c \
-	agent/route_linux.c $(pkg-config --libs jansson libnftables libmnl)
+	agent/policy/*.c $COMMON $(pkg-config --libs jansson)
 for t in sniff policy; do
 	mkdir -p "$OUT/corpus_$t"
 	cp tests/fuzz/seeds/$t/* "$OUT/corpus_$t/"

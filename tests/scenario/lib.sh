@@ -76,20 +76,32 @@ wait_port() {
 }
 
 # write_config FILE [extra INI lines...]: a config for the test's own database.
+# The extra lines ("[section]" and "key = value") override the test defaults:
+# the agent refuses a key given twice, so each key is written once.
 write_config() {
 	local f=$1; shift
-	{
-		echo "[proxy]"
-		echo "listen_port = 15001"
-		echo "connect_timeout_ms = 1500"
-		echo "drain_timeout_ms = 2000"
-		echo "workers = 2"
-		echo "[db]"
-		echo "path = $WORK/agent.db"
-		echo "[api]"
-		echo "local_socket = $WORK/agent.sock"
-		for line in "$@"; do echo "$line"; done
-	} >"$f"
+	"$PY" - "$f" "$WORK" "$@" <<'PYEOF'
+import sys
+path, work, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
+conf = {"proxy": {"listen_port": "15001", "connect_timeout_ms": "1500",
+                  "drain_timeout_ms": "2000", "workers": "2"},
+        "db": {"path": work + "/agent.db"},
+        "api": {"local_socket": work + "/agent.sock"}}
+section = None
+for line in extra:
+    line = line.strip()
+    if line.startswith("["):
+        section = line[1:line.index("]")]
+        conf.setdefault(section, {})
+    elif "=" in line:
+        key, value = line.split("=", 1)
+        conf.setdefault(section, {})[key.strip()] = value.strip()
+with open(path, "w") as f:
+    for sec, keys in conf.items():
+        f.write("[%s]\n" % sec)
+        for k, v in keys.items():
+            f.write("%s = %s\n" % (k, v))
+PYEOF
 }
 
 # start_agent CONFIG: run the agent in the client namespace; AGENT_PID is set.

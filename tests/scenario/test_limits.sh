@@ -51,7 +51,7 @@ prlimit --pid "$AGENT_PID" --nofile="$(lowest_free)":
 ip netns exec "$CNS" "$PY" "$SRCDIR/tests/scenario/pclient.py" "$SRV4" 80 20 /hold/0.1 >"$WORK/waiting" 2>"$WORK/waiting.err" &
 client=$!
 sleep 1
-check "EMFILE on accept was logged" grep -q "accept failed, pausing: Too many open files" "$WORK"/agent*.log
+check "EMFILE on accept was logged" grep -q "accept failed, pausing: too many open files" "$WORK"/agent*.log
 check "the clients are still waiting" kill -0 "$client"
 prlimit --pid "$AGENT_PID" --nofile="$hard":
 wait "$client" || cat "$WORK/waiting.err"

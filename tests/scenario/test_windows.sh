@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The agent cross-compiled for Windows with mingw-w64: every translation
-# unit but the Linux-only ones (Debian has no Windows builds of its
-# libraries, so it is not linked). Then the Windows-only units run under
+# The agent cross-compiled for Windows with mingw-w64, from the same CMake
+# source lists as Linux: every translation unit but the Linux-only ones
+# (here against third-party headers only, so not linked). Then the
+# Windows-only units run under
 # wine: the WFP records logic (buffer growth, error mapping, and the real
 # winsock calls wine answers), the portable parsers and socket helpers, and
 # the service wrapper, first its status logic, then as a real service under
@@ -34,7 +35,7 @@ check_eq() {
 # that no glibc header can stand in for a Windows one.
 HDR="$WORK/deps-include"
 mkdir -p "$HDR/openssl"
-for h in uv.h uv sqlite3.h grpc protobuf-c jansson.h jansson_config.h ini.h; do
+for h in uv.h uv sqlite3.h grpc protobuf-c jansson.h jansson_config.h; do
 	ln -s "/usr/include/$h" "$HDR/$h"
 done
 ln -s /usr/include/openssl/* /usr/include/x86_64-linux-gnu/openssl/* "$HDR/openssl/"
@@ -44,16 +45,26 @@ cmake -S "$SRCDIR" -B "$WORK/build" -DWERROR=ON -DRA_WIN_DEPS_INCLUDE="$HDR" \
 	{ cat "$WORK/cmake.log"; exit 1; }
 build() { cmake --build "$WORK/build" -j2 >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; return 1; }; }
 check "Windows-only units and the whole agent cross-compile with -Werror" build
-core_objs=$(x86_64-w64-mingw32-ar t "$WORK/build/libra_win_core.a" | sort | tr '\n' ' ')
-check_eq "the agent's library for Windows: loops, sessions, socket events, WFP backend, owners, store, API" \
-	"agent.c.obj auth.c.obj bufpool.c.obj config.c.obj evio_uv.c.obj handlers.c.obj local_win.c.obj owner_win.c.obj policies.c.obj policy.c.obj policy_rpc.c.obj query.c.obj redirect.c.obj redirect_win.c.obj retention.c.obj schema.c.obj server.c.obj session.c.obj store.c.obj watch.c.obj worker.c.obj " \
-	"$core_objs"
-check "and its entry point, main_win.c (compiled; nothing to link it against here)" \
-	test -s "$WORK/build/CMakeFiles/ra_win_main.dir/agent/main_win.c.obj"
+# Each layer's library, from the same lists as Linux with the Windows files appended.
+lib_objs() { x86_64-w64-mingw32-ar t "$WORK/build/$1" | sort | tr '\n' ' '; }
+check_eq "common: logging, addresses, the record's words, errors, parsers, paths" \
+	"addr.c.obj conn.c.obj err.c.obj log.c.obj parse.c.obj paths_win.c.obj records.c.obj " \
+	"$(lib_objs agent/common/libra_common.a)"
+check_eq "os: the WFP redirect backend and the owner lookup" \
+	"owner_win.c.obj redirect.c.obj redirect_wfp.c.obj redirect_win.c.obj " \
+	"$(lib_objs agent/os/libra_os.a)"
+check_eq "proxy: loops, sessions, socket events, buffers, sniffer" \
+	"bufpool.c.obj evio_uv.c.obj session.c.obj sniff.c.obj worker.c.obj " \
+	"$(lib_objs agent/proxy/libra_proxy.a)"
+check_eq "policy, db and the API" \
+	"holder.c.obj index.c.obj parse.c.obj | policies.c.obj query.c.obj retention.c.obj schema.c.obj store.c.obj | auth.c.obj handlers.c.obj local_win.c.obj policy_rpc.c.obj server.c.obj watch.c.obj " \
+	"$(lib_objs agent/policy/libra_policy.a)| $(lib_objs db/libra_db.a)| $(lib_objs agent/rpc/libra_rpc.a)"
+check "and the entry point, main_win.c (compiled; nothing to link it against here)" \
+	test -s "$WORK/build/agent/CMakeFiles/redirect-agent.dir/main_win.c.obj"
 check "and redirectctl (compiled, not linked)" \
-	test -s "$WORK/build/CMakeFiles/ra_win_cli.dir/cli/redirectctl.c.obj"
+	test -s "$WORK/build/cli/CMakeFiles/redirectctl.dir/redirectctl.c.obj"
 check "test_wfp.exe is a Windows x86-64 program" \
-	grep -q "file format pei-x86-64" <<<"$(x86_64-w64-mingw32-objdump -f "$WORK/build/test_wfp.exe")"
+	grep -q "file format pei-x86-64" <<<"$(x86_64-w64-mingw32-objdump -f "$WORK/build/tests/test_wfp.exe")"
 
 wineboot -i >/dev/null 2>&1 || true
 # Let the first boot finish (its processes end), or the SCM is still busy.
@@ -68,12 +79,12 @@ keeper=$!
 # waiting for its end would wait for them. A file has no end to wait for.
 for t in wfp service portable; do
 	rc=0
-	wine "$WORK/build/test_$t.exe" >"$WORK/test_$t.out" 2>&1 || rc=$?
+	wine "$WORK/build/tests/test_$t.exe" >"$WORK/test_$t.out" 2>&1 || rc=$?
 	grep -E "records on|context on|set records|checks passed|failed" "$WORK/test_$t.out" || true
 	check "test_$t.exe passes under wine" [ "$rc" -eq 0 ]
 done
 
-exe=$(winepath -w "$WORK/build/test_service.exe")
+exe=$(winepath -w "$WORK/build/tests/test_service.exe")
 sc_state() { wine sc query ratest 2>/dev/null | tr -d '\r' | awk '/STATE/ {print $4}' || true; }
 wait_state() {
 	local st=""

@@ -104,7 +104,12 @@ test_bad_files(void **state)
 	    {"[proxy]\nmark = 0\n", "test.conf:2: [proxy] mark:"},
 	    {"[proxy]\nmark = 0x1ffffffff\n", "test.conf:2: [proxy] mark:"},
 	    {"\n\n[proxy]\nlisten_prot = 1\n", "test.conf:4: [proxy] listen_prot: unknown key"},
-	    {"[proxxy]\nlisten_port = 1\n", "test.conf:2: [proxxy] listen_port: unknown section"},
+	    {"[proxxy]\nlisten_port = 1\n", "test.conf:1: [proxxy]: unknown section"},
+	    {"listen_port = 1\n", "test.conf:1: listen_port: a key before any [section]"},
+	    {"[proxy]\nmark = 0x2\n\n[db]\n[proxy]\nmark = 0x4\n",
+		"test.conf:6: [proxy] mark: set twice (first on line 2)"},
+	    {"[proxy\nmark = 1\n", "test.conf:1: syntax error"},
+	    {"[proxy]\n= 1\n", "test.conf:2: syntax error"},
 	    {"[proxy]\nredirect_cidrs = 10.0.0.1/8\n",
 		"test.conf:2: [proxy] redirect_cidrs: '10.0.0.1/8' has host bits"},
 	    {"[proxy]\nredirect_ports = 80,0\n",
@@ -134,6 +139,148 @@ test_bad_files(void **state)
 		if (strncmp(err, cases[i].expect, strlen(cases[i].expect)) != 0)
 			fail_msg("case %zu: got '%s', want prefix '%s'", i, err, cases[i].expect);
 	}
+}
+
+/* What inih did not: long lines, inline comments, a BOM, CRLF. */
+static void
+test_syntax(void **state)
+{
+	char *text = malloc(64 * 1024);
+	size_t off;
+
+	(void)state;
+	assert_non_null(text);
+	/* The documented 256 CIDRs on one line (about 3,500 bytes). */
+	off = (size_t)snprintf(text, 64, "[proxy]\nredirect_cidrs = ");
+	for (int i = 0; i < CONFIG_MAX_CIDRS; i++)
+		off += (size_t)snprintf(text + off, 64, "%s10.%d.0.0/16", i ? ", " : "", i);
+	snprintf(text + off, 64, "\n");
+	assert_int_equal(load(text), 0);
+	assert_int_equal(cfg.n_redirect_cidrs, CONFIG_MAX_CIDRS);
+	assert_int_equal(cfg.redirect_cidrs[255].addr[1], 255);
+	free(text);
+
+	assert_int_equal(load("\xEF\xBB\xBF[proxy]\r\nmark = 0x4 ; our bit\r\n"
+			      "# a comment\r\nagent_id = a;b\r\n"),
+	    -1); /* ';' without a blank before it is part of the value: not an id */
+	assert_int_equal(load("\xEF\xBB\xBF[proxy]\r\nmark = 0x4 ; our bit\r\n"
+			      "# a comment\r\n  listen_port=16001  \r\n"),
+	    0);
+	assert_int_equal(cfg.mark, 0x4);
+	assert_int_equal(cfg.listen_port, 16001);
+}
+
+/* Files that are not configuration: refused at once, never read forever. */
+static void
+test_not_a_config(void **state)
+{
+	char path[] = "/tmp/ra-config-XXXXXX";
+	int fd;
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(config_load_file(&cfg, "/dev/zero", err, sizeof(err)), -1);
+	assert_string_equal(err, "/dev/zero: not a regular file");
+	assert_int_equal(config_load_file(&cfg, "/tmp", err, sizeof(err)), -1);
+	assert_string_equal(err, "/tmp: not a regular file");
+
+	assert_true((fd = mkstemp(path)) >= 0);
+	assert_int_equal(write(fd, "[proxy]\nmark = 0x2\0\n", 20), 20);
+	close(fd);
+	assert_int_equal(config_load_file(&cfg, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: a NUL byte"));
+
+	/* Larger than CONFIG_FILE_MAX: refused before it is read. */
+	assert_int_equal(truncate(path, CONFIG_FILE_MAX + 1), 0);
+	assert_int_equal(config_load_file(&cfg, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "larger than"));
+	unlink(path);
+}
+
+/* Read a whole file from the source tree. */
+static char *
+slurp(const char *rel)
+{
+	char p[1024];
+	FILE *f;
+	char *buf = malloc(1 << 20);
+	size_t n;
+
+	snprintf(p, sizeof(p), "%s/%s", SRCDIR, rel);
+	if (buf == NULL || (f = fopen(p, "r")) == NULL)
+		fail_msg("cannot read %s", p);
+	n = fread(buf, 1, (1 << 20) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static char *
+generated(void (*print)(FILE *))
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	print(f);
+	fclose(f);
+	return text;
+}
+
+/*
+ * The shipped config and the README's table come from the table: a key
+ * added, renamed or given another default without them fails here. To
+ * refresh: redirect-agent --print-config > deploy/agent.conf; the README's
+ * table is the text printed below on a mismatch.
+ */
+static void
+test_docs_from_table(void **state)
+{
+	char *want = generated(config_print_template), *have = slurp("deploy/agent.conf");
+	char *ref = generated(config_print_reference), *readme = slurp("README.md");
+
+	(void)state;
+	if (strcmp(want, have) != 0)
+		fail_msg("deploy/agent.conf differs from redirect-agent --print-config:\n%s", want);
+	if (strstr(readme, ref) == NULL)
+		fail_msg("README.md lacks the configuration table:\n%s", ref);
+	/* And the template itself parses, every key commented or not. */
+	{
+		char *uncommented = strdup(want), *o = uncommented;
+
+		for (const char *i = want; *i != '\0'; i++) {
+			if (*i == ';' && (i == want || i[-1] == '\n') && i[1] != ' ')
+				continue; /* ";key = default" becomes "key = default" */
+			*o++ = *i;
+		}
+		*o = '\0';
+		/* Computed defaults read "(default: ...)": give them real values. */
+		config_defaults(&cfg);
+		{
+			char *line, *save = NULL, *text = strdup(uncommented),
+				    *out = calloc(1, 1 << 20);
+			size_t off = 0;
+
+			for (line = strtok_r(text, "\n", &save); line != NULL;
+			     line = strtok_r(NULL, "\n", &save)) {
+				if (strstr(line, "(default:") != NULL)
+					off += (size_t)snprintf(out + off, 256, "%.*s= /tmp/x\n",
+					    (int)(strchr(line, '=') - line), line);
+				else
+					off += (size_t)snprintf(out + off, 4096, "%s\n", line);
+			}
+			if (load(out) != 0)
+				fail_msg("the template does not parse: %s", err);
+			free(text);
+			free(out);
+		}
+		free(uncommented);
+	}
+	free(want);
+	free(have);
+	free(ref);
+	free(readme);
 }
 
 static void
@@ -199,6 +346,9 @@ main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_good_file),
 	    cmocka_unit_test(test_bad_files),
+	    cmocka_unit_test(test_syntax),
+	    cmocka_unit_test(test_not_a_config),
+	    cmocka_unit_test(test_docs_from_table),
 	    cmocka_unit_test(test_file_io),
 	    cmocka_unit_test(test_write_file),
 	};

@@ -143,14 +143,14 @@ test_again(void **state)
 	assert_int_equal(p.got, sizeof(data));
 	/* One edge, then one call per turn: 10 reads of 1000 and a last, empty one. */
 	assert_in_range(p.calls, 11, 13);
-	assert_false(uv_is_active((uv_handle_t *)&io.idle)); /* nothing left to ask again */
+	assert_false(uv_is_active((uv_handle_t *)&io.be.idle)); /* nothing left to ask again */
 
 	/* Closed while waiting to be called again: never called. */
 	assert_int_equal(write(p.other, data, 3000), 3000);
 	turns(&loop, 1);
-	assert_true(p.es.queued);
+	assert_true(p.es.be.queued);
 	evsock_close(&p.es, 0, on_closed);
-	assert_null(io.again_head);
+	assert_null(io.be.again_head);
 	{
 		unsigned before = p.calls;
 

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "policy.h"
-#include "redirect.h"
 
 static struct policy *
 compile_ok(const char *json)

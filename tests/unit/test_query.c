@@ -1,4 +1,4 @@
-/* Unit tests: the API's queries, page tokens and request validation (db/query.c, rpc). */
+/* Unit tests: the API's queries and page tokens (db/query.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,16 +14,12 @@
 #include <unistd.h>
 
 #include "query.h"
-#include "rpc_internal.h"
 #include "store.h"
-
-int rpc_filter_from_request(const Redirect__V1__ListConnectionsRequest *rq, struct conn_filter *f,
-    char *msg, size_t msglen);
 
 static char dir[] = "/tmp/ra-query-XXXXXX";
 static char path[256];
 static struct store *st;
-static sqlite3 *db;
+static struct query *db;
 
 static void
 add(unsigned n, const char *dst, uint16_t port, enum conn_state state)
@@ -44,8 +40,8 @@ add(unsigned n, const char *dst, uint16_t port, enum conn_state state)
 			inet_pton(AF_INET, dst, r.orig_dst.addr);
 		}
 		r.orig_dst.port = port;
-		r.redirect_state = "none";
-		r.verdict = "allow";
+		r.redirect_state = REDIRECT_NONE;
+		r.verdict = VERDICT_ALLOW;
 		r.state = state;
 		r.connect_us = -1;
 		r.uid = r.pid = -1;
@@ -68,7 +64,7 @@ setup(void **state)
 	o.path = path;
 	if (store_open(&st, &o, err, sizeof(err)) != 0)
 		return -1;
-	return sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK ? 0 : -1;
+	return query_open(path, &db, err, sizeof(err));
 }
 
 static int
@@ -77,7 +73,7 @@ teardown(void **state)
 	char cmd[300];
 
 	(void)state;
-	sqlite3_close(db);
+	query_close(db);
 	store_close(st);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
@@ -211,55 +207,6 @@ test_get(void **state)
 	assert_int_equal(query_get_connection(db, 999, collect, &s), 0);
 }
 
-/* The API's request validation names the field at fault. */
-static void
-test_request_validation(void **state)
-{
-	static const struct {
-		const char *cidr, *state, *verdict, *rstate;
-		uint32_t port, page;
-		int64_t since, until;
-		const char *expect; /* NULL: valid */
-	} cases[] = {
-	    {"", "", "", "", 0, 0, 0, 0, NULL},
-	    {"10.0.0.0/8", "closed", "allow", "by_other", 443, 1000, 1, 2, NULL},
-	    {"10.0.0.1/8", "", "", "", 0, 0, 0, 0, "dst_cidr: '10.0.0.1/8' has host bits"},
-	    {"bogus", "", "", "", 0, 0, 0, 0, "dst_cidr:"},
-	    {"", "opened", "", "", 0, 0, 0, 0, "state: 'opened' is not one of"},
-	    {"", "", "maybe", "", 0, 0, 0, 0, "verdict: 'maybe'"},
-	    {"", "", "", "self", 0, 0, 0, 0, "redirect_state: 'self'"},
-	    {"", "", "", "", 70000, 0, 0, 0, "dst_port: 70000"},
-	    {"", "", "", "", 0, 1001, 0, 0, "page_size: 1001 is over the limit"},
-	    {"", "", "", "", 0, 0, -1, 0, "since_us/until_us"},
-	    {"", "", "", "", 0, 0, 5, 4, "since is after until"},
-	    {"", "averyveryverylongstate", "", "", 0, 0, 0, 0, "state: too long"},
-	};
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		Redirect__V1__ListConnectionsRequest rq =
-		    REDIRECT__V1__LIST_CONNECTIONS_REQUEST__INIT;
-		struct conn_filter f;
-		char msg[256] = "";
-		int r;
-
-		rq.dst_cidr = (char *)cases[i].cidr;
-		rq.state = (char *)cases[i].state;
-		rq.verdict = (char *)cases[i].verdict;
-		rq.redirect_state = (char *)cases[i].rstate;
-		rq.dst_port = cases[i].port;
-		rq.page_size = cases[i].page;
-		rq.since_us = cases[i].since;
-		rq.until_us = cases[i].until;
-		r = rpc_filter_from_request(&rq, &f, msg, sizeof(msg));
-		if (cases[i].expect == NULL) {
-			if (r != 0)
-				fail_msg("case %zu: unexpected error '%s'", i, msg);
-		} else if (r == 0 || strncmp(msg, cases[i].expect, strlen(cases[i].expect)) != 0) {
-			fail_msg("case %zu: got '%s', want '%s'", i, msg, cases[i].expect);
-		}
-	}
-}
-
 int
 main(void)
 {
@@ -268,7 +215,6 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_get, setup, teardown),
-	    cmocka_unit_test(test_request_validation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,8 +95,8 @@ record(uint64_t id, enum conn_state state, int64_t opened_us)
 	r.orig_dst.family = AF_INET;
 	r.orig_dst.port = 443;
 	inet_pton(AF_INET, "192.0.2.10", r.orig_dst.addr);
-	r.redirect_state = "none";
-	r.verdict = "allow";
+	r.redirect_state = REDIRECT_NONE;
+	r.verdict = VERDICT_ALLOW;
 	r.state = state;
 	r.connect_us = -1;
 	r.uid = -1;
@@ -435,7 +435,7 @@ test_policies_append(void **state)
 {
 	struct store *st = open_store(64, 0, 0); /* creates the schema */
 	struct policy_row row;
-	sqlite3 *a, *b;
+	struct policy_store *a, *b;
 	char err[256], sha[65];
 
 	(void)state;
@@ -459,8 +459,8 @@ test_policies_append(void **state)
 	assert_string_equal(row.document, "{\"rules\":[]}");
 	policy_row_free(&row);
 	assert_int_equal(policies_get(a, 7, &row), 0);
-	sqlite3_close(a);
-	sqlite3_close(b);
+	policies_close(a);
+	policies_close(b);
 	store_close(st);
 }
 

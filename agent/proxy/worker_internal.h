@@ -1,0 +1,68 @@
+/*
+ * worker_internal.h: one event loop's insides, shared by worker.c (the loop,
+ * its listeners, draining) and session.c (the sessions it runs). Not for
+ * other layers: they see worker.h.
+ *
+ * The worker owns its list of sessions and their count: a session joins
+ * with worker_session_add() when accepted and leaves with
+ * worker_session_remove() when freed; nothing else touches either.
+ */
+#ifndef RA_WORKER_INTERNAL_H
+#define RA_WORKER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "bufpool.h"
+#include "config.h"
+#include "evio.h"
+#include "platform.h"
+#include "proxy_stats.h"
+#include "session.h"
+#include "worker.h"
+
+#define WORKER_MAX_LISTENERS 2
+
+struct worker;
+
+/* A listening socket; we accept ourselves so that we can pause (EMFILE, max_sessions). */
+struct listener {
+	uv_poll_t poll;
+	sock_t fd;             /* SOCK_INVALID once closed */
+	struct endpoint local; /* the bound address: every accepted socket's local end */
+	int paused;
+	struct worker *w;
+};
+
+struct worker {
+	unsigned index;
+	uv_loop_t loop;
+	int loop_ready;
+	uv_thread_t thread;
+	uv_async_t stop_async;
+	uv_timer_t drain_timer;
+	uv_timer_t resume_timer; /* retries accept after EMFILE even if no session ends */
+	struct listener listeners[WORKER_MAX_LISTENERS];
+	unsigned n_listeners;
+
+	const struct config *cfg;
+	struct store *store;
+	struct policy_holder *policy; /* this worker reads through slot `index` */
+	struct owner_ctx *owner;      /* NULL: owners cannot be looked up */
+	struct session_link sessions; /* every live session (a ring; worker.c's alone) */
+	unsigned n_sessions;
+	unsigned max_sessions;
+	int draining;
+
+	struct bufpool pool;
+	struct evio io; /* the sessions' sockets */
+	struct proxy_stats stats;
+	uv_timer_t beat_timer;
+	_Atomic uint64_t beat_ms; /* uv_now of the loop's last heartbeat (1 s timer) */
+};
+
+/* A session joins w (accepted) and leaves it (freed). Loop thread only. */
+void worker_session_add(struct worker *w, struct session_link *l);
+void worker_session_remove(struct worker *w, struct session_link *l);
+
+#endif
