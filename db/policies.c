@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schema.h"
+
 struct policy_store {
 	sqlite3 *db; /* read-write, the policies table only */
 };
@@ -45,15 +47,11 @@ policies_open(const char *path, struct policy_store **out, char *err, size_t err
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (sqlite3_open_v2(path, &ps->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-		    ps->db != NULL ? sqlite3_errmsg(ps->db) : "cannot open");
-		policies_close(ps);
+	/* The record's writer commits every few ms: wait for it, briefly. */
+	if (db_open(path, 0, 0, 5000, &ps->db, err, errlen) != 0) {
+		free(ps);
 		return -EIO;
 	}
-	/* The record's writer commits every few ms: wait for it, briefly. */
-	sqlite3_busy_timeout(ps->db, 5000);
 	*out = ps;
 	return 0;
 }

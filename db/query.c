@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "schema.h"
 
 struct query {
 	sqlite3 *db; /* read-only */
@@ -64,14 +65,10 @@ query_open(const char *path, struct query **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-		    q->db != NULL ? sqlite3_errmsg(q->db) : "cannot open");
-		query_close(q);
+	if (db_open(path, 1, 0, 2000, &q->db, err, errlen) != 0) {
+		free(q);
 		return -EIO;
 	}
-	sqlite3_busy_timeout(q->db, 2000);
 	*out = q;
 	return 0;
 }

@@ -127,6 +127,26 @@ static const char *const migrations[] = {
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 int
+db_open(const char *path, int readonly, int create, int busy_ms, sqlite3 **out, char *err,
+    size_t errlen)
+{
+	int flags = SQLITE_OPEN_NOMUTEX |
+		    (readonly ? SQLITE_OPEN_READONLY
+			      : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
+
+	*out = NULL;
+	if (sqlite3_open_v2(path, out, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    *out != NULL ? sqlite3_errmsg(*out) : "cannot open");
+		sqlite3_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	sqlite3_busy_timeout(*out, busy_ms);
+	return 0;
+}
+
+int
 schema_latest_version(void)
 {
 	return N_MIGRATIONS;

@@ -1,5 +1,6 @@
 /*
- * schema.h: the database schema, created and upgraded by numbered migrations.
+ * schema.h: the database file (db/ only): opening it, and its schema, created
+ * and upgraded by numbered migrations.
  *
  * PRAGMA user_version holds the number of migrations applied. Each migration
  * runs in its own transaction, so a failure leaves the database at the last
@@ -10,6 +11,14 @@
 
 #include <sqlite3.h>
 #include <stddef.h>
+
+/*
+ * Open the database file at path for one thread: read-only, or read-write
+ * (and created when create is set), waiting up to busy_ms for a lock.
+ * Returns 0 with *out set, or -1 with "PATH: reason" in err (nothing open).
+ */
+int db_open(const char *path, int readonly, int create, int busy_ms, sqlite3 **out, char *err,
+    size_t errlen);
 
 /* The version this build creates and understands. */
 int schema_latest_version(void);

@@ -562,17 +562,11 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	 * (the agent opens the store first); later it fails harmlessly.
 	 */
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	if (sqlite3_open_v2(opt->path, &s->db,
-		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-		NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", opt->path,
-		    s->db != NULL ? sqlite3_errmsg(s->db) : "cannot open");
+	if (db_open(opt->path, 0, 1, 5000, &s->db, err, errlen) != 0)
 		goto fail;
-	}
 #ifndef _WIN32
 	(void)chmod(opt->path, 0640);
 #endif
-	sqlite3_busy_timeout(s->db, 5000);
 	if (exec_or_err(s->db, "PRAGMA journal_mode = WAL", serr, sizeof(serr)) != 0 ||
 	    exec_or_err(s->db, "PRAGMA synchronous = NORMAL", serr, sizeof(serr)) != 0 ||
 	    schema_migrate(s->db, serr, sizeof(serr)) != 0 ||
