@@ -10,7 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "export.h"
+#include "fleet.h"
+#include "host.h"
 #include "log.h"
+#include "platform.h"
 #include "policies.h"
 #include "policy.h"
 #include "redirect.h"
@@ -110,7 +114,13 @@ struct agent {
 	struct workers *workers;
 	struct redirect *redirect;
 	struct rpc_server *rpc;
+	struct fleet *fleet;
+	struct exporter *exporter;
+	char hostname[256];
+	struct ecs_agent ecs; /* who writes the exported records */
 };
+
+#define EXPORT_STOP_MS 2000 /* at stop, what is handed over gets this long to be acknowledged */
 
 /*
  * The policy in force: the newest stored version this agent can compile.
@@ -184,8 +194,10 @@ agent_start(struct agent **out, const struct config *cfg)
 	    .queue_size = cfg->queue_size,
 	    .retention_days = cfg->retention_days,
 	    .max_rows = cfg->max_rows,
+	    .max_backlog = cfg->max_backlog,
 	};
 	struct store_stats ss;
+	char machine_id[128];
 	struct rpc_deps deps;
 	struct timespec started;
 	char err[1024];
@@ -197,8 +209,23 @@ agent_start(struct agent **out, const struct config *cfg)
 		return 1;
 	}
 	a->cfg = cfg;
+	so.machine_id = host_machine_id(machine_id, sizeof(machine_id));
+	so.n_sinks = export_sink_names(cfg, so.sinks, STORE_MAX_SINKS);
 	if (store_open(&a->store, &so, err, sizeof(err)) != 0) {
 		log_warnx("cannot open the database: %s", err);
+		goto fail;
+	}
+	/* The export ships what the database commits, from its own threads. */
+	a->ecs = (struct ecs_agent){store_agent_uuid(a->store), cfg->agent_id, RA_VERSION,
+	    host_name(a->hostname, sizeof(a->hostname)), platform_name()};
+	if (cfg->fleet_servers[0] != '\0' &&
+	    fleet_open(&a->fleet, cfg, store_agent_uuid(a->store), err, sizeof(err)) != 0) {
+		log_warnx("cannot use the fleet's NATS servers: %s", err);
+		agent_stop(a);
+		return CONFIG_EXIT_CODE;
+	}
+	if (export_start(&a->exporter, cfg, a->store, &a->ecs, a->fleet, err, sizeof(err)) != 0) {
+		log_warnx("cannot start the export: %s", err);
 		goto fail;
 	}
 	store_get_stats(a->store, &ss);
@@ -231,6 +258,7 @@ agent_start(struct agent **out, const struct config *cfg)
 	    .store = a->store,
 	    .redirect = a->redirect,
 	    .policy = a->policy,
+	    .exporter = a->exporter,
 	    .started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000,
 	};
 	if (rpc_server_start(&a->rpc, &deps, err, sizeof(err)) != 0) {
@@ -238,10 +266,10 @@ agent_start(struct agent **out, const struct config *cfg)
 		goto fail;
 	}
 	log_info(
-	    "redirect-agent %s started: agent %s, mark 0x%x, listening on port %u, database %s, "
-	    "API on %s",
-	    RA_VERSION, cfg->agent_id, cfg->mark, (unsigned)cfg->listen_port, cfg->db_path,
-	    cfg->local_socket);
+	    "redirect-agent %s started: agent %s (%s), mark 0x%x, listening on port %u, database "
+	    "%s, API on %s",
+	    RA_VERSION, cfg->agent_id, store_agent_uuid(a->store), cfg->mark,
+	    (unsigned)cfg->listen_port, cfg->db_path, cfg->local_socket);
 	*out = a;
 	return 0;
 fail:
@@ -268,6 +296,11 @@ agent_stop(struct agent *a)
 		workers_stop(a->workers, &final);
 		log_summary(&final, a->store);
 	}
+	/* The last events committed, then shipped as far as the sinks take them. */
+	if (a->store != NULL)
+		(void)store_flush(a->store, EXPORT_STOP_MS);
+	export_stop(a->exporter, EXPORT_STOP_MS);
+	fleet_close(a->fleet);
 	store_close(a->store);
 	policy_holder_free(a->policy);
 	free(a);

@@ -33,6 +33,7 @@ enum key_type {
 	KEY_PORTS,      /* a list of ports and ranges (count at count_off) */
 	KEY_CIDRS,      /* a list of CIDRs (count at count_off) */
 	KEY_IDENTITIES, /* a list of certificate identities (count at count_off) */
+	KEY_URLS,       /* NATS server URLs: nats:// or tls://, HOST:PORT, comma-separated */
 };
 
 struct choice {
@@ -62,11 +63,15 @@ static const struct choice log_levels[] = {{"error", LOG_LEVEL_ERROR}, {"warn", 
     {"info", LOG_LEVEL_INFO}, {"debug", LOG_LEVEL_DEBUG}, {NULL, 0}};
 static const struct choice modes[] = {
     {"redirect", MODE_REDIRECT}, {"tproxy", MODE_TPROXY}, {NULL, 0}};
+static const struct choice yes_no[] = {{"no", 0}, {"yes", 1}, {NULL, 0}};
 static const struct choice owner_lookups[] = {
     {"auto", OWNER_AUTO}, {"always", OWNER_ALWAYS}, {"never", OWNER_NEVER}, {NULL, 0}};
 
 static const char id_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
 static const char group_chars[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.";
+/* A NATS subject's tokens (no wildcards, no blanks) and a JetStream name's letters. */
+static const char subject_chars[] =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.";
 
 /* 253-255 are the kernel's default, main and local tables. */
@@ -160,6 +165,40 @@ static const struct key keys[] = {
     {"api", "readers", KEY_IDENTITIES, F(readers), COUNT(n_readers), CONFIG_MAX_IDENTITIES,
 	.flags = KEY_EMPTY_OK, .dflt = "",
 	.doc = "client certificate identities with the `reader` role"},
+
+    {"export", "max_backlog", KEY_UINT, F(max_backlog), .min = 1000, .max = UINT64_C(1) << 32,
+	.dflt = "1000000",
+	.doc = "events kept for a sink that has not shipped them; past it the oldest are "
+	       "dropped and counted (`export_lost`)"},
+    {"export", "include_open", KEY_CHOICE, F(include_open), .choices = yes_no, .dflt = "no",
+	.doc = "`yes`: also ship each connection's opening, not only its final state"},
+    {"export", "degraded_after_s", KEY_UINT, F(degraded_after_s), .min = 1, .max = 86400,
+	.dflt = "60", .doc = "health turns degraded while a sink cannot ship for this long"},
+    {"export", "ecs_file", KEY_PATH, F(ecs_file), .dflt = "",
+	.doc = "write every record as a line of ECS JSON to this file; empty: off"},
+    {"export", "ecs_file_max_mb", KEY_UINT, F(ecs_file_max_mb), .min = 1, .max = 100000,
+	.dflt = "100", .doc = "rotate `ecs_file` when it reaches this size (MiB)"},
+    {"export", "ecs_file_keep", KEY_UINT, F(ecs_file_keep), .min = 1, .max = 1000, .dflt = "5",
+	.doc = "rotated files kept: `ecs_file.1` (newest) to `ecs_file.N`"},
+
+    {"fleet", "servers", KEY_URLS, F(fleet_servers), .flags = KEY_EMPTY_OK, .dflt = "",
+	.doc = "NATS servers, `nats://HOST:PORT` or `tls://HOST:PORT` (a `user:password@` "
+	       "is allowed; prefer `creds`), comma-separated; empty: no fleet connection"},
+    {"fleet", "tls_ca", KEY_PATH, F(fleet_tls_ca), .dflt = "",
+	.doc = "CA (PEM) the NATS server's certificate must chain to"},
+    {"fleet", "tls_cert", KEY_PATH, F(fleet_tls_cert), .dflt = "",
+	.doc = "this agent's client certificate (PEM), when the server asks for one"},
+    {"fleet", "tls_key", KEY_PATH, F(fleet_tls_key), .dflt = "",
+	.doc = "the key (PEM) of `tls_cert`"},
+    {"fleet", "creds", KEY_PATH, F(fleet_creds), .dflt = "",
+	.doc = "a NATS `.creds` file (user JWT and NKey seed)"},
+    {"fleet", "subject_prefix", KEY_WORD, F(fleet_subject_prefix), .charset = subject_chars,
+	.dflt = "redirect", .doc = "records go to `<prefix>.conn.<agent uuid>`"},
+    {"fleet", "stream", KEY_WORD, F(fleet_stream), .charset = id_chars, .dflt = "REDIRECT_CONN",
+	.doc = "the JetStream stream that takes the records"},
+    {"fleet", "create_stream", KEY_CHOICE, F(fleet_create_stream), .choices = yes_no, .dflt = "no",
+	.doc = "`yes`: create the stream if it is missing (else the operator makes it, and "
+	       "the agent needs publish rights only)"},
 };
 
 #undef F
@@ -223,6 +262,47 @@ parse_identities(
 		v += len;
 	}
 	*n = count;
+	return 0;
+}
+
+/* Each of a comma-separated list is nats://HOST:PORT or tls://HOST:PORT. */
+static int
+check_urls(const char *v, char *err, size_t errlen)
+{
+	while (*v != '\0') {
+		char one[256], host[200];
+		const char *hp;
+		size_t len;
+		uint16_t port;
+
+		while (*v == ',' || isspace((unsigned char)*v))
+			v++;
+		if (*v == '\0')
+			break;
+		len = strcspn(v, ", \t");
+		if (len >= sizeof(one)) {
+			snprintf(
+			    err, errlen, "a server URL longer than %zu bytes", sizeof(one) - 1);
+			return -1;
+		}
+		memcpy(one, v, len);
+		one[len] = '\0';
+		v += len;
+		if (strncmp(one, "nats://", 7) == 0)
+			hp = one + 7;
+		else if (strncmp(one, "tls://", 6) == 0)
+			hp = one + 6;
+		else
+			hp = NULL;
+		if (hp != NULL && strrchr(hp, '@') != NULL) /* user:password@ or token@ */
+			hp = strrchr(hp, '@') + 1;
+		if (hp == NULL || parse_host_port(hp, host, sizeof(host), &port) != 0) {
+			snprintf(err, errlen,
+			    "a server is not nats://HOST:PORT or tls://HOST:PORT (e.g. "
+			    "tls://nats.corp:4222)");
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -326,6 +406,15 @@ set_key(struct config *cfg, const struct key *k, const char *v, char *err, size_
 	case KEY_IDENTITIES:
 		return parse_identities(
 		    v, (char(*)[CONFIG_IDENTITY_MAX])(void *)field, count, err, errlen);
+	case KEY_URLS:
+		if (n >= k->size) {
+			snprintf(err, errlen, "longer than %zu bytes", k->size - 1);
+			return -1;
+		}
+		if (check_urls(v, err, errlen) != 0)
+			return -1;
+		memcpy(field, v, n + 1);
+		return 0;
 	}
 	return -1;
 }
@@ -474,6 +563,19 @@ config_check(const struct config *cfg, const char *name, char *err, size_t errle
 		    "%s: [proxy] mark 0x%x, escape_mark 0x%x%s must not share bits", name,
 		    cfg->mark, cfg->escape_mark,
 		    cfg->mode == MODE_TPROXY ? " and tproxy_mark" : "");
+		return -1;
+	}
+	if ((cfg->fleet_tls_cert[0] != '\0') != (cfg->fleet_tls_key[0] != '\0')) {
+		snprintf(err, errlen, "%s: [fleet] tls_cert and tls_key go together", name);
+		return -1;
+	}
+	if (cfg->fleet_subject_prefix[0] == '.' ||
+	    cfg->fleet_subject_prefix[strlen(cfg->fleet_subject_prefix) - 1] == '.' ||
+	    strstr(cfg->fleet_subject_prefix, "..") != NULL) {
+		snprintf(err, errlen,
+		    "%s: [fleet] subject_prefix: '%s' is not a subject (tokens "
+		    "separated by single dots)",
+		    name, cfg->fleet_subject_prefix);
 		return -1;
 	}
 	if (cfg->n_redirect_ports == 0 || cfg->n_redirect_cidrs == 0)

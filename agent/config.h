@@ -36,6 +36,7 @@
 #define CONFIG_IDENTITY_MAX   128
 #define CONFIG_PATH_MAX       1024
 #define CONFIG_FILE_MAX       (1024 * 1024) /* a config file larger than this is refused */
+#define CONFIG_URLS_MAX       1024
 
 /* Exit status for a configuration error (sysexits.h EX_CONFIG). */
 #define CONFIG_EXIT_CODE 78
@@ -92,6 +93,22 @@ struct config {
 	size_t n_admins;
 	char readers[CONFIG_MAX_IDENTITIES][CONFIG_IDENTITY_MAX];
 	size_t n_readers;
+
+	/* [export]: shipping every connection out, in ECS JSON (fleet/) */
+	uint64_t max_backlog;           /* events kept for a sink that has not shipped them */
+	int include_open;               /* also ship each connection's opening */
+	unsigned degraded_after_s;      /* health degraded while a sink is down this long */
+	char ecs_file[CONFIG_PATH_MAX]; /* "": no file sink */
+	unsigned ecs_file_max_mb;
+	unsigned ecs_file_keep;
+
+	/* [fleet]: the NATS connection the agent dials out on */
+	char fleet_servers[CONFIG_URLS_MAX]; /* "": off; nats:// or tls:// URLs, comma-separated */
+	char fleet_tls_ca[CONFIG_PATH_MAX], fleet_tls_cert[CONFIG_PATH_MAX];
+	char fleet_tls_key[CONFIG_PATH_MAX], fleet_creds[CONFIG_PATH_MAX];
+	char fleet_subject_prefix[64];
+	char fleet_stream[64];
+	int fleet_create_stream;
 };
 
 /*

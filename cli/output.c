@@ -114,6 +114,33 @@ hex(const ProtobufCBinaryData *b)
 
 /* ---- status, stats ---- */
 
+static json_t *
+sinks_json(const Redirect__V1__Stats *s)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < s->n_export_sinks; i++) {
+		const Redirect__V1__ExportSink *e = s->export_sinks[i];
+		json_t *o = json_object();
+
+		json_object_set_new(o, "name", json_string(e->name));
+		json_object_set_new(o, "state",
+		    json_string(e->state == REDIRECT__V1__EXPORT_SINK__STATE__CONNECTED
+				    ? "connected"
+				    : "retrying"));
+		json_object_set_new(
+		    o, "acked_sequence", json_integer((json_int_t)e->acked_sequence));
+		json_object_set_new(o, "pending", json_integer((json_int_t)e->pending));
+		json_object_set_new(o, "oldest_pending_us", json_integer(e->oldest_pending_us));
+		json_object_set_new(o, "shipped", json_integer((json_int_t)e->shipped));
+		json_object_set_new(o, "lost", json_integer((json_int_t)e->lost));
+		json_object_set_new(o, "last_error", json_string(e->last_error));
+		json_object_set_new(o, "down_since_us", json_integer(e->down_since_us));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 void
 out_status(int json, const Redirect__V1__AgentInfo *info, const Redirect__V1__Health *h)
 {
@@ -123,6 +150,7 @@ out_status(int json, const Redirect__V1__AgentInfo *info, const Redirect__V1__He
 		json_t *doc = json_object(), *cfg = json_object(), *reasons = json_array();
 
 		json_object_set_new(doc, "agent_id", json_string(info->agent_id));
+		json_object_set_new(doc, "agent_uuid", json_string(info->agent_uuid));
 		json_object_set_new(doc, "version", json_string(info->version));
 		json_object_set_new(doc, "platform", json_string(info->platform));
 		json_object_set_new(doc, "hostname", json_string(info->hostname));
@@ -146,6 +174,7 @@ out_status(int json, const Redirect__V1__AgentInfo *info, const Redirect__V1__He
 	}
 	printf("%-10s %s (redirect-agent %s, %s, host %s)\n", "agent", SAFE(info->agent_id),
 	    SAFE(info->version), SAFE(info->platform), SAFE(info->hostname));
+	printf("%-10s %s\n", "uuid", SAFE(info->agent_uuid));
 	printf("%-10s %s\n", "health",
 	    h->status == REDIRECT__V1__HEALTH__STATUS__SERVING ? "serving" : "degraded");
 	for (size_t i = 0; i < h->n_reasons; i++)
@@ -204,6 +233,8 @@ out_stats(int json, const Redirect__V1__Stats *s)
 			json_array_append_new(hits, h);
 		}
 		json_object_set_new(doc, "rule_hits", hits);
+		json_object_set_new(doc, "export_lost", json_integer((json_int_t)s->export_lost));
+		json_object_set_new(doc, "export_sinks", sinks_json(s));
 		print_json(doc);
 		return;
 	}
@@ -225,6 +256,22 @@ out_stats(int json, const Redirect__V1__Stats *s)
 	    s->interrupted_at_start);
 	printf("policy       version %" PRIu64 ", %" PRIu64 " connections blocked\n",
 	    s->policy_version, s->blocked);
+	for (size_t i = 0; i < s->n_export_sinks; i++) {
+		const Redirect__V1__ExportSink *e = s->export_sinks[i];
+		char age[32] = "";
+
+		if (e->oldest_pending_us > 0)
+			fmt_duration_us(clock_wall_us() - e->oldest_pending_us, age, sizeof(age));
+		printf("export       %s %s, acknowledged up to %" PRIu64 ", %" PRIu64
+		       " pending%s%s%s, %" PRIu64 " shipped, %" PRIu64 " lost\n",
+		    SAFE(e->name),
+		    e->state == REDIRECT__V1__EXPORT_SINK__STATE__CONNECTED ? "connected"
+									    : "retrying",
+		    e->acked_sequence, e->pending, age[0] != '\0' ? " (oldest " : "", age,
+		    age[0] != '\0' ? " old)" : "", e->shipped, e->lost);
+		if (e->last_error[0] != '\0')
+			printf("             last error: %s\n", SAFE(e->last_error));
+	}
 	/* Rules that matched (the first 20) and the default; --json has all. */
 	for (size_t i = 0, shown = 0; i < s->n_rule_hits && shown < 20; i++) {
 		const Redirect__V1__RuleHits *h = s->rule_hits[i];

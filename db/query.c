@@ -23,7 +23,8 @@ static const char row_columns[] =
     "id, opened_at_us, closed_at_us, family, client_addr, client_port, orig_dst_addr,"
     " orig_dst_port, upstream_local_addr, upstream_local_port, redirect_state,"
     " redirect_records, redirect_context, records_mark, verdict, state, bytes_up, bytes_down,"
-    " connect_us, close_reason, error, uid, pid, exe, policy_version, rule_id, server_name";
+    " connect_us, close_reason, error, uid, pid, exe, policy_version, rule_id, server_name,"
+    " server_name_source";
 
 int
 query_filter_check(const struct conn_filter *f, char *err, size_t errlen)
@@ -191,6 +192,8 @@ read_row(sqlite3_stmt *st, struct conn_row *r)
 	r->policy_version = (uint64_t)int_or(st, 24, 0);
 	r->rule_id = text_or_empty(st, 25);
 	r->server_name = text_or_empty(st, 26);
+	r->server_name_source = text_or_empty(st, 27);
+	r->at_us = 0;
 }
 
 /* The first and last address of a CIDR block, as stored in orig_dst_bin. */
@@ -334,7 +337,7 @@ query_events_after(struct query *q, uint64_t after, unsigned limit, conn_row_cb 
 	    " e.upstream_local_port, c.redirect_state, c.redirect_records, c.redirect_context,"
 	    " c.records_mark, e.verdict, e.state, e.bytes_up, e.bytes_down, e.connect_us,"
 	    " e.close_reason, e.error, c.uid, c.pid, c.exe, c.policy_version, c.rule_id,"
-	    " c.server_name, e.seq"
+	    " c.server_name, c.server_name_source, e.seq, e.at_us"
 	    " FROM connection_events e LEFT JOIN connections c ON c.id = e.conn_id"
 	    " WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2";
 	sqlite3_stmt *st;
@@ -348,7 +351,8 @@ query_events_after(struct query *q, uint64_t after, unsigned limit, conn_row_cb 
 		struct conn_row r;
 
 		read_row(st, &r);
-		r.seq = (uint64_t)sqlite3_column_int64(st, 27);
+		r.seq = (uint64_t)sqlite3_column_int64(st, 28);
+		r.at_us = sqlite3_column_int64(st, 29);
 		n++;
 		if (cb(arg, &r) != 0)
 			break;
@@ -408,7 +412,7 @@ query_judged(struct query *q, unsigned last, conn_row_cb cb, void *arg)
 		r.uid = sqlite3_column_int64(st, 7);
 		r.exe = text_or_empty(st, 8);
 		r.client_addr = r.upstream_local_addr = r.state = r.close_reason = r.error = "";
-		r.rule_id = "";
+		r.rule_id = r.server_name_source = "";
 		n++;
 		if (cb(arg, &r) != 0)
 			break;

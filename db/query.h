@@ -32,7 +32,7 @@ struct conn_filter {
 
 /* One row; strings and blobs belong to SQLite and last until the callback returns. */
 struct conn_row {
-	uint64_t seq; /* the watch stream's sequence number; 0 outside query_events_after */
+	uint64_t seq; /* the event's sequence number; 0 outside query_events_after */
 	uint64_t id;
 	int64_t opened_at_us, closed_at_us;
 	unsigned family;
@@ -56,6 +56,8 @@ struct conn_row {
 	uint64_t policy_version; /* 0: judged by no stored policy */
 	const char *rule_id;     /* "": the default action */
 	const char *server_name;
+	const char *server_name_source; /* "sni", "host", or "" */
+	int64_t at_us;                  /* the event's time; 0 outside query_events_after */
 };
 
 typedef int (*conn_row_cb)(void *arg, const struct conn_row *row);

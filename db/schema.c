@@ -122,6 +122,53 @@ static const char *const migrations[] = {
     "CREATE INDEX connections_opened ON connections (opened_at_us);\n"
     "CREATE INDEX connections_dst ON connections (orig_dst_bin, orig_dst_port);\n"
     "CREATE INDEX connections_state ON connections (state, id);\n",
+
+    /*
+     * 5: fleet export.
+     * - agent_meta: the agent's identity (its UUID, and the machine it was
+     *   made on, so a cloned disk image gets a new one).
+     * - connection_events' sequence is AUTOINCREMENT: a number once given is
+     *   never given again, even after retention empties the table, so a
+     *   watcher or a sink resuming from it never waits for a number that
+     *   was reused. The events are copied once.
+     * - export_cursors: per sink, the newest sequence it acknowledged
+     *   (every event up to it is shipped) and how many final events
+     *   retention had to drop before it could ship them.
+     * - server_name_source: whether server_name came from the TLS SNI or an
+     *   HTTP Host header.
+     */
+    "CREATE TABLE agent_meta (\n"
+    "  key                 TEXT PRIMARY KEY,\n"
+    "  value               TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE connection_events_v5 (\n"
+    "  seq                 INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  conn_id             INTEGER NOT NULL,\n"
+    "  at_us               INTEGER NOT NULL,\n"
+    "  state               TEXT NOT NULL,\n"
+    "  closed_at_us        INTEGER,\n"
+    "  upstream_local_addr TEXT,\n"
+    "  upstream_local_port INTEGER,\n"
+    "  verdict             TEXT NOT NULL,\n"
+    "  bytes_up            INTEGER NOT NULL,\n"
+    "  bytes_down          INTEGER NOT NULL,\n"
+    "  connect_us          INTEGER,\n"
+    "  close_reason        TEXT,\n"
+    "  error               TEXT\n"
+    ");\n"
+    "INSERT INTO connection_events_v5 SELECT seq, conn_id, at_us, state, closed_at_us,\n"
+    "  upstream_local_addr, upstream_local_port, verdict, bytes_up, bytes_down, connect_us,\n"
+    "  close_reason, error FROM connection_events;\n"
+    "DROP TABLE connection_events;\n"
+    "ALTER TABLE connection_events_v5 RENAME TO connection_events;\n"
+    "CREATE INDEX connection_events_at ON connection_events (at_us);\n"
+    "CREATE INDEX connection_events_conn ON connection_events (conn_id);\n"
+    "CREATE TABLE export_cursors (\n"
+    "  sink                TEXT PRIMARY KEY,          -- 'nats', 'ecs_file'\n"
+    "  acked_seq           INTEGER NOT NULL DEFAULT 0,\n"
+    "  lost                INTEGER NOT NULL DEFAULT 0 -- final events pruned unshipped\n"
+    ");\n"
+    "ALTER TABLE connections ADD COLUMN server_name_source TEXT; -- 'sni' or 'host'\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

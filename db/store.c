@@ -36,6 +36,7 @@ struct store {
 	unsigned prune_interval_ms;
 
 	_Atomic uint64_t next_id;
+	char uuid[STORE_UUID_LEN + 1];
 
 	/* The queue: a ring of whole records under one short-held lock. */
 	pthread_mutex_t lock;
@@ -63,9 +64,9 @@ static const char upsert_sql[] =
     " orig_dst_addr, orig_dst_port, orig_dst_bin, upstream_local_addr, upstream_local_port,"
     " redirect_state, records_mark, verdict, state, bytes_up, bytes_down, connect_us,"
     " close_reason, error, uid, pid, redirect_records, redirect_context, policy_version,"
-    " rule_id, server_name, exe)"
+    " rule_id, server_name, exe, server_name_source)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
     " ON CONFLICT (id) DO UPDATE SET"
     " closed_at_us = excluded.closed_at_us,"
     " upstream_local_addr = excluded.upstream_local_addr,"
@@ -79,6 +80,7 @@ static const char upsert_sql[] =
     " policy_version = coalesce(excluded.policy_version, policy_version),"
     " rule_id = coalesce(excluded.rule_id, rule_id),"
     " server_name = coalesce(excluded.server_name, server_name),"
+    " server_name_source = coalesce(excluded.server_name_source, server_name_source),"
     " exe = coalesce(excluded.exe, exe),"
     " uid = excluded.uid, pid = excluded.pid";
 
@@ -173,6 +175,7 @@ write_one(struct store *s, const struct conn_record *r)
 		bind_text_or_null(st, 26, d->rule_id);
 		bind_text_or_null(st, 27, d->server_name);
 		bind_text_or_null(st, 28, d->exe);
+		bind_text_or_null(st, 29, d->server_name_source);
 	}
 	rc = sqlite3_step(st);
 	sqlite3_clear_bindings(st);
@@ -262,6 +265,8 @@ detail_merge(struct conn_detail **newer, struct conn_detail *older)
 	TAKE(server_name)
 	TAKE(exe)
 #undef TAKE
+	if (n->server_name_source == NULL)
+		n->server_name_source = older->server_name_source;
 	conn_detail_free(older);
 }
 
@@ -471,57 +476,208 @@ exec_or_err(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	return -1;
 }
 
-/* Rows a crash left open: their process is gone, so are their sockets. */
+/*
+ * Rows a crash left open: their process is gone, so are their sockets.
+ * Each becomes interrupted, with an event of its own, so that the watch
+ * stream and the export see the connection's end like any other.
+ */
 static int
 recover_interrupted(struct store *s, char *err, size_t errlen)
+{
+	static const char *const sql[] = {
+	    "INSERT INTO connection_events (conn_id, at_us, state, closed_at_us,"
+	    " upstream_local_addr, upstream_local_port, verdict, bytes_up, bytes_down, connect_us,"
+	    " close_reason, error)"
+	    " SELECT id, ?4, ?1, closed_at_us, upstream_local_addr, upstream_local_port, verdict,"
+	    " bytes_up, bytes_down, connect_us, ?5, error"
+	    " FROM connections WHERE state IN (?2, ?3) ORDER BY id",
+	    "UPDATE connections SET state = ?1, close_reason = ?5 WHERE state IN (?2, ?3)",
+	};
+	int64_t now = clock_wall_us();
+
+	if (exec_or_err(s->db, "BEGIN IMMEDIATE", err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < 2; i++) {
+		sqlite3_stmt *st;
+		int rc;
+
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_text(st, 1, conn_state_name(CONN_INTERRUPTED), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, conn_state_name(CONN_OPEN), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, conn_state_name(CONN_RELAYING), -1, SQLITE_STATIC);
+		if (i == 0)
+			sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_text(
+		    st, 5, "agent stopped before the connection closed", -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			goto fail;
+		if (i == 1)
+			s->interrupted_at_start = (uint64_t)sqlite3_changes(s->db);
+	}
+	return exec_or_err(s->db, "COMMIT", err, errlen);
+fail:
+	snprintf(err, errlen, "recovering interrupted rows: %s", sqlite3_errmsg(s->db));
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/* One integer from a query with no parameters; dflt when it has no row or is NULL. */
+static int
+query_int(sqlite3 *db, const char *sql, int64_t dflt, int64_t *out)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db,
-		"UPDATE connections SET state = ?1,"
-		" close_reason = 'agent stopped before the connection closed'"
-		" WHERE state IN (?2, ?3)",
-		-1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
+		   ? sqlite3_column_int64(st, 0)
+		   : dflt;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Where numbering goes on: connection ids after the highest ever used
+ * (retention keeps the highest it pruned in agent_meta), sequences after
+ * the highest ever given (AUTOINCREMENT keeps it in sqlite_sequence).
+ * Neither is ever handed out twice, however much retention prunes.
+ */
+static int
+load_next_id(struct store *s, char *err, size_t errlen)
+{
+	int64_t max_id, pruned, seq;
+
+	if (query_int(s->db, "SELECT MAX(id) FROM connections", 0, &max_id) != 0 ||
+	    query_int(s->db,
+		"SELECT CAST(value AS INTEGER) FROM agent_meta WHERE key = 'pruned_id'", 0,
+		&pruned) != 0 ||
+	    query_int(s->db, "SELECT seq FROM sqlite_sequence WHERE name = 'connection_events'", 0,
+		&seq) != 0) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
 		return -1;
 	}
-	sqlite3_bind_text(st, 1, conn_state_name(CONN_INTERRUPTED), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, conn_state_name(CONN_OPEN), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, conn_state_name(CONN_RELAYING), -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		snprintf(err, errlen, "recovering interrupted rows: %s", sqlite3_errmsg(s->db));
+	atomic_store(&s->next_id, (uint64_t)(max_id > pruned ? max_id : pruned) + 1);
+	atomic_store(&s->last_seq, (uint64_t)seq);
+	return 0;
+}
+
+/* A version 4 UUID from SQLite's randomness (the OS's: /dev/urandom, BCryptGenRandom). */
+static int
+new_uuid(sqlite3 *db, char out[STORE_UUID_LEN + 1])
+{
+	sqlite3_stmt *st;
+	uint8_t b[16];
+	int ok;
+
+	if (sqlite3_prepare_v2(db, "SELECT randomblob(16)", -1, &st, NULL) != SQLITE_OK)
 		return -1;
-	}
-	s->interrupted_at_start = (uint64_t)sqlite3_changes(s->db);
+	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16;
+	if (ok)
+		memcpy(b, sqlite3_column_blob(st, 0), 16);
+	sqlite3_finalize(st);
+	if (!ok)
+		return -1;
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(out, STORE_UUID_LEN + 1,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+	    b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+	    b[15]);
 	return 0;
 }
 
 static int
-load_next_id(struct store *s, char *err, size_t errlen)
+meta_get(sqlite3 *db, const char *key, char *out, size_t len)
 {
 	sqlite3_stmt *st;
-	uint64_t next = 1;
+	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT MAX(id) FROM connections", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(db, "SELECT value FROM agent_meta WHERE key = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
 		return -1;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		next = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
-	atomic_store(&s->next_id, next);
-	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(MAX(seq), 0) FROM connection_events", -1,
-		&st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+meta_set(sqlite3 *db, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+		"INSERT INTO agent_meta (key, value) VALUES (?1, ?2)"
+		" ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+		-1, &st, NULL) != SQLITE_OK)
 		return -1;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		atomic_store(&s->last_seq, (uint64_t)sqlite3_column_int64(st, 0));
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * The agent's UUID: made at the first start and kept. It is bound to the
+ * machine id it was made on: a disk image cloned to another machine (whose
+ * machine id the imaging tool reset) gets a new one at its first start.
+ */
+static int
+load_identity(struct store *s, const char *machine_id, char *err, size_t errlen)
+{
+	char made_on[128];
+
+	if (meta_get(s->db, "uuid", s->uuid, sizeof(s->uuid)) != 0 ||
+	    meta_get(s->db, "machine_id", made_on, sizeof(made_on)) != 0)
+		goto dberr;
+	if (s->uuid[0] != '\0' &&
+	    (machine_id == NULL || machine_id[0] == '\0' || strcmp(made_on, machine_id) == 0))
+		return 0;
+	if (s->uuid[0] != '\0')
+		log_warnx("this machine's id is not the one agent %s was made on (a cloned "
+			  "image?): taking a new agent UUID",
+		    s->uuid);
+	if (new_uuid(s->db, s->uuid) != 0 || meta_set(s->db, "uuid", s->uuid) != 0 ||
+	    meta_set(s->db, "machine_id", machine_id != NULL ? machine_id : "") != 0)
+		goto dberr;
+	log_info("agent UUID %s (new)", s->uuid);
+	return 0;
+dberr:
+	snprintf(err, errlen, "agent identity: %s", sqlite3_errmsg(s->db));
+	return -1;
+}
+
+/* Every configured sink has a cursor row, so retention never prunes before it exists. */
+static int
+create_cursors(struct store *s, const struct store_options *opt, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < opt->n_sinks; i++) {
+		sqlite3_stmt *st;
+		int rc;
+
+		if (sqlite3_prepare_v2(s->db,
+			"INSERT OR IGNORE INTO export_cursors (sink) VALUES (?1)", -1, &st,
+			NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "export cursors: %s", sqlite3_errmsg(s->db));
+			return -1;
+		}
+		sqlite3_bind_text(st, 1, opt->sinks[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			snprintf(err, errlen, "export cursors: %s", sqlite3_errmsg(s->db));
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -539,8 +695,15 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	}
 	s->cap = opt->queue_size > 0 ? opt->queue_size : 65536;
 	s->ring = malloc(sizeof(*s->ring) * s->cap);
-	s->retention =
-	    (struct retention_policy){opt->retention_days, opt->max_rows, STORE_PRUNE_BATCH};
+	s->retention = (struct retention_policy){
+	    .days = opt->retention_days,
+	    .max_rows = opt->max_rows,
+	    .batch = STORE_PRUNE_BATCH,
+	    .n_sinks = opt->n_sinks,
+	    .max_backlog = opt->max_backlog,
+	};
+	for (size_t i = 0; i < opt->n_sinks && i < STORE_MAX_SINKS; i++)
+		s->retention.sinks[i] = opt->sinks[i];
 	s->prune_interval_ms =
 	    opt->prune_interval_ms > 0 ? opt->prune_interval_ms : STORE_PRUNE_INTERVAL_MS;
 	pthread_mutex_init(&s->lock, NULL);
@@ -571,7 +734,9 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	    exec_or_err(s->db, "PRAGMA synchronous = NORMAL", serr, sizeof(serr)) != 0 ||
 	    schema_migrate(s->db, serr, sizeof(serr)) != 0 ||
 	    recover_interrupted(s, serr, sizeof(serr)) != 0 ||
-	    load_next_id(s, serr, sizeof(serr)) != 0) {
+	    load_next_id(s, serr, sizeof(serr)) != 0 ||
+	    load_identity(s, opt->machine_id, serr, sizeof(serr)) != 0 ||
+	    create_cursors(s, opt, serr, sizeof(serr)) != 0) {
 		snprintf(err, errlen, "%s: %s", opt->path, serr);
 		goto fail;
 	}
@@ -598,6 +763,29 @@ uint64_t
 store_last_sequence(struct store *s)
 {
 	return atomic_load_explicit(&s->last_seq, memory_order_acquire);
+}
+
+uint64_t
+store_wait_sequence(struct store *s, uint64_t seq, unsigned timeout_ms)
+{
+	struct timespec deadline;
+	uint64_t now;
+
+	if ((now = store_last_sequence(s)) > seq || timeout_ms == 0)
+		return now;
+	clock_deadline_ms(&deadline, timeout_ms);
+	pthread_mutex_lock(&s->lock);
+	while ((now = store_last_sequence(s)) <= seq && !s->stopping)
+		if (pthread_cond_timedwait(&s->committed, &s->lock, &deadline) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&s->lock);
+	return store_last_sequence(s);
+}
+
+const char *
+store_agent_uuid(struct store *s)
+{
+	return s->uuid;
 }
 
 uint64_t
@@ -686,6 +874,7 @@ store_close(struct store *s)
 		pthread_mutex_lock(&s->lock);
 		s->stopping = 1;
 		pthread_cond_signal(&s->wake);
+		pthread_cond_broadcast(&s->committed); /* store_wait_sequence: stop waiting */
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->writer, NULL);
 	}

@@ -18,6 +18,9 @@
 
 struct store;
 
+#define STORE_UUID_LEN  36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+#define STORE_MAX_SINKS 4
+
 /*
  * What is learnt once per connection and written once (the redirect records,
  * the policy's verdict, the client's owner and server name). It travels
@@ -32,6 +35,7 @@ struct conn_detail {
 	uint64_t policy_version; /* 0: not set by this detail */
 	char *rule_id;           /* NULL: none (the default action) */
 	char *server_name;
+	const char *server_name_source; /* "sni" or "host" (a literal); NULL: none */
 	char *exe;
 };
 
@@ -70,6 +74,15 @@ struct store_options {
 	unsigned retention_days;    /* 0: no age limit */
 	uint64_t max_rows;          /* 0: no cap */
 	unsigned prune_interval_ms; /* 0: default (60 s) */
+	const char *machine_id;     /* this machine's id (host.h); "" or NULL: unknown */
+	/*
+	 * The export sinks configured ("nats", "ecs_file"): retention keeps the
+	 * events (and their rows) none has acknowledged yet, up to max_backlog
+	 * events behind the newest; past that the oldest go, counted as lost.
+	 */
+	const char *sinks[STORE_MAX_SINKS];
+	size_t n_sinks;
+	uint64_t max_backlog;
 };
 
 struct store_stats {
@@ -95,6 +108,15 @@ int store_open(struct store **out, const struct store_options *opt, char *err, s
  * stream's head); 0 when there is none. Thread-safe, lock-free.
  */
 uint64_t store_last_sequence(struct store *st);
+
+/*
+ * Wait until an event with a sequence number above seq is committed, at
+ * most timeout_ms. Returns the newest sequence (<= seq on a timeout).
+ */
+uint64_t store_wait_sequence(struct store *st, uint64_t seq, unsigned timeout_ms);
+
+/* The agent's UUID (made at its first start, kept in the database). */
+const char *store_agent_uuid(struct store *st);
 
 /* A fresh connection id, unique in this database. Thread-safe, lock-free. */
 uint64_t store_next_id(struct store *st);

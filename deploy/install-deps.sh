@@ -12,11 +12,14 @@ packages=(
 	build-essential cmake pkg-config
 	libuv1-dev libsqlite3-dev libnftables-dev libmnl-dev libinih-dev
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libsystemd-dev libssl-dev
+	libnats-dev
 	# tests (Debian's python3 with grpcio: the console test)
 	libcmocka-dev nftables iproute2 curl sqlite3 python3 procps util-linux openssl
 	python3-grpcio python3-grpc-tools systemd
 	# the forward test's CONNECT proxy (its package also starts one on localhost:8888)
 	tinyproxy
+	# the fleet tests' NATS server (JetStream built in); each test starts its own
+	nats-server
 	# packaging (cpack -G DEB runs dpkg-shlibdeps; the MSI is built with wixl)
 	dpkg-dev adduser wixl msitools
 	# Windows parts: cross-compiled, their tests run under wine

@@ -849,13 +849,18 @@ end_peek(struct session *s)
 	if (p->peek != NULL) {
 		char name[SNIFF_NAME_MAX + 1];
 
-		r = sniff_server_name((const uint8_t *)p->peek, p->peek_len, name, sizeof(name));
+		enum sniff_source src;
+
+		r = sniff_server_name(
+		    (const uint8_t *)p->peek, p->peek_len, name, sizeof(name), &src);
 		if (r == SNIFF_FOUND) {
 			struct conn_detail *d = detail(s);
 
 			snprintf(p->server_name, sizeof(p->server_name), "%s", name);
-			if (d != NULL)
+			if (d != NULL) {
 				d->server_name = strdup(name);
+				d->server_name_source = sniff_source_name(src);
+			}
 		}
 	}
 	s->state = SESSION_ACCEPTED;
@@ -885,7 +890,7 @@ peek_read(struct session *s)
 	p->peek_len += (size_t)n;
 	/* At the client's FIN, what came is relayed, then the FIN, as it came. */
 	if (h->eof || p->peek_len == PEEK_MAX ||
-	    sniff_server_name((const uint8_t *)p->peek, p->peek_len, name, sizeof(name)) !=
+	    sniff_server_name((const uint8_t *)p->peek, p->peek_len, name, sizeof(name), NULL) !=
 		SNIFF_MORE)
 		end_peek(s);
 }

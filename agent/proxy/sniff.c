@@ -137,16 +137,30 @@ http_host(const uint8_t *b, size_t len, char *out, size_t outlen)
 	return SNIFF_MORE;
 }
 
-enum sniff_result
-sniff_server_name(const uint8_t *buf, size_t len, char *out, size_t outlen)
+const char *
+sniff_source_name(enum sniff_source s)
 {
+	return s == SNIFF_SNI ? "sni" : "host";
+}
+
+enum sniff_result
+sniff_server_name(
+    const uint8_t *buf, size_t len, char *out, size_t outlen, enum sniff_source *source)
+{
+	enum sniff_source unused;
 	int partial;
 
+	if (source == NULL)
+		source = &unused;
 	if (len == 0)
 		return SNIFF_MORE;
-	if (buf[0] == 0x16) /* TLS handshake record */
+	if (buf[0] == 0x16) { /* TLS handshake record */
+		*source = SNIFF_SNI;
 		return tls_sni(buf, len, out, outlen);
-	if (http_start(buf, len, &partial))
+	}
+	if (http_start(buf, len, &partial)) {
+		*source = SNIFF_HOST;
 		return http_host(buf, len, out, outlen);
+	}
 	return partial ? SNIFF_MORE : SNIFF_NONE;
 }

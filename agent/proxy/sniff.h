@@ -18,8 +18,19 @@ enum sniff_result {
 	SNIFF_NONE,  /* neither, or one without a name */
 };
 
+/* Where a name was found: the record says which (ECS: tls.client.server_name or url.domain). */
+enum sniff_source {
+	SNIFF_SNI,  /* the TLS ClientHello's server_name */
+	SNIFF_HOST, /* the HTTP/1 request's Host header */
+};
+
 #define SNIFF_NAME_MAX 253
 
-enum sniff_result sniff_server_name(const uint8_t *buf, size_t len, char *out, size_t outlen);
+/* The source's name as the record stores it: "sni" or "host". */
+const char *sniff_source_name(enum sniff_source s);
+
+/* On SNIFF_FOUND, *source (when not NULL) says where the name came from. */
+enum sniff_result sniff_server_name(
+    const uint8_t *buf, size_t len, char *out, size_t outlen, enum sniff_source *source);
 
 #endif

@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
+#include "export.h"
 #include "log.h"
 #include "policies.h"
 #include "query.h"
@@ -157,19 +159,24 @@ get_info(struct rpc_ctx *cx)
 	info.mark = cfg->mark;
 	info.workers = workers_count(cfg);
 	info.db_path = (char *)cfg->db_path;
+	info.agent_uuid = (char *)store_agent_uuid(cx->core->deps.store);
 	info.n_config = n;
 	info.config = ep;
 	return rpc_reply(cx, &info.base);
 }
+
+#define HEALTH_MAX_REASONS 8
 
 static grpc_status_code
 get_health(struct rpc_ctx *cx)
 {
 	const struct rpc_core *core = cx->core;
 	Redirect__V1__Health h = REDIRECT__V1__HEALTH__INIT;
-	char r[3][160], *rp[3];
-	size_t n = 0;
+	char r[HEALTH_MAX_REASONS][400], *rp[HEALTH_MAX_REASONS];
+	struct export_sink_stats sinks[4];
+	size_t n = 0, n_sinks;
 	struct store_stats ss;
+	int64_t now = clock_wall_us();
 
 	store_get_stats(core->deps.store, &ss);
 	if (core->deps.redirect != NULL && redirect_rules_present(core->deps.redirect) != 1)
@@ -183,6 +190,24 @@ get_health(struct rpc_ctx *cx)
 	if (ss.events_dropped > 0)
 		snprintf(r[n++], sizeof(r[0]), "%llu connection events were dropped since start",
 		    (unsigned long long)ss.events_dropped);
+	/* A sink down for longer than degraded_after_s, or one that lost events. */
+	n_sinks = export_get_stats(core->deps.exporter, sinks, 4);
+	for (size_t i = 0; i < n_sinks && n < HEALTH_MAX_REASONS; i++) {
+		const struct export_sink_stats *e = &sinks[i];
+
+		if (e->state == EXPORT_RETRYING && e->down_since_us > 0 &&
+		    now - e->down_since_us >= (int64_t)core->cfg->degraded_after_s * 1000000)
+			snprintf(r[n++], sizeof(r[0]),
+			    "export %.15s cannot ship for %llds (%llu events pending): %.200s",
+			    e->name, (long long)((now - e->down_since_us) / 1000000),
+			    (unsigned long long)e->pending, e->last_error);
+		if (e->lost > 0 && n < HEALTH_MAX_REASONS)
+			snprintf(r[n++], sizeof(r[0]),
+			    "export %.15s lost %llu events: they were pruned before it could ship "
+			    "them "
+			    "([export] max_backlog)",
+			    e->name, (unsigned long long)e->lost);
+	}
 	for (size_t i = 0; i < n; i++)
 		rp[i] = r[i];
 	h.status =
@@ -199,9 +224,12 @@ get_stats(struct rpc_ctx *cx)
 {
 	struct rpc_core *core = cx->core;
 	Redirect__V1__Stats s = REDIRECT__V1__STATS__INIT;
+	Redirect__V1__ExportSink es[4], *esp[4];
+	struct export_sink_stats sinks[4];
 	struct proxy_stats_snapshot p;
 	struct store_stats d;
 	grpc_status_code st;
+	size_t n_sinks;
 
 	workers_get_stats(core->deps.workers, &p);
 	store_get_stats(core->deps.store, &d);
@@ -226,6 +254,25 @@ get_stats(struct rpc_ctx *cx)
 	s.db_rows_pruned = d.rows_pruned;
 	s.interrupted_at_start = d.interrupted_at_start;
 	s.blocked = p.blocked;
+	n_sinks = export_get_stats(core->deps.exporter, sinks, 4);
+	for (size_t i = 0; i < n_sinks; i++) {
+		redirect__v1__export_sink__init(&es[i]);
+		es[i].name = sinks[i].name;
+		es[i].state = sinks[i].state == EXPORT_CONNECTED
+				  ? REDIRECT__V1__EXPORT_SINK__STATE__CONNECTED
+				  : REDIRECT__V1__EXPORT_SINK__STATE__RETRYING;
+		es[i].acked_sequence = sinks[i].acked;
+		es[i].pending = sinks[i].pending;
+		es[i].oldest_pending_us = sinks[i].oldest_pending_us;
+		es[i].shipped = sinks[i].shipped;
+		es[i].lost = sinks[i].lost;
+		es[i].last_error = sinks[i].last_error;
+		es[i].down_since_us = sinks[i].down_since_us;
+		esp[i] = &es[i];
+		s.export_lost += sinks[i].lost;
+	}
+	s.n_export_sinks = n_sinks;
+	s.export_sinks = esp;
 	pthread_mutex_lock(&core->policy_lock);
 	rpc_fill_rule_hits(core, &s);
 	st = rpc_reply(cx, &s.base);

@@ -17,6 +17,7 @@ struct workers;
 struct store;
 struct redirect;
 struct policy_holder;
+struct exporter;
 struct rpc_server;
 
 struct rpc_deps {
@@ -24,7 +25,8 @@ struct rpc_deps {
 	struct workers *workers;
 	struct store *store;
 	struct redirect *redirect;
-	struct policy_holder *policy; /* the API thread is its one writer */
+	struct policy_holder *policy; /* written under the core's policy_lock */
+	struct exporter *exporter;    /* NULL: no export sink configured */
 	int64_t started_at_us;
 };
 

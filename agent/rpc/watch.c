@@ -220,7 +220,9 @@ watch_begin(
 		    (unsigned long long)rq->after_sequence, (unsigned long long)head);
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	oldest = query_oldest_event(srv->q);
+	/* With none kept, the next event will be head + 1: all before it are gone. */
+	if ((oldest = query_oldest_event(srv->q)) == 0)
+		oldest = (int64_t)head + 1;
 	if (rq->after_sequence > 0 && oldest > 0 && rq->after_sequence + 1 < (uint64_t)oldest) {
 		snprintf(msg, msglen,
 		    "events %llu to %lld were pruned (retention): resume from %lld, or read the "

@@ -47,8 +47,8 @@ build() { cmake --build "$WORK/build" -j2 >"$WORK/build.log" 2>&1 || { cat "$WOR
 check "Windows-only units and the whole agent cross-compile with -Werror" build
 # Each layer's library, from the same lists as Linux with the Windows files appended.
 lib_objs() { x86_64-w64-mingw32-ar t "$WORK/build/$1" | sort | tr '\n' ' '; }
-check_eq "common: logging, addresses, the record's words, errors, parsers, paths" \
-	"addr.c.obj conn.c.obj err.c.obj log.c.obj parse.c.obj paths_win.c.obj records.c.obj " \
+check_eq "common: logging, addresses, the record's words, errors, parsers, paths, host" \
+	"addr.c.obj conn.c.obj err.c.obj host_win.c.obj log.c.obj parse.c.obj paths_win.c.obj records.c.obj " \
 	"$(lib_objs agent/common/libra_common.a)"
 check_eq "os: the WFP redirect backend and the owner lookup" \
 	"owner_win.c.obj redirect.c.obj redirect_wfp.c.obj redirect_win.c.obj " \
@@ -59,6 +59,9 @@ check_eq "proxy: loops, sessions, socket events, buffers, sniffer" \
 check_eq "policy, db and the API" \
 	"holder.c.obj index.c.obj parse.c.obj | policies.c.obj query.c.obj retention.c.obj schema.c.obj store.c.obj | auth.c.obj handlers.c.obj local_win.c.obj policy_rpc.c.obj server.c.obj watch.c.obj " \
 	"$(lib_objs agent/policy/libra_policy.a)| $(lib_objs db/libra_db.a)| $(lib_objs agent/rpc/libra_rpc.a)"
+check_eq "fleet: the export (file sink; this build has no NATS client)" \
+	"ecs.c.obj export.c.obj fleet_off.c.obj shipper.c.obj sink_file.c.obj " \
+	"$(lib_objs agent/fleet/libra_fleet.a)"
 check "and the entry point, main_win.c (compiled; nothing to link it against here)" \
 	test -s "$WORK/build/agent/CMakeFiles/redirect-agent.dir/main_win.c.obj"
 check "and redirectctl (compiled, not linked)" \

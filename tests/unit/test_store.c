@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
+#include "outbox.h"
 #include "policies.h"
 #include "retention.h"
 #include "schema.h"
@@ -360,7 +363,8 @@ test_upgrade_from_v1(void **state)
 	store_get_stats(st, &stats);
 	assert_int_equal(stats.interrupted_at_start, 1);
 	assert_int_equal(store_next_id(st), 9);
-	assert_int_equal(store_last_sequence(st), 0);
+	assert_int_equal(store_last_sequence(st), 1); /* the interrupted row's event */
+	assert_int_equal(strlen(store_agent_uuid(st)), STORE_UUID_LEN);
 	store_close(st);
 
 	db = open_db();
@@ -371,7 +375,11 @@ test_upgrade_from_v1(void **state)
 	    1);
 	assert_int_equal(
 	    query_int(db, "SELECT state = 'interrupted' FROM connections WHERE id = 8"), 1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 0);
+	/* The crash's victim ends like any connection: an event the export ships. */
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events WHERE conn_id = 8"
+				       " AND state = 'interrupted'"),
+	    1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 1);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_integrity_check"
 				       " WHERE integrity_check = 'ok'"),
 	    1);
@@ -464,6 +472,163 @@ test_policies_append(void **state)
 	store_close(st);
 }
 
+/* Submit n closed connections and wait for them. */
+static void
+add_closed(struct store *st, unsigned n, int64_t opened_us)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct conn_record r = record(store_next_id(st), CONN_CLOSED, opened_us + i);
+
+		r.closed_at_us = opened_us + i + 1;
+		r.close_reason = "completed";
+		store_submit(st, &r);
+	}
+	assert_int_equal(store_flush(st, 10000), 0);
+}
+
+/*
+ * Sequence numbers and connection ids are never handed out twice, even
+ * when retention empties both tables: a watcher or a sink resuming from a
+ * number would otherwise wait forever for it.
+ */
+static void
+test_numbers_never_repeat(void **state)
+{
+	/* A day's retention, two days later: everything goes. */
+	struct retention_policy keep_none = {.days = 1, .batch = 1000};
+	struct store *st = open_store(0, 0, 0);
+	uint64_t seq, id;
+	sqlite3 *db;
+
+	(void)state;
+	add_closed(st, 10, 1000);
+	seq = store_last_sequence(st);
+	id = store_next_id(st) - 1; /* the highest written */
+	assert_int_equal(seq, 10);
+	store_close(st);
+
+	db = open_db();
+	while (
+	    retention_prune_batch(db, &keep_none, ((int64_t)time(NULL) + 2 * 86400) * 1000000) > 0)
+		;
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 0);
+	sqlite3_close(db);
+
+	st = open_store(0, 0, 0);
+	assert_int_equal(store_last_sequence(st), seq);
+	assert_true(store_next_id(st) > id);
+	add_closed(st, 1, 5000);
+	assert_int_equal(store_last_sequence(st), seq + 1);
+	store_close(st);
+}
+
+/* The agent's UUID: made once, kept; a new one on another machine (a cloned image). */
+static void
+test_identity(void **state)
+{
+	struct store_options o = {.path = path, .machine_id = "machine-a"};
+	struct store *st;
+	char err[256], first[STORE_UUID_LEN + 1];
+
+	(void)state;
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	snprintf(first, sizeof(first), "%s", store_agent_uuid(st));
+	assert_int_equal(strlen(first), 36);
+	assert_int_equal(first[14], '4'); /* version 4 */
+	assert_non_null(strchr("89ab", first[19]));
+	store_close(st);
+
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	assert_string_equal(store_agent_uuid(st), first);
+	store_close(st);
+
+	o.machine_id = "machine-b";
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	assert_string_not_equal(store_agent_uuid(st), first);
+	store_close(st);
+}
+
+/*
+ * Export: retention keeps what a sink has not acknowledged (events and
+ * their rows); past max_backlog the oldest go, counted as lost; the cursor
+ * never moves back.
+ */
+static void
+test_export_retention(void **state)
+{
+	struct store_options o = {.path = path, .sinks = {"nats"}, .n_sinks = 1};
+	struct retention_policy rp = {
+	    .max_rows = 5, .batch = 1000, .sinks = {"nats"}, .n_sinks = 1, .max_backlog = 100};
+	struct outbox *ob;
+	struct store *st;
+	uint64_t acked, lost;
+	char err[256];
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	add_closed(st, 50, 1000);
+	store_close(st);
+	db = open_db();
+	assert_int_equal(outbox_open(path, "nats", &ob, err, sizeof(err)), 0);
+
+	/* Nothing acknowledged: max_rows = 5 prunes nothing. */
+	while (retention_prune_batch(db, &rp, 0) > 0)
+		;
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 50);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 50);
+
+	/* 30 acknowledged: those may go (rows beyond the newest 5 too). */
+	assert_int_equal(outbox_set_cursor(ob, 30), 0);
+	assert_int_equal(outbox_set_cursor(ob, 20), 0); /* never backwards */
+	assert_int_equal(outbox_cursor(ob, &acked, &lost), 0);
+	assert_int_equal(acked, 30);
+	while (retention_prune_batch(db, &rp, 0) > 0)
+		;
+	assert_int_equal(query_int(db, "SELECT min(seq) FROM connection_events"), 31);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connections"), 20);
+
+	/* A backlog past max_backlog: the oldest unshipped go, counted. */
+	rp.max_backlog = 8;
+	while (retention_prune_batch(db, &rp, 0) > 0)
+		;
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 8);
+	assert_int_equal(outbox_cursor(ob, &acked, &lost), 0);
+	assert_int_equal(lost, 12);
+	outbox_close(ob);
+	sqlite3_close(db);
+}
+
+/* The state CHECK of the schema accepts exactly the words of conn.h. */
+static void
+test_state_words(void **state)
+{
+	struct store *st = open_store(0, 0, 0);
+	sqlite3 *db;
+
+	(void)state;
+	store_close(st);
+	db = open_db();
+	for (unsigned i = 0; conn_state_names[i] != NULL; i++) {
+		char sql[512];
+
+		snprintf(sql, sizeof(sql),
+		    "INSERT INTO connections (id, opened_at_us, family, client_addr, client_port,"
+		    " redirect_state, verdict, state) VALUES (%u, 1, 4, 'a', 1, 'none', 'allow', "
+		    "'%s')",
+		    1000 + i, conn_state_names[i]);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_not_equal(sqlite3_exec(db,
+				 "INSERT INTO connections (id, opened_at_us, family, client_addr,"
+				 " client_port, redirect_state, verdict, state)"
+				 " VALUES (2000, 1, 4, 'a', 1, 'none', 'allow', 'opened')",
+				 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
 int
 main(void)
 {
@@ -476,6 +641,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_details, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policies_append, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_numbers_never_repeat, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_export_retention, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_words, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

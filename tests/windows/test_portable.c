@@ -74,11 +74,11 @@ test_sniff(void)
 	uint8_t hello[512];
 	size_t n = tls_client_hello(hello, "www.example.org");
 
-	CHECK_EQ(sniff_server_name(hello, n, out, sizeof(out)), SNIFF_FOUND);
+	CHECK_EQ(sniff_server_name(hello, n, out, sizeof(out), NULL), SNIFF_FOUND);
 	CHECK(strcmp(out, "www.example.org") == 0);
-	CHECK_EQ(sniff_server_name(hello, n - 1, out, sizeof(out)), SNIFF_MORE);
-	CHECK_EQ(
-	    sniff_server_name((const uint8_t *)req, strlen(req), out, sizeof(out)), SNIFF_FOUND);
+	CHECK_EQ(sniff_server_name(hello, n - 1, out, sizeof(out), NULL), SNIFF_MORE);
+	CHECK_EQ(sniff_server_name((const uint8_t *)req, strlen(req), out, sizeof(out), NULL),
+	    SNIFF_FOUND);
 	CHECK(strcmp(out, "shop.example.com") == 0);
 }
 

@@ -1,0 +1,63 @@
+/*
+ * fleet_off.c: fleet.h for a build without the NATS C client. The ECS file
+ * sink still ships every connection; a [fleet] servers setting is refused
+ * at start with this message.
+ */
+#include "fleet.h"
+#include "sink_nats.h"
+
+#include <stdio.h>
+
+int
+fleet_available(void)
+{
+	return 0;
+}
+
+int
+fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char *err, size_t errlen)
+{
+	(void)cfg, (void)uuid;
+	*out = NULL;
+	snprintf(err, errlen,
+	    "[fleet] servers: this build has no NATS client (export to [export] ecs_file instead)");
+	return -1;
+}
+
+void
+fleet_close(struct fleet *f)
+{
+	(void)f;
+}
+
+int
+fleet_connected(struct fleet *f, char *why, size_t whylen)
+{
+	(void)f;
+	snprintf(why, whylen, "this build has no NATS client");
+	return 0;
+}
+
+int
+fleet_jetstream(struct fleet *f, void *js_options, void **js, unsigned *gen)
+{
+	(void)f, (void)js_options, (void)js, (void)gen;
+	return -1;
+}
+
+unsigned
+fleet_generation(struct fleet *f)
+{
+	(void)f;
+	return 0;
+}
+
+int
+sink_nats_start(struct shipper **out, const struct config *cfg, struct fleet *fleet,
+    const char *uuid, const struct shipper_options *base, char *err, size_t errlen)
+{
+	(void)cfg, (void)fleet, (void)uuid, (void)base;
+	*out = NULL;
+	snprintf(err, errlen, "this build has no NATS client");
+	return -1;
+}
