@@ -246,6 +246,22 @@ endpoint_from_sockaddr(struct endpoint *e, const struct sockaddr *sa)
 }
 
 int
+addr_parse_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *out)
+{
+	struct endpoint e;
+
+	memset(&e, 0, sizeof(e));
+	e.port = port;
+	if (inet_pton(AF_INET, host, e.addr) == 1)
+		e.family = AF_INET;
+	else if (inet_pton(AF_INET6, host, e.addr) == 1)
+		e.family = AF_INET6;
+	else
+		return -EINVAL;
+	return endpoint_to_sockaddr(&e, out) < 0 ? -EINVAL : 0;
+}
+
+int
 endpoint_to_sockaddr(const struct endpoint *e, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));

@@ -66,6 +66,12 @@ bool addr_cidr_contains(const struct cidr *c, int family, const uint8_t *addr);
 /* Fill e from a sockaddr (AF_INET or AF_INET6). Returns 0 or -EAFNOSUPPORT. */
 int endpoint_from_sockaddr(struct endpoint *e, const struct sockaddr *sa);
 
+/*
+ * A numeric address ("10.0.0.1", "fd00::1") and a port as a sockaddr: no
+ * name is looked up. Returns 0, or -EINVAL when host is not an address.
+ */
+int addr_parse_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *out);
+
 /* Build a sockaddr for e. Returns the length used, or -EAFNOSUPPORT. */
 int endpoint_to_sockaddr(const struct endpoint *e, struct sockaddr_storage *ss);
 

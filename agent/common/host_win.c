@@ -30,3 +30,15 @@ host_name(char *buf, size_t len)
 		buf[0] = '\0';
 	return buf;
 }
+
+unsigned
+host_cpus(void)
+{
+	DWORD_PTR process, system;
+	unsigned n = 0;
+
+	if (GetProcessAffinityMask(GetCurrentProcess(), &process, &system))
+		for (; process != 0; process &= process - 1)
+			n++;
+	return n > 0 ? n : 1;
+}

@@ -4,7 +4,7 @@
  * CLI's client) use, so that they build for Linux and, with mingw-w64, for
  * Windows alike: socket handles (sock_t) and their calls, errno values for
  * winsock errors (err.h), listener options, thread names and priority, the
- * platform's name, mkdir, wiping secrets.
+ * platform's name, mkdir, fsync, wiping secrets.
  *
  * Platform-specific files (redirect_linux.c, redirect_win.c, service_win.c,
  * owner_linux.c, ...) include their system headers directly instead.
@@ -21,6 +21,7 @@
 #include <ws2tcpip.h>
 
 #include <direct.h>
+#include <io.h>
 #include <sys/types.h>
 
 /* Windows has no numeric users or groups: the fields exist, always unknown. */
@@ -32,6 +33,7 @@ typedef SOCKET sock_t; /* what libuv calls uv_os_sock_t */
 #define SHUT_WR      SD_SEND
 
 #define PLATFORM_PATH_SEPS "/\\"
+#define PLATFORM_REUSEPORT 0 /* no SO_REUSEPORT: one listener per port */
 #else
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -47,9 +49,12 @@ typedef int sock_t;
 #define SOCK_INVALID (-1)
 
 #define PLATFORM_PATH_SEPS "/"
+#define PLATFORM_REUSEPORT 1 /* SO_REUSEPORT: a listener per event loop */
 #endif
 
 #include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 /*
  * A winsock error as an errno value (EAGAIN, EINTR, EMFILE, EADDRINUSE,
@@ -286,17 +291,46 @@ platform_name(void)
 #endif
 }
 
-/* Online CPUs, or -1. */
-static inline long
-platform_cpus(void)
+/*
+ * Which file is at a path: the store notices its database deleted or
+ * replaced under it. On Windows an open database cannot be deleted or
+ * replaced (no FILE_SHARE_DELETE): there, only whether it exists.
+ */
+struct platform_file_id {
+	int valid; /* 0: nothing at the path */
+	unsigned long long dev, ino;
+};
+
+static inline struct platform_file_id
+platform_file_id(const char *path)
+{
+	struct platform_file_id id = {0, 0, 0};
+	struct stat sb;
+
+	if (stat(path, &sb) == 0) {
+		id.valid = 1;
+#ifndef _WIN32
+		id.dev = (unsigned long long)sb.st_dev;
+		id.ino = (unsigned long long)sb.st_ino;
+#endif
+	}
+	return id;
+}
+
+static inline int
+platform_file_id_equal(const struct platform_file_id *a, const struct platform_file_id *b)
+{
+	return a->valid == b->valid && a->dev == b->dev && a->ino == b->ino;
+}
+
+/* A FILE's data (flushed first by the caller) on the disk. 0 or -1 (errno). */
+static inline int
+platform_fsync(FILE *f)
 {
 #ifdef _WIN32
-	SYSTEM_INFO si;
-
-	GetSystemInfo(&si);
-	return (long)si.dwNumberOfProcessors;
+	return _commit(_fileno(f));
 #else
-	return sysconf(_SC_NPROCESSORS_ONLN);
+	return fdatasync(fileno(f));
 #endif
 }
 

@@ -164,14 +164,26 @@ ports_contain(const struct rule *r, uint16_t port)
 	return lo < r->n_ports && r->ports[lo].lo <= port;
 }
 
-/* "*.example.com" matches any name under example.com (not example.com itself). */
+/*
+ * A server name pattern (policy.h), both without a trailing dot (names come
+ * normalized from the sniffer, patterns from the parser), compared without
+ * regard to case: "example.com" is that name only; "*.example.com" any name
+ * below it (not example.com itself); ".example.com" example.com and any
+ * name below it.
+ */
 static int
 name_matches(const char *pattern, const char *name)
 {
-	if (pattern[0] == '*' && pattern[1] == '.') {
-		size_t pl = strlen(pattern + 1), nl = strlen(name);
+	size_t pl, nl = strlen(name);
 
+	if (pattern[0] == '*' && pattern[1] == '.') {
+		pl = strlen(pattern + 1); /* ".example.com" */
 		return nl > pl && strcasecmp(name + nl - pl, pattern + 1) == 0;
+	}
+	if (pattern[0] == '.') {
+		pl = strlen(pattern);
+		return (nl == pl - 1 && strcasecmp(name, pattern + 1) == 0) ||
+		       (nl > pl && strcasecmp(name + nl - pl, pattern) == 0);
 	}
 	return strcasecmp(pattern, name) == 0;
 }

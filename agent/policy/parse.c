@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "parse.h"
 #include "policy_internal.h"
 
 /* ---- problems ---- */
@@ -197,7 +198,10 @@ state_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_
 	r->states |= bit;
 }
 
-/* A DNS name, or "*." and one: letters, digits, '-' and dots. */
+/*
+ * A DNS name, "*." and one, or "." and one: letters, digits, '-', '_' and
+ * dots; a trailing dot (the root) is allowed and dropped by name_item.
+ */
 static int
 valid_name_pattern(const char *s)
 {
@@ -205,6 +209,10 @@ valid_name_pattern(const char *s)
 
 	if (s[0] == '*' && s[1] == '.')
 		s += 2, n -= 2;
+	else if (s[0] == '.')
+		s += 1, n -= 1;
+	if (n > 0 && s[n - 1] == '.')
+		n--;
 	if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.')
 		return 0;
 	for (size_t i = 0; i < n; i++)
@@ -213,15 +221,18 @@ valid_name_pattern(const char *s)
 	return 1;
 }
 
+/* Kept lower case and without a trailing dot, as the sniffer gives names. */
 static void
 name_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_problems *pr)
 {
 	char *lower;
+	size_t n;
 
 	if (!json_is_string(v) || !valid_name_pattern(json_string_value(v))) {
 		problem(pr,
-		    "%s[%zu]: not a server name (\"host.example.com\" or \"*.example.com\")", path,
-		    i);
+		    "%s[%zu]: not a server name (\"host.example.com\", \"*.example.com\" or "
+		    "\".example.com\")",
+		    path, i);
 		return;
 	}
 	if ((lower = strdup(json_string_value(v))) == NULL) {
@@ -230,6 +241,8 @@ name_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_p
 	}
 	for (char *c = lower; *c != '\0'; c++)
 		*c = (char)tolower((unsigned char)*c);
+	if ((n = strlen(lower)) > 1 && lower[n - 1] == '.')
+		lower[n - 1] = '\0';
 	r->names[r->n_names++] = lower;
 }
 
@@ -258,46 +271,37 @@ exe_item(json_t *v, size_t i, struct rule *r, const char *path, struct policy_pr
 	r->n_exes++;
 }
 
-/* "HOST:PORT" or "[V6]:PORT"; a name is resolved now, once. */
+/*
+ * "HOST:PORT" or "[V6]:PORT". An address is taken as it is; a name is kept
+ * as a name and resolved when a connection is forwarded (policy.h): what a
+ * DNS server answers, or fails to, never decides whether a document is
+ * valid, nor whether the agent's policy is in force.
+ */
 static void
 parse_forward_to(json_t *v, struct rule *r, const char *path, struct policy_problems *pr)
 {
-	char host[256], *colon;
 	const char *text = json_is_string(v) ? json_string_value(v) : "";
-	struct addrinfo hints, *res = NULL;
-	unsigned long port;
-	char *end;
-	int rc;
+	const char *colon = strrchr(text, ':');
+	struct forward *f = &r->forward;
 
-	snprintf(host, sizeof(host), "%s", text[0] == '[' ? text + 1 : text);
-	colon = strrchr(host, ':');
-	if (!json_is_string(v) || colon == NULL || colon == host) {
+	if (!json_is_string(v) || colon == NULL || colon == text) {
 		problem(pr, "%s: not HOST:PORT (a CONNECT proxy, e.g. \"proxy.corp:3128\")", path);
 		return;
 	}
-	*colon = '\0';
-	if (text[0] == '[') {
-		size_t n = strlen(host);
-
-		if (n == 0 || host[n - 1] != ']') {
-			problem(pr, "%s: an IPv6 address goes in brackets: [fd00::1]:3128", path);
-			return;
-		}
-		host[n - 1] = '\0';
-	}
-	port = strtoul(colon + 1, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535 || !isdigit((unsigned char)colon[1])) {
+	if (parse_port(colon + 1, &f->port) != 0) {
 		problem(pr, "%s: '%s' is not a port", path, colon + 1);
 		return;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0 || res == NULL) {
-		problem(pr, "%s: cannot resolve '%s': %s", path, host, gai_strerror(rc));
+	if (parse_host_port(text, f->host, sizeof(f->host), &f->port) != 0) {
+		problem(pr, "%s: an IPv6 address goes in brackets: [fd00::1]:3128", path);
 		return;
 	}
-	memcpy(&r->forward_to, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
+	if (addr_parse_sockaddr(f->host, f->port, &f->addr) == 0) {
+		f->is_addr = 1;
+		return;
+	}
+	if (!valid_name_pattern(f->host) || f->host[0] == '*' || f->host[0] == '.')
+		problem(pr, "%s: '%s' is not a host name or an address", path, f->host);
 }
 
 static void
@@ -593,11 +597,11 @@ policy_needs_owner(const struct policy *p)
 	return p->needs_owner;
 }
 
-const struct sockaddr_storage *
+const struct forward *
 policy_forward_to(const struct policy *p, int rule)
 {
 	return rule >= 0 && (size_t)rule < p->n_rules && p->rules[rule].action == POLICY_FORWARD
-		   ? &p->rules[rule].forward_to
+		   ? &p->rules[rule].forward
 		   : NULL;
 }
 

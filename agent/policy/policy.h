@@ -33,6 +33,7 @@
 
 #include "addr.h"
 #include "conn.h"
+#include "platform.h"
 
 #define POLICY_ID_MAX       63
 #define POLICY_MAX_RULES    100000
@@ -99,9 +100,21 @@ int policy_needs_server_name(const struct policy *p);
 #define POLICY_NEEDS_EXE 2u
 unsigned policy_needs_owner(const struct policy *p);
 
+/*
+ * A forward rule's CONNECT proxy: an address, or a name resolved when a
+ * connection is forwarded (asynchronously, off the event loop, cached for
+ * a while: proxy/resolve.h). A name that does not resolve then fails that
+ * connection ("forward proxy failed"), never the policy.
+ */
+struct forward {
+	char host[256]; /* the name, or the address as written */
+	uint16_t port;
+	int is_addr;                  /* host is an address: addr is it */
+	struct sockaddr_storage addr; /* with is_addr */
+};
+
 /* The CONNECT proxy of a forward rule; NULL for any other rule. */
-struct sockaddr_storage;
-const struct sockaddr_storage *policy_forward_to(const struct policy *p, int rule);
+const struct forward *policy_forward_to(const struct policy *p, int rule);
 
 /* A rule's action; rule -1 is the default action. */
 enum policy_action policy_rule_action(const struct policy *p, int rule);
@@ -113,7 +126,7 @@ const char *policy_document(const struct policy *p);
 struct policy_input {
 	const struct endpoint *dst;
 	unsigned redirect_state; /* enum redirect_state */
-	const char *server_name; /* SNI or Host; NULL or "" when unknown */
+	const char *server_name; /* SNI or Host, normalized (sniff.h); NULL or "" when unknown */
 	int32_t uid;             /* the client's owner; -1 when unknown */
 	const char *exe;         /* its executable; NULL when unknown */
 };

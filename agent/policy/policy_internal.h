@@ -22,7 +22,7 @@ struct rule {
 	size_t n_uids;
 	char **exes; /* the client's executable: absolute paths, exact */
 	size_t n_exes;
-	struct sockaddr_storage forward_to; /* forward: the CONNECT proxy */
+	struct forward forward; /* forward: the CONNECT proxy */
 	struct cidr *cidrs;
 	size_t n_cidrs;
 	struct port_range *ports; /* sorted, merged; none: any port */

@@ -13,6 +13,7 @@
 #include "owner.h"
 #include "policy.h"
 #include "redirect.h"
+#include "resolve.h"
 #include "sniff.h"
 #include "store.h"
 #include "worker_internal.h"
@@ -20,6 +21,7 @@
 enum session_state {
 	SESSION_ACCEPTED,   /* examined, not yet connecting */
 	SESSION_PEEKING,    /* reading the client's first bytes for its server name */
+	SESSION_RESOLVING,  /* forward: the proxy's name is being looked up */
 	SESSION_CONNECTING, /* upstream connect in flight */
 	SESSION_HANDSHAKE,  /* forward: waiting for the CONNECT proxy's answer */
 	SESSION_RELAYING,   /* bytes flow both ways (or one, after a half-close) */
@@ -74,17 +76,20 @@ struct prelude {
 	size_t peek_len;
 	char *answer; /* forward: the proxy's answer so far (pool buffer) */
 	size_t answer_len;
-	char request[300];                    /* forward: the CONNECT request */
-	size_t request_len, request_sent;     /* its length, and how much of it is written */
-	struct sockaddr_storage proxy;        /* forward: where to connect instead */
-	char server_name[SNIFF_NAME_MAX + 1]; /* "" unless read from the first bytes */
+	char request[300];                /* forward: the CONNECT request */
+	size_t request_len, request_sent; /* its length, and how much of it is written */
+	struct sockaddr_storage proxy;    /* forward: where to connect instead */
+	struct sniff_names names;         /* name "" unless read from the first bytes */
+	struct resolve_req resolve;       /* forward: the proxy's name, being looked up */
+	struct session *s;                /* for the lookup's callback */
+	int resolving;                    /* the lookup is in flight: its callback frees */
 };
 
 static struct prelude *
 prelude(struct session *s)
 {
-	if (s->pre == NULL)
-		s->pre = calloc(1, sizeof(*s->pre));
+	if (s->pre == NULL && (s->pre = calloc(1, sizeof(*s->pre))) != NULL)
+		s->pre->s = s;
 	return s->pre;
 }
 
@@ -93,8 +98,8 @@ prelude_free(struct session *s)
 {
 	struct prelude *p = s->pre;
 
-	if (p == NULL)
-		return;
+	if (p == NULL || p->resolving)
+		return; /* a lookup in flight holds it: its callback comes back for it */
 	bufpool_put(&s->w->pool, p->peek);
 	bufpool_put(&s->w->pool, p->answer);
 	free(p);
@@ -129,6 +134,8 @@ session_close_reason_name(enum close_reason r)
 		return "forward proxy refused the tunnel";
 	case CLOSE_PROXY_FAILED:
 		return "forward proxy failed before the tunnel was up";
+	case CLOSE_PROXY_UNRESOLVED:
+		return "forward proxy's name does not resolve";
 	case CLOSE_NO_ORIGINAL_DST:
 		return "original destination unknown";
 	case CLOSE_LOCAL_ERROR:
@@ -267,6 +274,8 @@ session_close(struct session *s, enum close_reason reason, int err)
 	else if (failed)
 		stat_add(&w->stats.failed, 1);
 
+	if (s->pre != NULL && s->pre->resolving)
+		resolver_cancel(&s->pre->resolve);
 	prelude_free(s);
 	bufpool_put(&w->pool, s->client.pending);
 	bufpool_put(&w->pool, s->upstream.pending);
@@ -448,7 +457,8 @@ on_timer(uv_timer_t *t)
 		end_peek(s);
 		return;
 	}
-	if (s->state == SESSION_CONNECTING || s->state == SESSION_HANDSHAKE) {
+	if (s->state == SESSION_RESOLVING || s->state == SESSION_CONNECTING ||
+	    s->state == SESSION_HANDSHAKE) {
 		session_close(s, CLOSE_CONNECT_TIMEOUT, -ETIMEDOUT);
 		return;
 	}
@@ -768,6 +778,30 @@ session_connect(struct session *s)
 	session_want(s);
 }
 
+/* The forward proxy's name came back (or not), from libuv's thread pool. */
+static void
+on_proxy_resolved(struct resolve_req *req, int status, const struct sockaddr_storage *addr)
+{
+	struct prelude *p = (struct prelude *)((char *)req - offsetof(struct prelude, resolve));
+	struct session *s = p->s;
+
+	p->resolving = 0;
+	if (s->state == SESSION_CLOSING) { /* closed meanwhile: it waited for this */
+		prelude_free(s);
+		handle_gone(s);
+		return;
+	}
+	if (status != 0) {
+		session_close(s, CLOSE_PROXY_UNRESOLVED, 0);
+		handle_gone(s);
+		return;
+	}
+	p->proxy = *addr;
+	s->state = SESSION_ACCEPTED;
+	session_connect(s);
+	handle_gone(s);
+}
+
 static int
 is_own_listener(const struct worker *w, const struct endpoint *dst, const struct endpoint *local)
 {
@@ -777,17 +811,48 @@ is_own_listener(const struct worker *w, const struct endpoint *dst, const struct
 	       (dst->family == local->family && memcmp(dst->addr, local->addr, 16) == 0);
 }
 
+/* How strict an action is, for an ambiguous request: block, forward, allow. */
+static int
+strictness(enum policy_action a)
+{
+	return a == POLICY_BLOCK ? 3 : a == POLICY_FORWARD ? 2 : a == POLICY_ALLOW ? 1 : 0;
+}
+
+/*
+ * The verdict for the session's inputs. A request that names two hosts
+ * (two Host headers, a target whose host is not the Host header's) is
+ * judged by both, and the stricter verdict holds: naming a harmless host
+ * as well cannot smuggle a blocked one past its rule.
+ */
+static struct policy_verdict
+judge(const struct policy *p, struct session *s)
+{
+	const struct sniff_names *nm = s->pre != NULL ? &s->pre->names : NULL;
+	struct policy_input in = {&s->rec.orig_dst, s->rec.redirect_state,
+	    nm != NULL ? nm->name : NULL, s->rec.uid, s->exe};
+	struct policy_verdict v = policy_evaluate(p, &in), alt;
+
+	if (nm != NULL && nm->alt[0] != '\0') {
+		in.server_name = nm->alt;
+		alt = policy_evaluate(p, &in);
+		if (strictness(alt.action) > strictness(v.action))
+			v = alt;
+		log_info("session %llu: the request names two hosts, %s and %s: judged by %s",
+		    (unsigned long long)s->rec.id, nm->name, nm->alt, policy_action_name(v.action));
+	}
+	return v;
+}
+
 /* The policy's verdict, recorded on the row and counted per rule; then act on it. */
 static void
 decide(struct session *s)
 {
 	struct worker *w = s->w;
 	struct policy *p = policy_acquire(w->policy, w->index);
-	struct policy_input in = {&s->rec.orig_dst, s->rec.redirect_state,
-	    s->pre != NULL ? s->pre->server_name : NULL, s->rec.uid, s->exe};
-	struct policy_verdict v = policy_evaluate(p, &in);
-	const struct sockaddr_storage *proxy = policy_forward_to(p, v.rule);
+	struct policy_verdict v = judge(p, s);
+	const struct forward *fwd = policy_forward_to(p, v.rule);
 	struct conn_detail *d;
+	int rc;
 
 	policy_count_hit(p, v.rule);
 	if ((d = detail(s)) != NULL) {
@@ -795,14 +860,18 @@ decide(struct session *s)
 		if (v.rule >= 0)
 			d->rule_id = strdup(policy_rule_id(p, (size_t)v.rule));
 	}
-	if (proxy != NULL) {
+	if (fwd != NULL) {
 		if (prelude(s) == NULL) {
 			policy_release(w->policy, w->index);
 			session_close(s, CLOSE_LOCAL_ERROR, -ENOMEM);
 			return;
 		}
 		s->forward = 1;
-		s->pre->proxy = *proxy;
+		rc = fwd->is_addr ? 1
+				  : resolver_lookup(w->resolver, &s->pre->resolve, fwd->host,
+					fwd->port, on_proxy_resolved, &s->pre->proxy);
+		if (fwd->is_addr)
+			s->pre->proxy = fwd->addr;
 	}
 	policy_release(w->policy, w->index);
 	s->rec.verdict = policy_action_verdict(v.action);
@@ -811,7 +880,17 @@ decide(struct session *s)
 		return;
 	}
 	submit(s);
-	session_connect(s);
+	if (fwd == NULL || rc == 1) {
+		session_connect(s);
+	} else if (rc == 0) { /* the name is being looked up: connect when it comes */
+		s->pre->resolving = 1;
+		s->handles++; /* the lookup's callback is the session's to wait for */
+		s->state = SESSION_RESOLVING;
+		uv_timer_start(&s->timer, on_timer, w->cfg->connect_timeout_ms, 0);
+	} else {
+		session_close(s, rc == -ENOENT ? CLOSE_PROXY_UNRESOLVED : CLOSE_LOCAL_ERROR,
+		    rc == -ENOENT ? 0 : rc);
+	}
 }
 
 /* The local user and program behind the client end (owner.h), bounded. */
@@ -847,20 +926,16 @@ end_peek(struct session *s)
 
 	uv_timer_stop(&s->timer);
 	if (p->peek != NULL) {
-		char name[SNIFF_NAME_MAX + 1];
-
-		enum sniff_source src;
-
-		r = sniff_server_name(
-		    (const uint8_t *)p->peek, p->peek_len, name, sizeof(name), &src);
+		r = sniff_server_name((const uint8_t *)p->peek, p->peek_len, &p->names);
 		if (r == SNIFF_FOUND) {
 			struct conn_detail *d = detail(s);
 
-			snprintf(p->server_name, sizeof(p->server_name), "%s", name);
 			if (d != NULL) {
-				d->server_name = strdup(name);
-				d->server_name_source = sniff_source_name(src);
+				d->server_name = strdup(p->names.name);
+				d->server_name_source = sniff_source_name(p->names.source);
 			}
+		} else {
+			p->names.name[0] = p->names.alt[0] = '\0';
 		}
 	}
 	s->state = SESSION_ACCEPTED;
@@ -873,7 +948,6 @@ peek_read(struct session *s)
 {
 	struct half *h = &s->client;
 	struct prelude *p = s->pre;
-	char name[SNIFF_NAME_MAX + 1];
 	long n;
 
 	if (p->peek == NULL && (p->peek = bufpool_get(&s->w->pool)) == NULL) {
@@ -890,8 +964,7 @@ peek_read(struct session *s)
 	p->peek_len += (size_t)n;
 	/* At the client's FIN, what came is relayed, then the FIN, as it came. */
 	if (h->eof || p->peek_len == PEEK_MAX ||
-	    sniff_server_name((const uint8_t *)p->peek, p->peek_len, name, sizeof(name), NULL) !=
-		SNIFF_MORE)
+	    sniff_server_name((const uint8_t *)p->peek, p->peek_len, &p->names) != SNIFF_MORE)
 		end_peek(s);
 }
 

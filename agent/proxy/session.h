@@ -27,21 +27,22 @@ struct session_link {
 };
 
 enum close_reason {
-	CLOSE_COMPLETED,       /* both sides closed cleanly */
-	CLOSE_CLIENT_ERROR,    /* the client reset or failed */
-	CLOSE_UPSTREAM_ERROR,  /* the destination reset or failed */
-	CLOSE_CONNECT_FAILED,  /* the destination refused or was unreachable */
-	CLOSE_CONNECT_TIMEOUT, /* no answer within connect_timeout_ms */
-	CLOSE_IDLE_TIMEOUT,    /* nothing moved for idle_timeout_s */
-	CLOSE_NOT_REDIRECTED,  /* a direct connection to the listener */
-	CLOSE_LOOP,            /* the original destination is our own listener */
-	CLOSE_LOOP_REPEATED,   /* came back although it left with the escape mark */
-	CLOSE_BLOCKED,         /* the policy said block */
-	CLOSE_PROXY_REFUSED,   /* forward: the CONNECT proxy answered other than 2xx */
-	CLOSE_PROXY_FAILED,    /* forward: the proxy closed or failed before answering */
-	CLOSE_NO_ORIGINAL_DST, /* the kernel could not say where it was going */
-	CLOSE_LOCAL_ERROR,     /* out of fds or memory for the upstream side */
-	CLOSE_SHUTDOWN,        /* the agent stopped before the session ended */
+	CLOSE_COMPLETED,        /* both sides closed cleanly */
+	CLOSE_CLIENT_ERROR,     /* the client reset or failed */
+	CLOSE_UPSTREAM_ERROR,   /* the destination reset or failed */
+	CLOSE_CONNECT_FAILED,   /* the destination refused or was unreachable */
+	CLOSE_CONNECT_TIMEOUT,  /* no answer within connect_timeout_ms */
+	CLOSE_IDLE_TIMEOUT,     /* nothing moved for idle_timeout_s */
+	CLOSE_NOT_REDIRECTED,   /* a direct connection to the listener */
+	CLOSE_LOOP,             /* the original destination is our own listener */
+	CLOSE_LOOP_REPEATED,    /* came back although it left with the escape mark */
+	CLOSE_BLOCKED,          /* the policy said block */
+	CLOSE_PROXY_REFUSED,    /* forward: the CONNECT proxy answered other than 2xx */
+	CLOSE_PROXY_FAILED,     /* forward: the proxy closed or failed before answering */
+	CLOSE_PROXY_UNRESOLVED, /* forward: the proxy's name does not resolve (now) */
+	CLOSE_NO_ORIGINAL_DST,  /* the kernel could not say where it was going */
+	CLOSE_LOCAL_ERROR,      /* out of fds or memory for the upstream side */
+	CLOSE_SHUTDOWN,         /* the agent stopped before the session ended */
 };
 
 const char *session_close_reason_name(enum close_reason r);

@@ -1,14 +1,24 @@
+/*
+ * sniff.c: the server name from a client's first bytes (sniff.h).
+ */
 #include "sniff.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-/* Copy a DNS name: letters, digits, '-', '.', '_' only; lower case. */
+/*
+ * Copy a DNS name: letters, digits, '-', '.', '_' only; lower case, without
+ * the root's trailing dot ("Social.Example." is "social.example"): the same
+ * name is the same string, however the client spelt it.
+ */
 static enum sniff_result
 take_name(const uint8_t *p, size_t n, char *out, size_t outlen)
 {
-	if (n == 0 || n > SNIFF_NAME_MAX || n >= outlen)
+	if (n > 0 && p[n - 1] == '.')
+		n--;
+	if (n == 0 || n > SNIFF_NAME_MAX || n >= outlen || p[0] == '.')
 		return SNIFF_NONE;
 	for (size_t i = 0; i < n; i++) {
 		if (!isalnum(p[i]) && p[i] != '-' && p[i] != '.' && p[i] != '_')
@@ -102,13 +112,55 @@ http_start(const uint8_t *b, size_t len, int *partial)
 	return 0;
 }
 
+/* The host of an authority ("user@host:port", "[v6]:port"), as a name; else SNIFF_NONE. */
 static enum sniff_result
-http_host(const uint8_t *b, size_t len, char *out, size_t outlen)
+authority_host(const uint8_t *v, const uint8_t *ve, char *out, size_t outlen)
 {
-	const uint8_t *line = memchr(b, '\n', len), *end = b + len;
+	const uint8_t *at;
+
+	for (at = ve; at > v && at[-1] != '@'; at--)
+		;
+	if (at > v)
+		v = at;          /* userinfo@ */
+	if (ve > v && *v == '[') /* a literal IPv6 address: not a name */
+		return SNIFF_NONE;
+	for (const uint8_t *c = v; c < ve; c++)
+		if (*c == ':') {
+			ve = c; /* drop the port */
+			break;
+		}
+	return take_name(v, (size_t)(ve - v), out, outlen);
+}
+
+/* One more name the request gives: the first is the name, a different one the alt. */
+static void
+note_name(struct sniff_names *out, int *have, const char *name)
+{
+	if (!*have) {
+		snprintf(out->name, sizeof(out->name), "%s", name);
+		*have = 1;
+	} else if (strcmp(name, out->name) != 0 && out->alt[0] == '\0') {
+		snprintf(out->alt, sizeof(out->alt), "%s", name);
+	}
+}
+
+/*
+ * The request's names: every Host header, and the host of an absolute-form
+ * target ("GET http://host/ HTTP/1.1"). More than one distinct name makes
+ * the request ambiguous: out->alt holds the second.
+ */
+static enum sniff_result
+http_host(const uint8_t *b, size_t len, struct sniff_names *out)
+{
+	const uint8_t *line = memchr(b, '\n', len), *end = b + len, *target, *tend;
+	char name[SNIFF_NAME_MAX + 1];
+	int have = 0, hosts = 0, invalid = 0;
 
 	if (line == NULL)
 		return SNIFF_MORE;
+	/* The target: after the method's blank, up to the next blank. */
+	target = memchr(b, ' ', (size_t)(line - b));
+	tend = target != NULL ? memchr(target + 1, ' ', (size_t)(line - target - 1)) : NULL;
 	for (line++; line < end;) {
 		const uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
 		const uint8_t *v, *ve;
@@ -116,25 +168,44 @@ http_host(const uint8_t *b, size_t len, char *out, size_t outlen)
 		if (eol == NULL)
 			return SNIFF_MORE;
 		if (eol == line || (eol == line + 1 && line[0] == '\r'))
-			return SNIFF_NONE; /* end of the head: no Host */
+			break; /* the end of the head */
 		if (eol - line > 5 && strncasecmp((const char *)line, "host:", 5) == 0) {
 			for (v = line + 5; v < eol && (*v == ' ' || *v == '\t'); v++)
 				;
 			for (ve = eol;
 			     ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'); ve--)
 				;
-			if (ve > v && *v == '[') /* a literal IPv6 address: not a name */
-				return SNIFF_NONE;
-			for (const uint8_t *c = v; c < ve; c++)
-				if (*c == ':') {
-					ve = c; /* drop the port */
-					break;
-				}
-			return take_name(v, (size_t)(ve - v), out, outlen);
+			hosts++;
+			if (authority_host(v, ve, name, sizeof(name)) == SNIFF_FOUND)
+				note_name(out, &have, name);
+			else
+				invalid = 1;
 		}
 		line = eol + 1;
 	}
-	return SNIFF_MORE;
+	if (line >= end)
+		return SNIFF_MORE;
+	/* Two Host headers, one of them not a name: ambiguous all the same. */
+	if (have && hosts > 1 && invalid && out->alt[0] == '\0')
+		snprintf(out->alt, sizeof(out->alt), "?");
+	/* An absolute-form target names a host of its own. */
+	if (target != NULL && tend != NULL) {
+		const uint8_t *t = target + 1, *a = NULL;
+
+		if ((size_t)(tend - t) > 7 && strncasecmp((const char *)t, "http://", 7) == 0)
+			a = t + 7;
+		else if ((size_t)(tend - t) > 8 && strncasecmp((const char *)t, "https://", 8) == 0)
+			a = t + 8;
+		if (a != NULL) {
+			const uint8_t *ae = a;
+
+			while (ae < tend && *ae != '/' && *ae != '?' && *ae != '#')
+				ae++;
+			if (authority_host(a, ae, name, sizeof(name)) == SNIFF_FOUND)
+				note_name(out, &have, name);
+		}
+	}
+	return have ? SNIFF_FOUND : SNIFF_NONE;
 }
 
 const char *
@@ -144,23 +215,20 @@ sniff_source_name(enum sniff_source s)
 }
 
 enum sniff_result
-sniff_server_name(
-    const uint8_t *buf, size_t len, char *out, size_t outlen, enum sniff_source *source)
+sniff_server_name(const uint8_t *buf, size_t len, struct sniff_names *out)
 {
-	enum sniff_source unused;
 	int partial;
 
-	if (source == NULL)
-		source = &unused;
+	out->name[0] = out->alt[0] = '\0';
 	if (len == 0)
 		return SNIFF_MORE;
 	if (buf[0] == 0x16) { /* TLS handshake record */
-		*source = SNIFF_SNI;
-		return tls_sni(buf, len, out, outlen);
+		out->source = SNIFF_SNI;
+		return tls_sni(buf, len, out->name, sizeof(out->name));
 	}
 	if (http_start(buf, len, &partial)) {
-		*source = SNIFF_HOST;
-		return http_host(buf, len, out, outlen);
+		out->source = SNIFF_HOST;
+		return http_host(buf, len, out);
 	}
 	return partial ? SNIFF_MORE : SNIFF_NONE;
 }

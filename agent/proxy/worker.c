@@ -9,10 +9,12 @@
 #include <time.h>
 
 #include "err.h"
+#include "host.h"
 #include "log.h"
 #include "owner.h"
 #include "platform.h"
 #include "redirect.h"
+#include "resolve.h"
 #include "worker_internal.h"
 
 struct workers {
@@ -307,6 +309,10 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 		return -1;
 	}
 	w->loop_ready = 1;
+	if ((w->resolver = resolver_new(&w->loop)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if ((rc = evio_init(&w->io, &w->loop)) != 0) {
 		snprintf(err, errlen, "cannot set up socket events: %s", err_str(rc));
 		return -1;
@@ -394,6 +400,8 @@ worker_destroy(struct worker *w)
 		log_warnx("worker %u: event loop still had handles at exit", w->index);
 	owner_close(w->owner);
 	w->owner = NULL;
+	resolver_free(w->resolver);
+	w->resolver = NULL;
 	if (w->pool.in_use != 0)
 		log_warnx("worker %u: %zu relay buffers not returned", w->index, w->pool.in_use);
 	bufpool_destroy(&w->pool);
@@ -402,17 +410,10 @@ worker_destroy(struct worker *w)
 unsigned
 workers_count(const struct config *cfg)
 {
-	long cpus;
-
-#ifdef _WIN32
-	(void)cfg, (void)cpus;
-	return 1; /* no SO_REUSEPORT: one loop accepts and relays */
-#else
-	if (cfg->workers != 0)
-		return cfg->workers;
-	cpus = platform_cpus();
-	return cpus > 0 ? (unsigned)cpus : 1;
-#endif
+	/* Without SO_REUSEPORT (Windows) one loop accepts and relays. */
+	if (!PLATFORM_REUSEPORT)
+		return 1;
+	return cfg->workers != 0 ? cfg->workers : host_cpus();
 }
 
 int

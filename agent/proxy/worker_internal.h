@@ -49,6 +49,7 @@ struct worker {
 	struct store *store;
 	struct policy_holder *policy; /* this worker reads through slot `index` */
 	struct owner_ctx *owner;      /* NULL: owners cannot be looked up */
+	struct resolver *resolver;    /* forward proxies' names (resolve.h) */
 	struct session_link sessions; /* every live session (a ring; worker.c's alone) */
 	unsigned n_sessions;
 	unsigned max_sessions;

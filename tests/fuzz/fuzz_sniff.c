@@ -10,10 +10,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char out[SNIFF_NAME_MAX + 1];
+	struct sniff_names out;
 
-	if (sniff_server_name(data, size, out, sizeof(out), NULL) == SNIFF_FOUND &&
-	    strlen(out) > SNIFF_NAME_MAX)
+	if (sniff_server_name(data, size, &out) == SNIFF_FOUND &&
+	    (strlen(out.name) > SNIFF_NAME_MAX || strlen(out.alt) > SNIFF_NAME_MAX ||
+		out.name[0] == '\0'))
 		__builtin_trap();
 	return 0;
 }

@@ -70,16 +70,15 @@ static void
 test_sniff(void)
 {
 	const char *req = "GET / HTTP/1.1\r\nHost: Shop.Example.com:8080\r\n\r\n";
-	char out[SNIFF_NAME_MAX + 1];
+	struct sniff_names out;
 	uint8_t hello[512];
 	size_t n = tls_client_hello(hello, "www.example.org");
 
-	CHECK_EQ(sniff_server_name(hello, n, out, sizeof(out), NULL), SNIFF_FOUND);
-	CHECK(strcmp(out, "www.example.org") == 0);
-	CHECK_EQ(sniff_server_name(hello, n - 1, out, sizeof(out), NULL), SNIFF_MORE);
-	CHECK_EQ(sniff_server_name((const uint8_t *)req, strlen(req), out, sizeof(out), NULL),
-	    SNIFF_FOUND);
-	CHECK(strcmp(out, "shop.example.com") == 0);
+	CHECK_EQ(sniff_server_name(hello, n, &out), SNIFF_FOUND);
+	CHECK(strcmp(out.name, "www.example.org") == 0);
+	CHECK_EQ(sniff_server_name(hello, n - 1, &out), SNIFF_MORE);
+	CHECK_EQ(sniff_server_name((const uint8_t *)req, strlen(req), &out), SNIFF_FOUND);
+	CHECK(strcmp(out.name, "shop.example.com") == 0);
 }
 
 static void
