@@ -138,8 +138,8 @@ load_policy(const char *db_path)
 	int found;
 
 	if (policies_open(db_path, &ps, err, sizeof(err)) != 0) {
-		log_warnx("cannot read the stored policy: %s; allowing everything", err);
-		return policy_allow_all();
+		log_warnx("cannot read the stored policy: %s", err);
+		return NULL;
 	}
 	for (found = policies_latest(ps, &row); found == 1;) {
 		uint64_t v = row.version;
@@ -149,6 +149,7 @@ load_policy(const char *db_path)
 			policy_set_version(p, v);
 			log_info("policy version %llu in force (%zu rules)", (unsigned long long)v,
 			    policy_n_rules(p));
+			policies_keep_backup(ps, &row);
 			policy_row_free(&row);
 			break;
 		}

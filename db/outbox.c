@@ -12,8 +12,8 @@
 #include "schema.h"
 
 struct outbox {
-	struct query *q; /* the events, read-only */
-	sqlite3 *db;     /* the cursor, read-write */
+	struct query *q;    /* the events, read-only */
+	struct db_handle h; /* the cursor, read-write */
 	char sink[32];
 };
 
@@ -29,9 +29,10 @@ outbox_open(const char *path, const char *sink, struct outbox **out, char *err, 
 	}
 	snprintf(o->sink, sizeof(o->sink), "%s", sink);
 	if (query_open(path, &o->q, err, errlen) != 0 ||
-	    db_open(path, 0, 0, 5000, &o->db, err, errlen) != 0) {
+	    db_handle_init(&o->h, path, 0, 5000) != 0) {
 		outbox_close(o);
-		return -EIO;
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	*out = o;
 	return 0;
@@ -43,7 +44,7 @@ outbox_close(struct outbox *o)
 	if (o == NULL)
 		return;
 	query_close(o->q);
-	sqlite3_close(o->db);
+	db_handle_fini(&o->h);
 	free(o);
 }
 
@@ -52,10 +53,12 @@ outbox_cursor(struct outbox *o, uint64_t *acked, uint64_t *lost)
 {
 	sqlite3_stmt *st;
 	int rc;
+	sqlite3 *db = db_handle_get(&o->h);
 
 	*acked = *lost = 0;
-	if (sqlite3_prepare_v2(o->db, "SELECT acked_seq, lost FROM export_cursors WHERE sink = ?1",
-		-1, &st, NULL) != SQLITE_OK)
+	if (db == NULL ||
+	    sqlite3_prepare_v2(db, "SELECT acked_seq, lost FROM export_cursors WHERE sink = ?1", -1,
+		&st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, o->sink, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -71,9 +74,11 @@ outbox_set_cursor(struct outbox *o, uint64_t acked)
 {
 	sqlite3_stmt *st;
 	int rc;
+	sqlite3 *db = db_handle_get(&o->h);
 
 	/* Never backwards: a cursor is the sink's acknowledgement. */
-	if (sqlite3_prepare_v2(o->db,
+	if (db == NULL ||
+	    sqlite3_prepare_v2(db,
 		"INSERT INTO export_cursors (sink, acked_seq) VALUES (?1, ?2)"
 		" ON CONFLICT (sink) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)",
 		-1, &st, NULL) != SQLITE_OK)
@@ -96,9 +101,11 @@ outbox_first_after(struct outbox *o, uint64_t seq, int64_t *at_us)
 {
 	sqlite3_stmt *st;
 	int rc;
+	sqlite3 *db = db_handle_get(&o->h);
 
 	*at_us = 0;
-	if (sqlite3_prepare_v2(o->db,
+	if (db == NULL ||
+	    sqlite3_prepare_v2(db,
 		"SELECT at_us FROM connection_events WHERE seq > ?1 ORDER BY seq LIMIT 1", -1, &st,
 		NULL) != SQLITE_OK)
 		return -EIO;
@@ -112,5 +119,5 @@ outbox_first_after(struct outbox *o, uint64_t seq, int64_t *at_us)
 const char *
 outbox_errmsg(struct outbox *o)
 {
-	return sqlite3_errmsg(o->db);
+	return db_handle_errmsg(&o->h);
 }

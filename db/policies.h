@@ -5,6 +5,12 @@
  * thread at a time (start-up, then the API's thread, the one that changes
  * the policy); the writer thread of the connection record is not involved.
  * Versions are assigned here, under a write transaction.
+ *
+ * The newest version is also kept outside the database, in
+ * "<database>.policy.json" (written whole, flushed, renamed over the old), so
+ * that a database lost to corruption, deletion or a full disk never leaves
+ * the agent without its policy: a new, empty database gets that version
+ * back, and while no database can be read it is read from there.
  */
 #ifndef RA_POLICIES_H
 #define RA_POLICIES_H
@@ -25,8 +31,9 @@ void policy_row_free(struct policy_row *r);
 struct policy_store;
 
 /*
- * Open path read-write (the schema must exist: store_open ran). Returns 0
- * with *out set, or a negative errno with err set.
+ * The policy history of the database at path, read-write. The file is
+ * opened on first use (and again when the store starts a new one): this
+ * needs no database. Returns 0 with *out set, or -ENOMEM with err set.
  */
 int policies_open(const char *path, struct policy_store **out, char *err, size_t errlen);
 
@@ -36,15 +43,28 @@ void policies_close(struct policy_store *ps);
 /* The last database error on ps, for messages. */
 const char *policies_errmsg(struct policy_store *ps);
 
-/* The newest version: 1 with *out filled, 0 when there is none, -1 on error. */
+/*
+ * The newest version: 1 with *out filled, 0 when there is none, -1 on error.
+ * With none in the database, or no database, the backup's (restored into an
+ * empty database).
+ */
 int policies_latest(struct policy_store *ps, struct policy_row *out);
 
-/* One version: 1, 0 (no such version), -1. */
+/* One version (from the backup when the database lacks it): 1, 0 (no such version), -1. */
 int policies_get(struct policy_store *ps, uint64_t version, struct policy_row *out);
 
+/* Make the backup hold r (the version in force) unless it already does. */
+void policies_keep_backup(struct policy_store *ps, const struct policy_row *r);
+
+/* "<db_path>.policy.json", malloc'ed (NULL when out of memory). */
+char *policies_backup_path(const char *db_path);
+
+/* The backup at path: 1 with *out filled, 0 when there is none, -1 when unreadable. */
+int policies_read_backup(const char *path, struct policy_row *out);
+
 /*
- * Store document as the next version (the newest stored plus one). Returns
- * that version, or -1 on a database error. Compare-and-set is the caller's:
+ * Store document as the next version (the newest stored plus one), and in
+ * the backup. Returns that version, or -1 on a database error. Compare-and-set is the caller's:
  * what a console compares against is the version in force, which is not
  * always the newest stored (one this agent could not load is skipped).
  */

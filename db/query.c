@@ -14,7 +14,7 @@
 #include "schema.h"
 
 struct query {
-	sqlite3 *db; /* read-only */
+	struct db_handle h; /* read-only */
 };
 
 #define TOKEN_VERSION 1
@@ -62,13 +62,10 @@ query_open(const char *path, struct query **out, char *err, size_t errlen)
 	struct query *q = calloc(1, sizeof(*q));
 
 	*out = NULL;
-	if (q == NULL) {
+	if (q == NULL || db_handle_init(&q->h, path, 1, 2000) != 0) {
+		free(q);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
-	}
-	if (db_open(path, 1, 0, 2000, &q->db, err, errlen) != 0) {
-		free(q);
-		return -EIO;
 	}
 	*out = q;
 	return 0;
@@ -79,14 +76,14 @@ query_close(struct query *q)
 {
 	if (q == NULL)
 		return;
-	sqlite3_close(q->db);
+	db_handle_fini(&q->h);
 	free(q);
 }
 
 const char *
 query_errmsg(struct query *q)
 {
-	return sqlite3_errmsg(q->db);
+	return db_handle_errmsg(&q->h);
 }
 
 static uint32_t
@@ -224,8 +221,11 @@ query_list_connections(struct query *q, const struct conn_filter *f, unsigned pa
 	uint8_t lo[16], hi[16];
 	size_t blen = 0;
 	int n = 0, rc;
+	sqlite3 *db = db_handle_get(&q->h);
 
 	next_token[0] = '\0';
+	if (db == NULL)
+		goto dberr;
 	if (token != NULL && token[0] != '\0' && query_token_decode(f, token, &after) != 0) {
 		snprintf(err, errlen, "page_token is malformed or belongs to another query");
 		return -EINVAL;
@@ -257,7 +257,7 @@ query_list_connections(struct query *q, const struct conn_filter *f, unsigned pa
 	ADD(" ORDER BY id DESC LIMIT ?11");
 #undef ADD
 
-	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto dberr;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	sqlite3_bind_int64(st, 2, f->since_us);
@@ -296,7 +296,7 @@ query_list_connections(struct query *q, const struct conn_filter *f, unsigned pa
 	sqlite3_finalize(st);
 	return n;
 dberr:
-	snprintf(err, errlen, "database: %s", sqlite3_errmsg(q->db));
+	snprintf(err, errlen, "database: %s", db_handle_errmsg(&q->h));
 	sqlite3_finalize(st);
 	return -EIO;
 }
@@ -307,9 +307,10 @@ query_get_connection(struct query *q, uint64_t id, conn_row_cb cb, void *arg)
 	char sql[512];
 	sqlite3_stmt *st;
 	int rc, found = 0;
+	sqlite3 *db = db_handle_get(&q->h);
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM connections WHERE id = ?1", row_columns);
-	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (db == NULL || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	rc = sqlite3_step(st);
@@ -342,8 +343,9 @@ query_events_after(struct query *q, uint64_t after, unsigned limit, conn_row_cb 
 	    " WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2";
 	sqlite3_stmt *st;
 	int n = 0, rc;
+	sqlite3 *db = db_handle_get(&q->h);
 
-	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (db == NULL || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	sqlite3_bind_int(st, 2, (int)limit);
@@ -366,9 +368,11 @@ query_oldest_event(struct query *q)
 {
 	sqlite3_stmt *st;
 	int64_t seq = -1;
+	sqlite3 *db = db_handle_get(&q->h);
 
-	if (sqlite3_prepare_v2(q->db, "SELECT coalesce(MIN(seq), 0) FROM connection_events", -1,
-		&st, NULL) != SQLITE_OK)
+	if (db == NULL ||
+	    sqlite3_prepare_v2(db, "SELECT coalesce(MIN(seq), 0) FROM connection_events", -1, &st,
+		NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		seq = sqlite3_column_int64(st, 0);
@@ -388,8 +392,9 @@ query_judged(struct query *q, unsigned last, conn_row_cb cb, void *arg)
 	    " ORDER BY id DESC LIMIT ?1";
 	sqlite3_stmt *st;
 	int n = 0, rc;
+	sqlite3 *db = db_handle_get(&q->h);
 
-	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (db == NULL || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int(st, 1, (int)last);
 	sqlite3_bind_text(st, 2, conn_verdict_name(VERDICT_ALLOW), -1, SQLITE_STATIC);

@@ -64,7 +64,12 @@ typedef int (*conn_row_cb)(void *arg, const struct conn_row *row);
 
 struct query;
 
-/* Open path read-only. Returns 0 with *out set, or a negative errno with err set. */
+/*
+ * A read-only reader of path. The file is opened on first use, and again
+ * when the writer starts a new one, so this needs no database: each call
+ * fails (query_errmsg() says why) while the file cannot be opened. Returns
+ * 0 with *out set, or -ENOMEM with err set.
+ */
 int query_open(const char *path, struct query **out, char *err, size_t errlen);
 
 /* Close q. NULL is ignored. */

@@ -1,6 +1,10 @@
 #include "schema.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /*
  * Migration N takes the schema from version N-1 to N. Append only: a
@@ -177,6 +181,7 @@ int
 db_open(const char *path, int readonly, int create, int busy_ms, sqlite3 **out, char *err,
     size_t errlen)
 {
+	int persist = 1;
 	int flags = SQLITE_OPEN_NOMUTEX |
 		    (readonly ? SQLITE_OPEN_READONLY
 			      : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
@@ -190,7 +195,64 @@ db_open(const char *path, int readonly, int create, int busy_ms, sqlite3 **out, 
 		return -1;
 	}
 	sqlite3_busy_timeout(*out, busy_ms);
+	/*
+	 * Never delete the -wal and -shm files by name on close. A connection
+	 * to a file deleted while the agent runs would otherwise, on its last
+	 * close, delete the WAL of the new file the writer made at that path.
+	 */
+	(void)sqlite3_file_control(*out, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	return 0;
+}
+
+static _Atomic unsigned file_generation = 1;
+
+void
+db_file_renewed(void)
+{
+	atomic_fetch_add(&file_generation, 1);
+}
+
+int
+db_handle_init(struct db_handle *h, const char *path, int readonly, int busy_ms)
+{
+	memset(h, 0, sizeof(*h));
+	h->readonly = readonly;
+	h->busy_ms = busy_ms;
+	if ((h->path = strdup(path)) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+sqlite3 *
+db_handle_get(struct db_handle *h)
+{
+	unsigned gen = atomic_load(&file_generation);
+
+	if (h->db != NULL && h->generation == gen)
+		return h->db;
+	sqlite3_close(h->db);
+	h->db = NULL;
+	if (db_open(h->path, h->readonly, 0, h->busy_ms, &h->db, h->err, sizeof(h->err)) != 0)
+		return NULL;
+	h->generation = gen;
+	h->err[0] = '\0';
+	return h->db;
+}
+
+const char *
+db_handle_errmsg(struct db_handle *h)
+{
+	if (h->db == NULL)
+		return h->err[0] != '\0' ? h->err : "the database is not open";
+	return sqlite3_errmsg(h->db);
+}
+
+void
+db_handle_fini(struct db_handle *h)
+{
+	sqlite3_close(h->db);
+	free(h->path);
+	memset(h, 0, sizeof(*h));
 }
 
 int

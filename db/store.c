@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,15 @@
 #define STORE_YIELD_EVERY       16   /* rows written between yields to the event loops */
 #define STORE_PRUNE_INTERVAL_MS 60000
 #define STORE_PRUNE_BATCH       1000
+#define STORE_CHECK_MS          1000 /* the file still there? writable again? */
 
 struct store {
-	sqlite3 *db; /* used by the writer thread only, once it runs */
+	struct store_options opt; /* path and machine_id: copies, owned */
+	char machine_id[128];
+	sqlite3
+	    *db; /* used by the writer thread only, once it runs; NULL: none (see open_or_renew) */
+	struct platform_file_id file_id; /* the file db is open on */
+	int opened_once;                 /* numbering and identity come from a file */
 	sqlite3_stmt *upsert;
 	sqlite3_stmt *event;
 	_Atomic uint64_t last_seq; /* the newest committed event */
@@ -44,6 +51,10 @@ struct store {
 	pthread_cond_t committed; /* store_flush waiters */
 	struct conn_record *ring;
 	unsigned cap, head, count;
+	/* The writer's own: allocated by store_open, so the thread never runs out. */
+	struct conn_record *batch;
+	unsigned char *latest;
+	int32_t *slots;
 	int stopping;
 	int writer_idle; /* the writer sleeps on an empty queue: wake it */
 
@@ -57,6 +68,10 @@ struct store {
 	_Atomic uint64_t rows_pruned;
 	uint64_t interrupted_at_start;
 	time_t last_drop_log;
+	time_t last_lost_log; /* the writer's */
+	/* What health reports, under lock: */
+	char incident[STORE_PROBLEM_LEN];    /* a database lost: until the agent restarts */
+	char write_error[STORE_PROBLEM_LEN]; /* cannot write now: until a commit succeeds */
 };
 
 static const char upsert_sql[] =
@@ -294,12 +309,50 @@ mark_latest(struct conn_record *recs, unsigned n, unsigned char *latest, int32_t
 	}
 }
 
+/* A database SQLite cannot read as one: moved aside for forensics, never used again. */
+static int
+is_damage(int code)
+{
+	code &= 0xff;
+	return code == SQLITE_CORRUPT || code == SQLITE_NOTADB;
+}
+
+/* What health reports (which: incident or write_error); "" clears. Thread-safe. */
+static void
+set_problem(struct store *s, char *which, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&s->lock);
+	va_start(ap, fmt);
+	vsnprintf(which, STORE_PROBLEM_LEN, fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Events the writer could not commit: said at most once a second. */
+static void
+log_drop(struct store *s, unsigned n, const char *why)
+{
+	time_t now = time(NULL);
+
+	if (now == s->last_lost_log)
+		return;
+	s->last_lost_log = now;
+	log_warnx("store: %u events not recorded: %s", n, why);
+}
+
+/* The file's life, below with store_open: the writer calls them. */
+static void damaged(struct store *s);
+static void open_or_renew(struct store *s, int at_start);
+static void check_file(struct store *s);
+
 /* Commit one batch. On a database error the whole batch counts as dropped. */
 static void
 write_batch(
     struct store *s, struct conn_record *recs, unsigned n, unsigned char *latest, int32_t *slots)
 {
-	int ok = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	int ok = s->db != NULL && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 	int64_t at = clock_wall_us();
 	uint64_t seq = 0;
 
@@ -336,9 +389,21 @@ write_batch(
 	pthread_cond_broadcast(&s->committed);
 	pthread_mutex_unlock(&s->lock);
 
-	if (!ok) {
-		log_warnx("store: a batch of %u events was lost: %s", n, sqlite3_errmsg(s->db));
+	if (ok && s->write_error[0] != '\0') {
+		log_info("store: the database can be written again");
+		set_problem(s, s->write_error, "%s", "");
+	}
+	if (!ok && s->db != NULL) {
+		int code = sqlite3_extended_errcode(s->db);
+
+		log_drop(s, n, sqlite3_errmsg(s->db));
+		set_problem(s, s->write_error, "the database cannot be written: %.300s",
+		    sqlite3_errmsg(s->db));
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		if (is_damage(code)) /* damaged under us: aside, and a new one */
+			damaged(s);
+	} else if (!ok) {
+		log_drop(s, n, s->write_error);
 	}
 }
 
@@ -353,14 +418,12 @@ static void *
 writer_main(void *arg)
 {
 	struct store *s = arg;
-	struct conn_record *batch = malloc(sizeof(*batch) * STORE_BATCH_MAX);
-	unsigned char *latest = malloc(STORE_BATCH_MAX);
-	int32_t *slots = malloc(sizeof(*slots) * STORE_INDEX_SLOTS);
-	struct timespec next_prune, next_commit;
+	struct conn_record *batch = s->batch;
+	unsigned char *latest = s->latest;
+	int32_t *slots = s->slots;
+	struct timespec next_prune, next_commit, next_check;
 	int pruning = 1; /* prune once at start */
 
-	if (batch == NULL || latest == NULL || slots == NULL)
-		fatalx("store: out of memory for the writer batch");
 	platform_thread_name("ra-db-writer");
 	/*
 	 * Where the writer shares a core with an event loop, the loop should win:
@@ -370,6 +433,7 @@ writer_main(void *arg)
 		log_warn("store: cannot lower the writer thread's priority");
 	clock_deadline_ms(&next_prune, s->prune_interval_ms);
 	clock_deadline_ms(&next_commit, 0);
+	clock_deadline_ms(&next_check, STORE_CHECK_MS);
 
 	for (;;) {
 		unsigned n = 0;
@@ -385,10 +449,11 @@ writer_main(void *arg)
 				pthread_cond_timedwait(&s->wake, &s->lock, &next_commit);
 				continue;
 			}
-			if (pruning)
+			if (pruning || clock_deadline_passed(&next_check))
 				break;
 			s->writer_idle = 1;
-			int r = pthread_cond_timedwait(&s->wake, &s->lock, &next_prune);
+			int r = pthread_cond_timedwait(&s->wake, &s->lock,
+			    clock_before(&next_check, &next_prune) ? &next_check : &next_prune);
 			s->writer_idle = 0;
 			if (r == ETIMEDOUT)
 				break;
@@ -401,12 +466,21 @@ writer_main(void *arg)
 		stop = s->stopping && s->count == 0;
 		pthread_mutex_unlock(&s->lock);
 
+		if (clock_deadline_passed(&next_check)) {
+			if (s->db == NULL)
+				open_or_renew(s, 0);
+			else
+				check_file(s);
+			clock_deadline_ms(&next_check, STORE_CHECK_MS);
+		}
 		if (n > 0) {
 			clock_deadline_ms(&next_commit, STORE_LINGER_MS);
 			write_batch(s, batch, n, latest, slots);
 		} else if (!stop) {
 			if (!pruning && clock_deadline_passed(&next_prune))
 				pruning = 1;
+			if (pruning && s->db == NULL)
+				pruning = 0;
 			if (pruning) {
 				int d =
 				    retention_prune_batch(s->db, &s->retention, clock_wall_us());
@@ -426,9 +500,6 @@ writer_main(void *arg)
 		if (stop && n == 0)
 			break;
 	}
-	free(slots);
-	free(latest);
-	free(batch);
 	return NULL;
 }
 
@@ -460,7 +531,7 @@ make_parent_dir(const char *path, char *err, size_t errlen)
 		goto fail;
 	return 0;
 fail:
-	snprintf(err, errlen, "cannot create %s: %s", dir, err_str(errno));
+	snprintf(err, errlen, "cannot create %.300s: %s", dir, err_str(errno));
 	return -1;
 }
 
@@ -545,50 +616,59 @@ query_int(sqlite3 *db, const char *sql, int64_t dflt, int64_t *out)
  * Where numbering goes on: connection ids after the highest ever used
  * (retention keeps the highest it pruned in agent_meta), sequences after
  * the highest ever given (AUTOINCREMENT keeps it in sqlite_sequence).
- * Neither is ever handed out twice, however much retention prunes.
+ * Neither is ever handed out twice, however much retention prunes, nor
+ * when a new file replaces a lost one: it continues from the old numbers.
  */
 static int
-load_next_id(struct store *s, char *err, size_t errlen)
+load_numbering(struct store *s, char *err, size_t errlen)
 {
 	int64_t max_id, pruned, seq;
+	uint64_t next, last = atomic_load(&s->last_seq);
 
 	if (query_int(s->db, "SELECT MAX(id) FROM connections", 0, &max_id) != 0 ||
 	    query_int(s->db,
 		"SELECT CAST(value AS INTEGER) FROM agent_meta WHERE key = 'pruned_id'", 0,
 		&pruned) != 0 ||
 	    query_int(s->db, "SELECT seq FROM sqlite_sequence WHERE name = 'connection_events'", 0,
-		&seq) != 0) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
-		return -1;
+		&seq) != 0)
+		goto dberr;
+	next = (uint64_t)(max_id > pruned ? max_id : pruned) + 1;
+	if (next > atomic_load(&s->next_id))
+		atomic_store(&s->next_id, next);
+	if ((uint64_t)seq >= last) {
+		atomic_store(&s->last_seq, (uint64_t)seq);
+		return 0;
 	}
-	atomic_store(&s->next_id, (uint64_t)(max_id > pruned ? max_id : pruned) + 1);
-	atomic_store(&s->last_seq, (uint64_t)seq);
+	/* A file newer than the numbers: its first sequence follows the old file's last. */
+	{
+		char sql[160];
+
+		snprintf(sql, sizeof(sql),
+		    "DELETE FROM sqlite_sequence WHERE name = 'connection_events';"
+		    " INSERT INTO sqlite_sequence (name, seq) VALUES ('connection_events', %llu)",
+		    (unsigned long long)last);
+		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			goto dberr;
+	}
 	return 0;
+dberr:
+	snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+	return -1;
 }
 
 /* A version 4 UUID from SQLite's randomness (the OS's: /dev/urandom, BCryptGenRandom). */
-static int
-new_uuid(sqlite3 *db, char out[STORE_UUID_LEN + 1])
+static void
+new_uuid(char out[STORE_UUID_LEN + 1])
 {
-	sqlite3_stmt *st;
 	uint8_t b[16];
-	int ok;
 
-	if (sqlite3_prepare_v2(db, "SELECT randomblob(16)", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16;
-	if (ok)
-		memcpy(b, sqlite3_column_blob(st, 0), 16);
-	sqlite3_finalize(st);
-	if (!ok)
-		return -1;
+	sqlite3_randomness(sizeof(b), b);
 	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	snprintf(out, STORE_UUID_LEN + 1,
 	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
 	    b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
 	    b[15]);
-	return 0;
 }
 
 static int
@@ -629,26 +709,38 @@ meta_set(sqlite3 *db, const char *key, const char *value)
 /*
  * The agent's UUID: made at the first start and kept. It is bound to the
  * machine id it was made on: a disk image cloned to another machine (whose
- * machine id the imaging tool reset) gets a new one at its first start.
+ * machine id the imaging tool reset) gets a new one at its first start. A
+ * file started while the agent runs (the old one lost) is given the UUID in
+ * use: the agent stays the same agent.
  */
 static int
-load_identity(struct store *s, const char *machine_id, char *err, size_t errlen)
+load_identity(struct store *s, char *err, size_t errlen)
 {
-	char made_on[128];
+	const char *machine_id = s->opt.machine_id;
+	char stored[STORE_UUID_LEN + 1], made_on[128];
 
-	if (meta_get(s->db, "uuid", s->uuid, sizeof(s->uuid)) != 0 ||
+	if (meta_get(s->db, "uuid", stored, sizeof(stored)) != 0 ||
 	    meta_get(s->db, "machine_id", made_on, sizeof(made_on)) != 0)
 		goto dberr;
-	if (s->uuid[0] != '\0' &&
-	    (machine_id == NULL || machine_id[0] == '\0' || strcmp(made_on, machine_id) == 0))
+	if (s->uuid[0] != '\0') { /* in use already */
+		if (strcmp(stored, s->uuid) != 0 &&
+		    (meta_set(s->db, "uuid", s->uuid) != 0 ||
+			meta_set(s->db, "machine_id", machine_id) != 0))
+			goto dberr;
 		return 0;
-	if (s->uuid[0] != '\0')
+	}
+	if (stored[0] != '\0' && (machine_id[0] == '\0' || strcmp(made_on, machine_id) == 0)) {
+		memcpy(s->uuid, stored, sizeof(s->uuid));
+		return 0;
+	}
+	if (stored[0] != '\0')
 		log_warnx("this machine's id is not the one agent %s was made on (a cloned "
 			  "image?): taking a new agent UUID",
-		    s->uuid);
-	if (new_uuid(s->db, s->uuid) != 0 || meta_set(s->db, "uuid", s->uuid) != 0 ||
-	    meta_set(s->db, "machine_id", machine_id != NULL ? machine_id : "") != 0)
+		    stored);
+	new_uuid(stored);
+	if (meta_set(s->db, "uuid", stored) != 0 || meta_set(s->db, "machine_id", machine_id) != 0)
 		goto dberr;
+	memcpy(s->uuid, stored, sizeof(s->uuid));
 	log_info("agent UUID %s (new)", s->uuid);
 	return 0;
 dberr:
@@ -656,10 +748,32 @@ dberr:
 	return -1;
 }
 
+/*
+ * With no database to read it from, the UUID of the file that cannot be
+ * written (read-only, it may still be readable), else a new one for now.
+ */
+static void
+identity_without_file(struct store *s)
+{
+	sqlite3 *db;
+	char err[256];
+
+	if (db_open(s->opt.path, 1, 0, 1000, &db, err, sizeof(err)) == 0) {
+		(void)meta_get(db, "uuid", s->uuid, sizeof(s->uuid));
+		sqlite3_close(db);
+	}
+	if (strlen(s->uuid) != STORE_UUID_LEN) {
+		new_uuid(s->uuid);
+		log_warnx("agent UUID %s, for now: the database cannot be read", s->uuid);
+	}
+}
+
 /* Every configured sink has a cursor row, so retention never prunes before it exists. */
 static int
-create_cursors(struct store *s, const struct store_options *opt, char *err, size_t errlen)
+create_cursors(struct store *s, char *err, size_t errlen)
 {
+	const struct store_options *opt = &s->opt;
+
 	for (size_t i = 0; i < opt->n_sinks; i++) {
 		sqlite3_stmt *st;
 		int rc;
@@ -681,20 +795,208 @@ create_cursors(struct store *s, const struct store_options *opt, char *err, size
 	return 0;
 }
 
+/* Something other than a regular file (a directory, a device) at path. */
+static int
+not_a_file(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
+}
+
+/*
+ * Move the database at path (and its -wal, -shm) to "<path>.broken-<UTC
+ * time>", kept for whoever wants to know what happened. Returns 0, or -1.
+ */
+static int
+move_aside(const char *path, char *to, size_t tolen)
+{
+	static const char *const parts[] = {"", "-wal", "-shm"};
+	char stamp[32], from[PATH_MAX + 8], dst[PATH_MAX + 48];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(to, tolen, "%s.broken-%s", path, stamp);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "%s%s", path, parts[i]);
+		snprintf(dst, sizeof(dst), "%s%s", to, parts[i]);
+		if (rename(from, dst) != 0 && (i == 0 || errno != ENOENT))
+			return -1;
+	}
+	return 0;
+}
+
+/* Close the writer's connection (its statements first). */
+static void
+close_file(struct store *s)
+{
+	sqlite3_finalize(s->upsert);
+	sqlite3_finalize(s->event);
+	s->upsert = s->event = NULL;
+	sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+/*
+ * Open the file at path for writing, create or upgrade its schema, and
+ * prepare the writer's statements. The first database opened also gives
+ * the numbering and the agent's identity (rows a crash left open become
+ * interrupted); a later one (the first was deleted, replaced, or never
+ * opened) continues them: no connection id, no sequence, no UUID changes.
+ * Returns 0, or an SQLite error code with err set (nothing left open).
+ */
+static int
+open_file(struct store *s, char *err, size_t errlen)
+{
+	char serr[256];
+	int code;
+
+	if (db_open(s->opt.path, 0, 1, 5000, &s->db, err, errlen) != 0)
+		return SQLITE_CANTOPEN;
+#ifndef _WIN32
+	(void)chmod(s->opt.path, 0640);
+#endif
+	if (exec_or_err(s->db, "PRAGMA journal_mode = WAL", serr, sizeof(serr)) != 0 ||
+	    exec_or_err(s->db, "PRAGMA synchronous = NORMAL", serr, sizeof(serr)) != 0 ||
+	    /* The WAL is kept between runs (db_open): not at its largest. */
+	    exec_or_err(s->db, "PRAGMA journal_size_limit = 4194304", serr, sizeof(serr)) != 0 ||
+	    schema_migrate(s->db, serr, sizeof(serr)) != 0 ||
+	    (!s->opened_once && recover_interrupted(s, serr, sizeof(serr)) != 0) ||
+	    load_numbering(s, serr, sizeof(serr)) != 0 ||
+	    load_identity(s, serr, sizeof(serr)) != 0 || create_cursors(s, serr, sizeof(serr)) != 0)
+		goto fail;
+	if (sqlite3_prepare_v3(
+		s->db, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, event_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->event, NULL) !=
+		SQLITE_OK) {
+		snprintf(serr, sizeof(serr), "%s", sqlite3_errmsg(s->db));
+		goto fail;
+	}
+	s->file_id = platform_file_id(s->opt.path);
+	s->opened_once = 1;
+	return 0;
+fail:
+	code = sqlite3_extended_errcode(s->db);
+	snprintf(err, errlen, "%s: %s", s->opt.path, serr);
+	close_file(s);
+	return code != SQLITE_OK ? code : SQLITE_ERROR;
+}
+
+/*
+ * Open the database at start, or as soon as it can be. A damaged file (or
+ * a directory in its place) is moved aside and a new one started. A file
+ * that cannot be opened or written (a full or read-only disk) leaves the
+ * store without one: events are counted as dropped, and the writer tries
+ * again every STORE_CHECK_MS. Nothing here stops the agent.
+ */
+static void
+open_or_renew(struct store *s, int at_start)
+{
+	char err[512], aside[PATH_MAX + 40];
+	int code = SQLITE_CANTOPEN;
+
+	if (make_parent_dir(s->opt.path, err, sizeof(err)) == 0)
+		code = open_file(s, err, sizeof(err));
+	if (code != SQLITE_OK && (is_damage(code) || not_a_file(s->opt.path))) {
+		if (move_aside(s->opt.path, aside, sizeof(aside)) == 0) {
+			log_warnx("store: %s: the database cannot be read: moved to %s; a new one "
+				  "is started",
+			    err, aside);
+			set_problem(s, s->incident,
+			    "the database could not be read (%.200s): it was moved to %.200s and "
+			    "a new one started",
+			    err, aside);
+			code = open_file(s, err, sizeof(err));
+		} else {
+			log_warnx("store: %s: the database cannot be read, nor moved aside: %s",
+			    err, err_str(errno));
+		}
+	}
+	if (code == SQLITE_OK) {
+		set_problem(s, s->write_error, "%s", "");
+		db_file_renewed();
+		if (!at_start)
+			log_info("store: recording again, in %s", s->opt.path);
+		return;
+	}
+	if (at_start || s->write_error[0] == '\0')
+		log_warnx("store: %s: connections are relayed and the policy enforced, but not "
+			  "recorded until the database can be written (tried every %d s)",
+		    err, STORE_CHECK_MS / 1000);
+	set_problem(s, s->write_error, "the database cannot be written: %.300s", err);
+}
+
+/* The file at the path is no longer the one open (deleted, replaced): start a new one. */
+static void
+check_file(struct store *s)
+{
+	struct platform_file_id now = platform_file_id(s->opt.path);
+	char when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	if (platform_file_id_equal(&now, &s->file_id))
+		return;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_warnx("store: the database file %s was %s: a new one is started; what the old one "
+		  "held is not in it",
+	    s->opt.path, now.valid ? "replaced" : "deleted");
+	set_problem(s, s->incident,
+	    "the database file was %s at %s: a new one was started, without what the old one held",
+	    now.valid ? "replaced" : "deleted", when);
+	close_file(s);
+	/* The old file's -wal and -shm are not the new one's. */
+	for (size_t i = 0; i < 2; i++) {
+		char p[PATH_MAX + 8];
+
+		snprintf(p, sizeof(p), "%s%s", s->opt.path, i == 0 ? "-wal" : "-shm");
+		(void)remove(p);
+	}
+	open_or_renew(s, 0);
+}
+
+/* A write found the file damaged: aside with it, and a new one. */
+static void
+damaged(struct store *s)
+{
+	char aside[PATH_MAX + 40];
+
+	close_file(s);
+	if (move_aside(s->opt.path, aside, sizeof(aside)) == 0) {
+		log_warnx("store: the database %s is damaged: moved to %s; a new one is started",
+		    s->opt.path, aside);
+		set_problem(s, s->incident,
+		    "the database was found damaged: it was moved to %.200s and a new one started",
+		    aside);
+	}
+	open_or_renew(s, 0);
+}
+
 int
 store_open(struct store **out, const struct store_options *opt, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	pthread_condattr_t ca;
-	char serr[256];
 
 	*out = NULL;
-	if (s == NULL) {
+	if (s == NULL || (s->opt.path = strdup(opt->path)) == NULL) {
+		free(s);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	snprintf(s->machine_id, sizeof(s->machine_id), "%s",
+	    opt->machine_id != NULL ? opt->machine_id : "");
+	s->opt.machine_id = s->machine_id;
+	for (size_t i = 0; i < opt->n_sinks && i < STORE_MAX_SINKS; i++)
+		s->opt.sinks[s->opt.n_sinks++] = opt->sinks[i];
 	s->cap = opt->queue_size > 0 ? opt->queue_size : 65536;
 	s->ring = malloc(sizeof(*s->ring) * s->cap);
+	s->batch = malloc(sizeof(*s->batch) * STORE_BATCH_MAX);
+	s->latest = malloc(STORE_BATCH_MAX);
+	s->slots = malloc(sizeof(*s->slots) * STORE_INDEX_SLOTS);
 	s->retention = (struct retention_policy){
 	    .days = opt->retention_days,
 	    .max_rows = opt->max_rows,
@@ -712,41 +1014,20 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	pthread_cond_init(&s->wake, &ca);
 	pthread_cond_init(&s->committed, &ca);
 	pthread_condattr_destroy(&ca);
-	if (s->ring == NULL) {
+	if (s->ring == NULL || s->batch == NULL || s->latest == NULL || s->slots == NULL) {
 		snprintf(err, errlen, "out of memory for a queue of %u events", s->cap);
 		goto fail;
 	}
 
-	if (make_parent_dir(opt->path, err, errlen) != 0)
-		goto fail;
 	/*
 	 * No memory statistics: with them every sqlite3_malloc takes a global
 	 * mutex, a few per row written. Only possible before SQLite initialises
 	 * (the agent opens the store first); later it fails harmlessly.
 	 */
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	if (db_open(opt->path, 0, 1, 5000, &s->db, err, errlen) != 0)
-		goto fail;
-#ifndef _WIN32
-	(void)chmod(opt->path, 0640);
-#endif
-	if (exec_or_err(s->db, "PRAGMA journal_mode = WAL", serr, sizeof(serr)) != 0 ||
-	    exec_or_err(s->db, "PRAGMA synchronous = NORMAL", serr, sizeof(serr)) != 0 ||
-	    schema_migrate(s->db, serr, sizeof(serr)) != 0 ||
-	    recover_interrupted(s, serr, sizeof(serr)) != 0 ||
-	    load_next_id(s, serr, sizeof(serr)) != 0 ||
-	    load_identity(s, opt->machine_id, serr, sizeof(serr)) != 0 ||
-	    create_cursors(s, opt, serr, sizeof(serr)) != 0) {
-		snprintf(err, errlen, "%s: %s", opt->path, serr);
-		goto fail;
-	}
-	if (sqlite3_prepare_v3(
-		s->db, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(s->db, event_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->event, NULL) !=
-		SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", opt->path, sqlite3_errmsg(s->db));
-		goto fail;
-	}
+	open_or_renew(s, 1);
+	if (s->db == NULL)
+		identity_without_file(s);
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
 		snprintf(err, errlen, "cannot start the database writer thread");
 		goto fail;
@@ -858,6 +1139,8 @@ store_get_stats(struct store *s, struct store_stats *out)
 	out->events_dropped = s->dropped;
 	out->queue_depth = s->count;
 	out->queue_high_water = s->high_water;
+	memcpy(out->incident, s->incident, sizeof(out->incident));
+	memcpy(out->write_error, s->write_error, sizeof(out->write_error));
 	pthread_mutex_unlock(&s->lock);
 	out->rows_written = atomic_load_explicit(&s->rows_written, memory_order_relaxed);
 	out->batches = atomic_load_explicit(&s->batches, memory_order_relaxed);
@@ -878,13 +1161,14 @@ store_close(struct store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->writer, NULL);
 	}
-	sqlite3_finalize(s->upsert);
-	sqlite3_finalize(s->event);
-	if (s->db != NULL)
-		sqlite3_close(s->db);
+	close_file(s);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->committed);
 	pthread_mutex_destroy(&s->lock);
 	free(s->ring);
+	free(s->batch);
+	free(s->latest);
+	free(s->slots);
+	free((char *)s->opt.path);
 	free(s);
 }

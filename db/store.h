@@ -18,8 +18,9 @@
 
 struct store;
 
-#define STORE_UUID_LEN  36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
-#define STORE_MAX_SINKS 4
+#define STORE_UUID_LEN    36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+#define STORE_PROBLEM_LEN 640
+#define STORE_MAX_SINKS   4
 
 /*
  * What is learnt once per connection and written once (the redirect records,
@@ -94,12 +95,25 @@ struct store_stats {
 	uint64_t queue_high_water;
 	uint64_t interrupted_at_start; /* rows recovery marked 'interrupted' */
 	uint64_t rows_pruned;
+	/* What is wrong with the database ("" when nothing), for health: */
+	char incident[STORE_PROBLEM_LEN];    /* a file lost (damaged, deleted): until restart */
+	char write_error[STORE_PROBLEM_LEN]; /* no file can be written now */
 };
 
 /*
  * Open (creating if needed, with its directory) the database, bring the
  * schema up to date, mark rows a crash left open as interrupted, and start
- * the writer thread. Returns 0 with *out set, or -1 with err set.
+ * the writer thread. Returns 0 with *out set, or -1 with err set when out
+ * of memory or threads.
+ *
+ * The database never stops the agent. A damaged file (or a directory in its
+ * place) is moved to "<path>.broken-<time>" and a new one started; one that
+ * cannot be opened or written (a full or read-only disk, a schema from a
+ * newer agent) leaves the store without a file: events are dropped and
+ * counted, and the writer tries again every second. A file deleted or
+ * replaced while the agent runs is noticed within a second and a new one
+ * started, continuing the numbering and the agent's UUID. Each of these is
+ * in store_get_stats()'s incident or write_error.
  */
 int store_open(struct store **out, const struct store_options *opt, char *err, size_t errlen);
 

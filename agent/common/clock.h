@@ -54,4 +54,11 @@ clock_deadline_passed(const struct timespec *ts)
 	return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
 }
 
+/* Whether the deadline a comes before b. */
+static inline int
+clock_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
 #endif

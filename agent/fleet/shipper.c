@@ -43,6 +43,7 @@ struct shipper {
 	int failing;       /* since the last failure, nothing was acknowledged */
 	int was_connected; /* ever: only a real outage is worth a warning */
 	int waiting;       /* the thread sleeps on wake: an acknowledgement signals it */
+	int have_cursor;   /* the stored cursor was read (the database may not open) */
 	char why[256];     /* the latest failure */
 
 	/* stats, under lock */
@@ -56,6 +57,7 @@ struct shipper {
 	/* the thread's own */
 	uint64_t saved;
 	int64_t saved_at_us, stats_at_us;
+	int save_failing;
 	unsigned backoff_ms;
 	char rec[ECS_RECORD_MAX];
 };
@@ -192,13 +194,16 @@ save_cursor(struct shipper *sh, int final)
 	pthread_mutex_unlock(&sh->lock);
 	if (cursor <= sh->saved || (!final && now - sh->saved_at_us < SHIPPER_SAVE_MS * 1000))
 		return;
+	sh->saved_at_us = now; /* a failure too waits SHIPPER_SAVE_MS for the next try */
 	if (outbox_set_cursor(sh->ob, cursor) != 0) {
-		log_warnx("export %s: cannot store the cursor: %s", sh->opt.ops->name,
-		    outbox_errmsg(sh->ob));
+		if (!sh->save_failing) /* once per spell: the database's health says the rest */
+			log_warnx("export %s: cannot store the cursor: %s", sh->opt.ops->name,
+			    outbox_errmsg(sh->ob));
+		sh->save_failing = 1;
 		return;
 	}
+	sh->save_failing = 0;
 	sh->saved = cursor;
-	sh->saved_at_us = now;
 }
 
 /* Refresh what the stats read from the database, once a second. */
@@ -320,12 +325,39 @@ wait_ms(struct shipper *sh, unsigned ms)
 
 	clock_deadline_ms(&until, ms);
 	pthread_mutex_lock(&sh->lock);
-	if (!sh->stopping && !sh->rewind) {
+	/* While stopping, only acknowledgements are worth waiting for. */
+	if (!sh->rewind && (!sh->stopping || sh->count > 0)) {
 		sh->waiting = 1;
 		pthread_cond_timedwait(&sh->wake, &sh->lock, &until);
 		sh->waiting = 0;
 	}
 	pthread_mutex_unlock(&sh->lock);
+}
+
+/*
+ * Where shipping starts: the stored cursor, or after what the sink already
+ * holds (a file written to just before a crash): no duplicates. Returns 0,
+ * or -1 while the database cannot be read (tried again by the thread).
+ */
+static int
+load_cursor(struct shipper *sh)
+{
+	uint64_t acked, lost, held;
+
+	if (outbox_cursor(sh->ob, &acked, &lost) != 0)
+		return -1;
+	held = sh->opt.ops->recover != NULL ? sh->opt.ops->recover(sh->opt.sink) : 0;
+	if (held > acked) {
+		log_info("export %s: the sink holds events up to %llu, the cursor said %llu",
+		    sh->opt.ops->name, (unsigned long long)held, (unsigned long long)acked);
+		acked = held;
+	}
+	pthread_mutex_lock(&sh->lock);
+	sh->cursor = sh->read_pos = sh->saved = acked;
+	sh->lost = lost;
+	sh->have_cursor = 1;
+	pthread_mutex_unlock(&sh->lock);
+	return 0;
 }
 
 static void *
@@ -340,7 +372,7 @@ shipper_main(void *arg)
 	for (;;) {
 		unsigned room, count;
 		uint64_t read_pos;
-		int stopping, rewind;
+		int stopping, rewind, more;
 
 		pthread_mutex_lock(&sh->lock);
 		stopping = sh->stopping;
@@ -351,19 +383,33 @@ shipper_main(void *arg)
 		pthread_mutex_unlock(&sh->lock);
 		save_cursor(sh, 0);
 		refresh_stats(sh);
-		if (stopping && (count == 0 || rewind || clock_wall_us() >= sh->stop_deadline_us))
+		more = store_last_sequence(sh->opt.store) > read_pos;
+		/* Stopping still ships what was committed before the stop, until the deadline. */
+		if (stopping &&
+		    ((count == 0 && !more) || rewind || clock_wall_us() >= sh->stop_deadline_us))
 			break;
 		if (rewind) {
 			rewind_now(sh);
 			continue;
 		}
+		if (!sh->have_cursor && load_cursor(sh) != 0) {
+			snprintf(why, sizeof(why), "cannot read the database: %s",
+			    outbox_errmsg(sh->ob));
+			set_state(sh, EXPORT_RETRYING, why);
+			if (stopping)
+				break;
+			wait_ms(sh, SHIPPER_READY_MS * 5);
+			continue;
+		}
 		if (!sh->opt.ops->ready(sh->opt.sink, why, sizeof(why))) {
 			set_state(sh, EXPORT_RETRYING, why);
+			if (stopping)
+				break;
 			wait_ms(sh, SHIPPER_READY_MS);
 			continue;
 		}
 		set_state(sh, EXPORT_CONNECTED, NULL);
-		if (!stopping && room > 0 && store_last_sequence(sh->opt.store) > read_pos) {
+		if (room > 0 && more) {
 			if (ship_batch(sh, room) > 0)
 				sh->backoff_ms = SHIPPER_BACKOFF_MS;
 			continue;
@@ -383,7 +429,6 @@ shipper_start(struct shipper **out, const struct shipper_options *opt, char *err
 {
 	struct shipper *sh = calloc(1, sizeof(*sh));
 	pthread_condattr_t ca;
-	uint64_t acked = 0, lost = 0, held;
 
 	*out = NULL;
 	if (sh == NULL || opt->window == 0) {
@@ -407,19 +452,11 @@ shipper_start(struct shipper **out, const struct shipper_options *opt, char *err
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (outbox_open(opt->db_path, opt->ops->name, &sh->ob, err, errlen) != 0 ||
-	    outbox_cursor(sh->ob, &acked, &lost) != 0)
+	if (outbox_open(opt->db_path, opt->ops->name, &sh->ob, err, errlen) != 0)
 		goto fail;
-	/* A sink that holds more than its stored cursor says (a file written to
-	 * just before a crash) resumes after what it holds: no duplicates. */
-	held = opt->ops->recover != NULL ? opt->ops->recover(opt->sink) : 0;
-	if (held > acked) {
-		log_info("export %s: the sink holds events up to %llu, the cursor said %llu",
-		    opt->ops->name, (unsigned long long)held, (unsigned long long)acked);
-		acked = held;
-	}
-	sh->cursor = sh->read_pos = sh->saved = acked;
-	sh->lost = lost;
+	if (load_cursor(sh) != 0)
+		log_warnx("export %s: cannot read its cursor yet: %s", opt->ops->name,
+		    outbox_errmsg(sh->ob));
 	if (opt->ops->attach != NULL)
 		opt->ops->attach(opt->sink, sh);
 	if (pthread_create(&sh->thread, NULL, shipper_main, sh) != 0) {

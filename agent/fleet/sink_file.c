@@ -19,14 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#ifdef _WIN32
-#include <io.h>
-#else
+#ifndef _WIN32
 #include <unistd.h>
 #endif
 
 #include "err.h"
 #include "log.h"
+#include "platform.h"
 #include "shipper.h"
 
 #define TAIL_MAX (ECS_RECORD_MAX + 2) /* the last line fits in this */
@@ -51,16 +50,6 @@ struct sink_file {
 	char error[1400];   /* a path and why */
 	struct shipper *sh;
 };
-
-static int
-file_sync(FILE *f)
-{
-#ifdef _WIN32
-	return _commit(_fileno(f));
-#else
-	return fdatasync(fileno(f));
-#endif
-}
 
 static int
 open_file(struct sink_file *s)
@@ -123,7 +112,7 @@ file_send(void *arg, uint64_t seq, const char *rec, size_t len)
 		return -1;
 	if (s->size > 0 && s->size + len + 1 > s->max_bytes) {
 		/* What is written so far is acknowledged before it moves. */
-		if (fflush(s->f) != 0 || file_sync(s->f) != 0) {
+		if (fflush(s->f) != 0 || platform_fsync(s->f) != 0) {
 			snprintf(s->error, sizeof(s->error), "%s: %s", s->path, err_str(errno));
 			return -1;
 		}
@@ -145,7 +134,7 @@ file_flush(void *arg)
 {
 	struct sink_file *s = arg;
 
-	if (s->f == NULL || fflush(s->f) != 0 || file_sync(s->f) != 0) {
+	if (s->f == NULL || fflush(s->f) != 0 || platform_fsync(s->f) != 0) {
 		if (s->f != NULL)
 			snprintf(s->error, sizeof(s->error), "%s: %s", s->path, err_str(errno));
 		return -1;

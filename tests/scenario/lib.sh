@@ -154,6 +154,10 @@ check_eq() {
 	if [ "$2" == "$3" ]; then
 		echo "ok - $1"
 		PASSES=$((PASSES + 1))
+	elif [ $((${#2} + ${#3})) -gt 400 ]; then # long lists: say only what differs
+		echo "not ok - $1: missing '$(comm -23 <(tr ' ' '\n' <<<"$2" | sort) <(tr ' ' '\n' <<<"$3" | sort) | paste -sd' ')'," \
+			"unexpected '$(comm -13 <(tr ' ' '\n' <<<"$2" | sort) <(tr ' ' '\n' <<<"$3" | sort) | paste -sd' ')'"
+		FAILS=$((FAILS + 1))
 	else
 		echo "not ok - $1: expected '$2', got '$3'"
 		FAILS=$((FAILS + 1))

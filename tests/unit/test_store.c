@@ -144,17 +144,26 @@ test_migrations(void **state)
 	assert_int_equal(schema_migrate(db, err, sizeof(err)), 0);
 	assert_int_equal(schema_version(db), schema_latest_version());
 
-	/* a database from a newer agent is refused, not touched */
+	/* a database from a newer agent is not touched: the store runs without
+	 * one, and says why */
 	assert_int_equal(
 	    sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	{
 		struct store_options o = {.path = path};
 		struct store *s2 = NULL;
+		struct store_stats ss;
+		struct conn_record r;
 
-		assert_int_equal(store_open(&s2, &o, err, sizeof(err)), -1);
-		assert_null(s2);
-		assert_non_null(strstr(err, "newer than this agent"));
+		assert_int_equal(store_open(&s2, &o, err, sizeof(err)), 0);
+		r = record(store_next_id(s2), CONN_OPEN, 1000);
+		store_submit(s2, &r);
+		assert_int_equal(store_flush(s2, 5000), 0);
+		store_get_stats(s2, &ss);
+		assert_non_null(strstr(ss.write_error, "newer than this agent"));
+		assert_int_equal(ss.events_dropped, 1);
+		assert_int_equal(ss.rows_written, 0);
+		store_close(s2);
 	}
 	db = open_db();
 	assert_int_equal(schema_version(db), 999);
@@ -629,6 +638,214 @@ test_state_words(void **state)
 	sqlite3_close(db);
 }
 
+/* Wait (5 s at most) until the store reports an incident; returns it. */
+static const char *
+wait_incident(struct store *st, struct store_stats *ss)
+{
+	for (int i = 0; i < 500; i++) {
+		store_get_stats(st, ss);
+		if (ss->incident[0] != '\0')
+			return ss->incident;
+		usleep(10000);
+	}
+	fail_msg("no incident reported");
+	return NULL;
+}
+
+/* The one file "<path>.broken-*" next to path, its name in out. */
+static void
+find_broken(char *out, size_t len)
+{
+	char cmd[600];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ls -d '%s'.broken-* | grep -v -- '-wal$\\|-shm$'", path);
+	assert_non_null(f = popen(cmd, "r"));
+	assert_non_null(fgets(out, (int)len, f));
+	out[strcspn(out, "\n")] = '\0';
+	assert_null(fgets(cmd, sizeof(cmd), f)); /* only one */
+	pclose(f);
+}
+
+/*
+ * The database never stops the store: a damaged file, or a directory, is
+ * moved aside (kept) and a new one started; a file deleted while running is
+ * noticed and replaced, the numbering and the UUID continued.
+ */
+static void
+test_file_lost(void **state)
+{
+	struct store_options o = {.path = path, .machine_id = "m"};
+	struct store_stats ss;
+	struct store *st;
+	char err[256], aside[600], uuid[STORE_UUID_LEN + 1], buf[64];
+	sqlite3 *db;
+	uint64_t seq;
+	FILE *f;
+
+	(void)state;
+	/* damaged: garbage where the database should be */
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	store_close(st);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("this is not an SQLite database, and it is long enough to look like a header", f);
+	fclose(f);
+	/* the old file's WAL (kept: SQLITE_FCNTL_PERSIST_WAL) would make it look whole */
+	{
+		char wal[300];
+
+		snprintf(wal, sizeof(wal), "%s-wal", path);
+		unlink(wal);
+		snprintf(wal, sizeof(wal), "%s-shm", path);
+		unlink(wal);
+	}
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	store_get_stats(st, &ss);
+	assert_non_null(strstr(ss.incident, "could not be read"));
+	assert_non_null(strstr(ss.incident, "moved to"));
+	add_closed(st, 3, 1000);
+	store_get_stats(st, &ss);
+	assert_int_equal(ss.rows_written, 3);
+	assert_int_equal(store_last_sequence(st), 3);
+	store_close(st);
+	find_broken(aside, sizeof(aside));
+	assert_non_null(f = fopen(aside, "r")); /* kept as it was */
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	assert_int_equal(strncmp(buf, "this is not an SQLite", 21), 0);
+	fclose(f);
+	remove(aside);
+
+	/* deleted while running: noticed, a new file, the numbers go on */
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	snprintf(uuid, sizeof(uuid), "%s", store_agent_uuid(st));
+	seq = store_last_sequence(st);
+	assert_int_equal(unlink(path), 0);
+	assert_non_null(strstr(wait_incident(st, &ss), "was deleted"));
+	add_closed(st, 2, 2000);
+	assert_int_equal(store_last_sequence(st), seq + 2);
+	assert_string_equal(store_agent_uuid(st), uuid);
+	db = open_db();
+	assert_int_equal(query_int(db, "SELECT count(*) FROM connection_events"), 2);
+	assert_int_equal(query_int(db, "SELECT min(seq) FROM connection_events"), (int64_t)seq + 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM agent_meta WHERE key = 'uuid' AND "
+				       "value = (SELECT value FROM agent_meta WHERE key = 'uuid')"),
+	    1);
+	sqlite3_close(db);
+	store_close(st);
+	db = open_db();
+	{
+		sqlite3_stmt *q;
+
+		assert_int_equal(
+		    sqlite3_prepare_v2(
+			db, "SELECT value FROM agent_meta WHERE key = 'uuid'", -1, &q, NULL),
+		    SQLITE_OK);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(q, 0), uuid);
+		sqlite3_finalize(q);
+	}
+	sqlite3_close(db);
+}
+
+/* No file can be made (the directory is a file): events are counted, then recorded once it can. */
+static void
+test_file_unwritable(void **state)
+{
+	struct store_options o = {.path = path};
+	struct store_stats ss;
+	struct store *st;
+	char parent[300], err[256];
+	FILE *f;
+
+	(void)state;
+	snprintf(parent, sizeof(parent), "%s/sub", dir);
+	assert_non_null(f = fopen(parent, "w")); /* where the directory should be */
+	fclose(f);
+	assert_int_equal(store_open(&st, &o, err, sizeof(err)), 0);
+	store_get_stats(st, &ss);
+	assert_non_null(strstr(ss.write_error, "cannot be written"));
+	add_closed(st, 4, 1000);
+	store_get_stats(st, &ss);
+	assert_int_equal(ss.events_dropped, 4);
+	assert_int_equal(strlen(store_agent_uuid(st)), STORE_UUID_LEN);
+	/* the cause removed: within a second or two, recording again */
+	assert_int_equal(unlink(parent), 0);
+	for (int i = 0; i < 500; i++) {
+		store_get_stats(st, &ss);
+		if (ss.write_error[0] == '\0')
+			break;
+		usleep(10000);
+	}
+	assert_string_equal(ss.write_error, "");
+	add_closed(st, 2, 2000);
+	store_get_stats(st, &ss);
+	assert_int_equal(ss.rows_written, 2);
+	store_close(st);
+}
+
+/*
+ * The newest policy is kept outside the database too: a new, empty
+ * database gets it back; without any database it is still read.
+ */
+static void
+test_policy_backup(void **state)
+{
+	struct store *st = open_store(64, 0, 0);
+	struct policy_store *ps;
+	struct policy_row row;
+	char err[256], *backup = policies_backup_path(path);
+
+	(void)state;
+	assert_int_equal(policies_open(path, &ps, err, sizeof(err)), 0);
+	assert_int_equal(policies_append(ps, "{\"default\":\"block\"}", "alice", 1000), 1);
+	assert_int_equal(policies_append(ps, "{\"default\":\"allow\"}", "bob", 2000), 2);
+	assert_int_equal(policies_read_backup(backup, &row), 1);
+	assert_int_equal(row.version, 2);
+	assert_string_equal(row.document, "{\"default\":\"allow\"}");
+	assert_string_equal(row.author, "bob");
+	policy_row_free(&row);
+	policies_close(ps);
+	store_close(st);
+
+	/* the database gone: a new one, and the newest version restored into it */
+	unlink(path);
+	st = open_store(64, 0, 0);
+	assert_int_equal(policies_open(path, &ps, err, sizeof(err)), 0);
+	assert_int_equal(policies_latest(ps, &row), 1);
+	assert_int_equal(row.version, 2);
+	assert_string_equal(row.author, "bob");
+	policy_row_free(&row);
+	assert_int_equal(policies_append(ps, "{}", "carol", 3000), 3); /* numbering goes on */
+	policies_close(ps);
+	store_close(st);
+
+	/* no database at all: still read from the backup */
+	unlink(path);
+	assert_int_equal(policies_open(path, &ps, err, sizeof(err)), 0);
+	assert_int_equal(policies_latest(ps, &row), 1);
+	assert_int_equal(row.version, 3);
+	policy_row_free(&row);
+	assert_int_equal(policies_get(ps, 3, &row), 1);
+	policy_row_free(&row);
+	assert_int_equal(policies_get(ps, 2, &row), -1); /* only the newest is kept */
+	policies_close(ps);
+
+	/* a hostile backup is refused, not half-used */
+	{
+		FILE *f = fopen(backup, "w");
+
+		assert_non_null(f);
+		fputs("{\"version\": -3, \"document\": \"{}\"}", f);
+		fclose(f);
+		assert_int_equal(policies_read_backup(backup, &row), -1);
+		assert_non_null(f = fopen(backup, "w"));
+		fputs("{\"version\": 4, \"document\": \"a\\u0000b\"}", f);
+		fclose(f);
+		assert_int_equal(policies_read_backup(backup, &row), -1);
+	}
+	free(backup);
+}
+
 int
 main(void)
 {
@@ -645,6 +862,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_export_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_words, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_unwritable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_policy_backup, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
