@@ -181,6 +181,14 @@ read_policy_file(const char *path)
 		free(buf);
 		return NULL;
 	}
+	if (memchr(buf, '\0', n) != NULL) {
+		/* It would be cut there: what is after the NUL would silently not count. */
+		fprintf(stderr,
+		    "redirectctl: %s: holds a NUL byte at offset %zu: not a policy document\n",
+		    path, (size_t)((char *)memchr(buf, '\0', n) - buf));
+		free(buf);
+		return NULL;
+	}
 	buf[n] = '\0';
 	return buf;
 }

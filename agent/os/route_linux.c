@@ -5,10 +5,10 @@
 #include <linux/fib_rules.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "err.h"
 
@@ -21,8 +21,12 @@ rtnl_request(struct mnl_socket *nl, struct nlmsghdr *nlh)
 	ssize_t n;
 	int rc;
 
+	/* Each request its own sequence: an answer is matched to the request
+	 * that asked for it (two in one second had the same one with time()). */
+	static _Atomic unsigned next_seq = 1;
+
 	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = (unsigned)time(NULL);
+	nlh->nlmsg_seq = atomic_fetch_add(&next_seq, 1);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));

@@ -23,7 +23,8 @@ rpc_role_of_identity(const struct config *cfg, const char *id, size_t len)
 
 /*
  * The best role among the values of one property (a certificate may carry
- * several SANs). Returns -1 when the property is absent.
+ * several SANs). Returns -1 when the property is absent, RPC_ROLE_NONE when
+ * it is present but no value has a role.
  */
 static int
 role_of_property(const struct config *cfg, const grpc_auth_context *ctx, const char *name,
@@ -65,13 +66,12 @@ rpc_role_of(const struct config *cfg, grpc_call *call, char *who, size_t wholen)
 		return RPC_ROLE_ADMIN;
 	}
 	snprintf(who, wholen, "a certificate with no identity");
+	/* The identity is the subjectAltName values; the CN only when there is
+	 * no SAN at all (RFC 6125): a certificate for "stranger" does not
+	 * become "console-admin" through its CN. */
 	r = role_of_property(cfg, ctx, GRPC_X509_SAN_PROPERTY_NAME, who, wholen);
-	if (r <= (int)RPC_ROLE_NONE) {
-		int cn = role_of_property(cfg, ctx, GRPC_X509_CN_PROPERTY_NAME, who, wholen);
-
-		if (cn > r)
-			r = cn;
-	}
+	if (r < 0)
+		r = role_of_property(cfg, ctx, GRPC_X509_CN_PROPERTY_NAME, who, wholen);
 	grpc_auth_context_release(ctx);
 	return r > 0 ? (enum rpc_role)r : RPC_ROLE_NONE;
 }

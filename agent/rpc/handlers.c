@@ -73,10 +73,77 @@ rpc_reply(struct rpc_ctx *cx, const ProtobufCMessage *msg)
 	return GRPC_STATUS_OK;
 }
 
+/* Read a varint at *p (below end). Returns 0, or -1 when it runs past end. */
+static int
+wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	*out = 0;
+	for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		*out |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* rpc_string_with_nul, DEPTH levels of nesting down. */
+static const char *
+string_with_nul_at(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth)
+{
+	const uint8_t *end = p + len;
+
+	while (p < end) {
+		uint64_t key, n;
+		const ProtobufCFieldDescriptor *f;
+		const char *inner;
+
+		if (wire_varint(&p, end, &key) != 0)
+			return NULL;
+		switch (key & 7) {
+		case 0:
+			if (wire_varint(&p, end, &n) != 0)
+				return NULL;
+			continue;
+		case 1:
+			n = 8;
+			break;
+		case 5:
+			n = 4;
+			break;
+		case 2:
+			if (wire_varint(&p, end, &n) != 0 || n > (uint64_t)(end - p))
+				return NULL;
+			f = protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+			if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING &&
+			    memchr(p, 0, n) != NULL)
+				return f->name;
+			if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 16 &&
+			    (inner = string_with_nul_at(f->descriptor, p, n, depth + 1)) != NULL)
+				return inner;
+			break;
+		default:
+			return NULL;
+		}
+		if (n > (uint64_t)(end - p))
+			return NULL;
+		p += n;
+	}
+	return NULL;
+}
+
+const char *
+rpc_string_with_nul(const ProtobufCMessageDescriptor *d, const uint8_t *req, size_t len)
+{
+	return string_with_nul_at(d, req, len, 0);
+}
+
 grpc_status_code
 rpc_call(struct rpc_ctx *cx, const struct rpc_method *m, enum rpc_role role, const uint8_t *req,
     size_t len)
 {
+	const char *nul;
 	ProtobufCMessage *msg;
 	grpc_status_code st;
 
@@ -97,6 +164,11 @@ rpc_call(struct rpc_ctx *cx, const struct rpc_method *m, enum rpc_role role, con
 	if ((msg = protobuf_c_message_unpack(m->input, NULL, len, req)) == NULL)
 		return rpc_fail(cx, GRPC_STATUS_INVALID_ARGUMENT, "malformed request: not a %s",
 		    m->input->name);
+	if ((nul = rpc_string_with_nul(m->input, req, len)) != NULL) {
+		protobuf_c_message_free_unpacked(msg, NULL);
+		return rpc_fail(cx, GRPC_STATUS_INVALID_ARGUMENT,
+		    "%s holds a NUL byte: it would be cut there; refused", nul);
+	}
 	cx->req = msg;
 	st = m->handle(cx);
 	cx->req = NULL;
@@ -172,7 +244,7 @@ get_health(struct rpc_ctx *cx)
 {
 	const struct rpc_core *core = cx->core;
 	Redirect__V1__Health h = REDIRECT__V1__HEALTH__INIT;
-	char r[HEALTH_MAX_REASONS][400], *rp[HEALTH_MAX_REASONS];
+	char r[HEALTH_MAX_REASONS][STORE_PROBLEM_LEN], *rp[HEALTH_MAX_REASONS];
 	struct export_sink_stats sinks[4];
 	size_t n = 0, n_sinks;
 	struct store_stats ss;
@@ -187,6 +259,10 @@ get_health(struct rpc_ctx *cx)
 	if (ss.queue_depth * 2 >= core->cfg->queue_size)
 		snprintf(r[n++], sizeof(r[0]), "database queue backlog: %llu of %u events",
 		    (unsigned long long)ss.queue_depth, core->cfg->queue_size);
+	if (ss.incident[0] != '\0')
+		snprintf(r[n++], sizeof(r[0]), "%s", ss.incident);
+	if (ss.write_error[0] != '\0')
+		snprintf(r[n++], sizeof(r[0]), "%s", ss.write_error);
 	if (ss.events_dropped > 0)
 		snprintf(r[n++], sizeof(r[0]), "%llu connection events were dropped since start",
 		    (unsigned long long)ss.events_dropped);

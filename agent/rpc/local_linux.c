@@ -110,7 +110,7 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 {
 	const char *path = srv->cfg->local_socket;
 	struct rpc_local *l;
-	struct sockaddr_un sun;
+	struct sockaddr_un sun, tmp;
 	struct group gr, *grp;
 	char buf[4096], dir[sizeof(sun.sun_path)];
 	char *slash;
@@ -146,8 +146,20 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(fd, 64) != 0) {
+	/*
+	 * Bound under a temporary name, given its owner and mode, and only then
+	 * renamed into place: the socket is never reachable at its path with
+	 * the mode the umask would give it.
+	 */
+	if (addr_unix(&tmp, path, err, errlen) != 0 ||
+	    strlen(path) + 3 > sizeof(tmp.sun_path) - 1) {
+		snprintf(err, errlen, "%s: socket path too long", path);
+		close(fd);
+		return -1;
+	}
+	snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.n", path);
+	(void)unlink(tmp.sun_path);
+	if (bind(fd, (struct sockaddr *)&tmp, sizeof(tmp)) != 0 || listen(fd, 64) != 0) {
 		snprintf(err, errlen, "%s: %s", path, err_str(errno));
 		close(fd);
 		return -1;
@@ -155,16 +167,16 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 	if (getgrnam_r(srv->cfg->admin_group, &gr, buf, sizeof(buf), &grp) == 0 && grp != NULL) {
 		l->admin_gid = grp->gr_gid;
 		l->have_admin_gid = 1;
-		if (chown(path, 0, grp->gr_gid) != 0)
+		if (chown(tmp.sun_path, 0, grp->gr_gid) != 0)
 			log_warn("rpc: cannot give %s to group %s", path, srv->cfg->admin_group);
 	} else {
 		log_info("rpc: group %s does not exist: only root may use %s",
 		    srv->cfg->admin_group, path);
 	}
-	if (chmod(path, 0660) != 0) {
-		snprintf(err, errlen, "chmod %s: %s", path, err_str(errno));
+	if (chmod(tmp.sun_path, 0660) != 0 || rename(tmp.sun_path, path) != 0) {
+		snprintf(err, errlen, "%s: %s", path, err_str(errno));
 		close(fd);
-		(void)unlink(path);
+		(void)unlink(tmp.sun_path);
 		return -1;
 	}
 	l->listen_fd = fd;

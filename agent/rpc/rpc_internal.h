@@ -182,6 +182,15 @@ Redirect__V1__Connection *rpc_conn_new(const struct conn_row *r);
 void rpc_conn_free(Redirect__V1__Connection *c);
 
 /* Build a query filter from a ListConnections request; on a bad field, msg names it. */
+/*
+ * The name of a string field of the request (d; nested messages too) whose
+ * bytes hold a NUL, or NULL. protobuf-c hands strings over NUL-terminated:
+ * a document "{...}\0{...}" would silently be cut at the NUL, so rpc_call
+ * refuses such a request. req must have decoded as a d.
+ */
+const char *rpc_string_with_nul(
+    const ProtobufCMessageDescriptor *d, const uint8_t *req, size_t len);
+
 int rpc_filter_from_request(const Redirect__V1__ListConnectionsRequest *rq, struct conn_filter *f,
     char *msg, size_t msglen);
 

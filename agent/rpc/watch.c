@@ -36,7 +36,7 @@ struct watch {
 	struct rpc_tag send_tag, close_tag, status_tag;
 	int cancelled; /* RECV_CLOSE_ON_SERVER's out-parameter */
 	/* under watch_lock */
-	int sending, close_done, broken, status_sent, status_done, sent_md;
+	int sending, close_done, broken, status_sent, status_done, sent_md, cancel_sent;
 	grpc_byte_buffer *inflight;
 	grpc_slice status_details;
 	grpc_byte_buffer *queue[WATCH_PREFETCH];
@@ -104,7 +104,7 @@ start_status(struct watch *w, grpc_status_code code, const char *why)
 	n++;
 	w->status_sent = 1;
 	if (grpc_call_start_batch(w->call, ops, n, &w->status_tag, NULL) != GRPC_CALL_OK)
-		w->status_done = 1;
+		w->status_done = w->broken = 1;
 }
 
 static void
@@ -120,11 +120,15 @@ watch_free(struct watch *w)
 	free(w);
 }
 
-/* Nothing of its own in flight, and the call is over: safe to free. */
+/*
+ * Nothing of its own in flight, and the call is over: safe to free. The
+ * RECV_CLOSE batch started with the stream is in flight until close_done,
+ * whatever else failed: a broken stream is cancelled (below) to end it.
+ */
 static int
 watch_finished(const struct watch *w)
 {
-	return (w->close_done || w->broken) && !w->sending && (!w->status_sent || w->status_done);
+	return w->close_done && !w->sending && (!w->status_sent || w->status_done);
 }
 
 static void *
@@ -148,6 +152,11 @@ watch_main(void *arg)
 				continue;
 			}
 			pw = &w->next;
+			if (w->broken && !w->cancel_sent) {
+				/* Ends the RECV_CLOSE batch too: then w may be freed. */
+				grpc_call_cancel(w->call, NULL);
+				w->cancel_sent = 1;
+			}
 			if (w->sending || w->close_done || w->broken || w->status_sent)
 				continue;
 			if (srv->stopping) {
@@ -155,13 +164,25 @@ watch_main(void *arg)
 				continue;
 			}
 			if (w->qcount == 0 &&
-			    store_last_sequence(srv->core.deps.store) > w->cursor &&
-			    query_events_after(
-				srv->watch_q, w->cursor, WATCH_PREFETCH, queue_event, w) < 0) {
-				log_warnx("rpc: watch: cannot read events: %s",
-				    query_errmsg(srv->watch_q));
-				start_status(w, GRPC_STATUS_INTERNAL, "cannot read the event log");
-				continue;
+			    store_last_sequence(srv->core.deps.store) > w->cursor) {
+				int rc;
+
+				/* Not under the lock: the completion-queue thread must
+				 * not wait on a database read. Only this thread frees w,
+				 * and only it touches the queue and the cursor. */
+				pthread_mutex_unlock(&srv->watch_lock);
+				rc = query_events_after(
+				    srv->watch_q, w->cursor, WATCH_PREFETCH, queue_event, w);
+				pthread_mutex_lock(&srv->watch_lock);
+				if (rc < 0) {
+					log_warnx("rpc: watch: cannot read events: %s",
+					    query_errmsg(srv->watch_q));
+					start_status(
+					    w, GRPC_STATUS_INTERNAL, "cannot read the event log");
+					continue;
+				}
+				if (w->close_done || w->broken)
+					continue; /* ended meanwhile: freed on the next round */
 			}
 			if (w->qcount > 0)
 				start_send(w);

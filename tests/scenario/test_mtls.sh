@@ -10,10 +10,11 @@ ca() { # ca NAME: a self-signed CA
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-subj "/CN=$1" -keyout "$C/$1.key" -out "$C/$1.pem" 2>/dev/null
 }
-leaf() { # leaf CA NAME SAN: a certificate for NAME signed by CA
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" \
+leaf() { # leaf CA NAME SAN [CN]: a certificate (file NAME, CN NAME or CN) signed by CA;
+	# SAN "" for none
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=${4:-$2}" \
 		-keyout "$C/$2.key" -out "$C/$2.csr" 2>/dev/null
-	printf 'subjectAltName=%s\n' "$3" >"$C/$2.ext"
+	if [ -n "$3" ]; then printf 'subjectAltName=%s\n' "$3"; else echo 'basicConstraints=CA:FALSE'; fi >"$C/$2.ext"
 	openssl x509 -req -in "$C/$2.csr" -CA "$C/$1.pem" -CAkey "$C/$1.key" -CAcreateserial \
 		-days 2 -extfile "$C/$2.ext" -out "$C/$2.pem" 2>/dev/null
 }
@@ -24,6 +25,8 @@ leaf ca reader "DNS:console-reader"
 leaf ca admin "DNS:console-admin"
 leaf ca stranger "DNS:stranger"
 leaf otherca impostor "DNS:console-admin"
+leaf ca twofaced "DNS:stranger" console-admin # a SAN of its own, an admin's CN
+leaf ca cnonly "" console-admin               # no SAN: the CN is the identity
 
 # No insecure remote listener can be configured.
 printf '[api]\nremote_listen = 127.0.0.1:50051\n' >"$WORK/insecure.conf"
@@ -50,6 +53,11 @@ check "redirectctl over TLS as reader: status" bash -c "$(declare -f in_c tls); 
 rc=0; tls reader policy get 2>"$WORK/err" || rc=$?
 check_eq "redirectctl as reader: policy get exits 1" 1 "$rc"
 check "with the agent's reason" grep -q "needs the admin role" "$WORK/err"
+rc=0; tls twofaced status 2>"$WORK/err" || rc=$?
+check_eq "SAN 'stranger', CN 'console-admin': the SAN is the identity, no role (exit 1)" 1 "$rc"
+check "named by its SAN" grep -q "stranger has no role on this agent" "$WORK/err"
+rc=0; tls cnonly policy get >/dev/null 2>"$WORK/err" || rc=$?
+check_eq "a certificate with no SAN: the CN is its identity (admin: policy get exits 0)" 0 "$rc"
 rc=0; tls impostor status 2>"$WORK/err" || rc=$?
 check_eq "redirectctl with another CA's certificate: exit 3" 3 "$rc"
 rc=0; "$CTL" --target 127.0.0.1:50051 --ca "$C/ca.pem" status 2>/dev/null || rc=$?

@@ -145,6 +145,28 @@ test_request_validation(void **state)
 	}
 }
 
+/* A string field holding a NUL is found, however deep; other bytes are not mistaken for one. */
+static void
+test_nul_in_string(void **state)
+{
+	/* SetPolicyRequest: document_json (1) = "{}\0x", expected_version (2) = 0 */
+	static const uint8_t with_nul[] = {0x0a, 4, '{', '}', 0, 'x', 0x10, 0};
+	static const uint8_t clean[] = {0x0a, 2, '{', '}', 0x10, 0};
+	/* ListConnectionsRequest: a since_us of 0 and a port of 0: NULs, but not in a string */
+	static const uint8_t zeros[] = {0x08, 0, 0x10, 0};
+	const char *name;
+
+	(void)state;
+	name = rpc_string_with_nul(
+	    &redirect__v1__set_policy_request__descriptor, with_nul, sizeof(with_nul));
+	assert_non_null(name);
+	assert_string_equal(name, "document_json");
+	assert_null(rpc_string_with_nul(
+	    &redirect__v1__set_policy_request__descriptor, clean, sizeof(clean)));
+	assert_null(rpc_string_with_nul(
+	    &redirect__v1__list_connections_request__descriptor, zeros, sizeof(zeros)));
+}
+
 int
 main(void)
 {
@@ -152,6 +174,7 @@ main(void)
 	    cmocka_unit_test(test_roles),
 	    cmocka_unit_test(test_api_keys),
 	    cmocka_unit_test(test_request_validation),
+	    cmocka_unit_test(test_nul_in_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Under attack and under faults (issue 13): what must hold, each a check that
+# failed on the agent before the fix.
+#
+#  1. A forward_to name that does not resolve never makes the agent drop
+#     its policy: names are resolved per connection, off the event loop.
+#  2. The database never decides whether traffic is governed: a damaged
+#     file, a full disk, a file deleted while running.
+#  3. Server-name rules hold for everyday clients: a trailing dot, case, a
+#     duplicate Host, an absolute-form request.
+#  4. A NUL byte in a policy document is refused, not cut.
+#  5. Sequence numbers never repeat, even after retention emptied the log:
+#     a watcher resuming from the last one it saw gets the next events.
+#  6. The default number of event loops follows the CPUs the agent may use.
+source "$(dirname "$0")/lib.sh"
+: "${CTL:?CTL must point at redirectctl}"
+
+ctl() { "$CTL" --socket "$WORK/agent.sock" "$@"; }
+get() { in_c curl -sS --max-time 5 "http://$SRV4:$1${2:-/}" 2>/dev/null; }
+hello="hello from $(hostname)"
+json() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+health() { ctl status | grep -A8 '^health'; }
+# wait_health PATTERN: until the health lines match (5 s at most); prints them.
+wait_health() {
+	local h=""
+	for _ in $(seq 50); do
+		h=$(health)
+		grep -Eq "$1" <<<"$h" && break
+		sleep 0.1
+	done
+	echo "$h"
+}
+
+FULL="$WORK/full"
+trap 'rc=$?; umount -l "$FULL" 2>/dev/null || true; (exit $rc); cleanup' EXIT
+
+setup_net
+start_httpd 80
+start_httpd 8080
+start_httpd 8081
+
+# ---- 1. a forward_to name that does not resolve
+cat >"$WORK/fwd.json" <<EOF
+{"default_action": "allow",
+ "rules": [{"id": "no-8081", "action": "block", "match": {"dst_ports": [8081]}},
+           {"id": "via-proxy", "action": "forward", "forward_to": "proxy.invalid:3128",
+            "match": {"dst_ports": [8080]}}]}
+EOF
+write_config "$WORK/agent.conf" "[proxy]" "redirect_ports = 80, 8080, 8081"
+start_agent "$WORK/agent.conf"
+check_eq "a policy whose proxy name does not resolve (yet) is accepted" \
+	"policy version 1 set (2 rules)" "$(ctl policy set "$WORK/fwd.json")"
+stop_agent
+start_agent "$WORK/agent.conf"
+check "after a restart it is in force" grep -q "policy version 1 in force" "$WORK"/agent*.log
+check "not skipped" not grep -q "skipped" "$WORK"/agent*.log
+check "the block rule still blocks" [ -z "$(get 8081)" ]
+check "the forwarded connection is not let through directly" [ -z "$(get 8080)" ]
+check_eq "it fails, saying why" "forward|forward proxy's name does not resolve" \
+	"$(wait_sql "SELECT verdict || '|' || close_reason FROM connections WHERE orig_dst_port = 8080" \
+		"forward|forward proxy's name does not resolve")"
+check_eq "other traffic is relayed" "$hello" "$(get 80)"
+stop_agent
+
+# ---- 2. the database: damaged, full, deleted
+rm -f "$WORK"/agent.db*
+cat >"$WORK/block.json" <<EOF
+{"default_action": "allow", "rules": [{"id": "no-8081", "action": "block", "match": {"dst_ports": [8081]}}]}
+EOF
+start_agent "$WORK/agent.conf"
+ctl policy set "$WORK/block.json" >/dev/null
+check "the policy is kept outside the database too" grep -q 'no-8081' "$WORK/agent.db.policy.json"
+stop_agent
+
+# Damaged: garbage over the file.
+head -c 8192 /dev/urandom >"$WORK/agent.db"
+rm -f "$WORK/agent.db-wal" "$WORK/agent.db-shm"
+start_agent "$WORK/agent.conf"
+check "with a damaged database the agent starts and blocks" [ -z "$(get 8081)" ]
+check_eq "and relays" "$hello" "$(get 80)"
+check "the policy version is the one set" grep -q "^version 1," <<<"$(ctl policy get)"
+h=$(health)
+check "health is degraded" grep -q "^health *degraded" <<<"$h"
+check "saying the file was moved aside" grep -q "could not be read.*moved to .*agent.db.broken-" <<<"$h"
+check "the damaged file is kept" bash -c "ls '$WORK'/agent.db.broken-* | grep -q ."
+check_eq "the new database records" 1 \
+	"$(wait_sql "SELECT count(*) FROM connections WHERE orig_dst_port = 80" 1)"
+check_eq "and has the policy back" 1 "$(sql "SELECT max(version) FROM policies")"
+
+# Deleted while running: noticed, a new file, health says so.
+before=$(sql "SELECT max(seq) FROM connection_events")
+rm -f "$WORK/agent.db"
+h=$(wait_health "was deleted")
+check "a deleted database is noticed (health)" grep -q "the database file was deleted" <<<"$h"
+get 80 >/dev/null
+check_eq "a new file records the next connections" 1 \
+	"$(wait_sql "SELECT count(*) FROM connections" 1)"
+check "its sequence goes on from the old file's" \
+	[ "$(sql "SELECT min(seq) FROM connection_events")" -gt "$before" ]
+check "the policy is still there" grep -q "^version 1," <<<"$(ctl policy get)"
+check "and still blocks" [ -z "$(get 8081)" ]
+stop_agent
+
+# Full disk at start: relays and enforces, counts what it cannot record.
+mkdir -p "$FULL"
+mount -t tmpfs -o size=4m tmpfs "$FULL"
+write_config "$WORK/full.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" \
+	"[db]" "path = $FULL/agent.db"
+start_agent "$WORK/full.conf"
+ctl policy set "$WORK/block.json" >/dev/null
+get 80 >/dev/null
+stop_agent
+rm -f "$FULL/agent.db-wal" "$FULL/agent.db-shm"
+dd if=/dev/zero of="$FULL/filler" bs=64k 2>/dev/null || true
+start_agent "$WORK/full.conf"
+check "on a full disk the agent starts and blocks" [ -z "$(get 8081)" ]
+check_eq "and relays" "$hello" "$(get 80)"
+h=$(wait_health "cannot be written")
+check "health is degraded: the database cannot be written" grep -q "cannot be written" <<<"$h"
+dropped=$(ctl --json stats | json 'd["events_dropped"]')
+check "the events it could not record are counted ($dropped)" [ "$dropped" -gt 0 ]
+rm -f "$FULL/filler"
+for _ in $(seq 50); do grep -q "cannot be written" <<<"$(health)" || break; sleep 0.1; done
+check "room again: health no longer says it cannot be written" not grep -q "cannot be written" <<<"$(health)"
+n=$(sqlite3 "$FULL/agent.db" "SELECT count(*) FROM connections")
+get 80 >/dev/null
+check "and recording" bash -c "for i in \$(seq 50); do
+	[ \"\$(sqlite3 '$FULL/agent.db' 'SELECT count(*) FROM connections')\" -gt $n ] && exit 0
+	sleep 0.1; done; exit 1"
+stop_agent
+umount -l "$FULL"
+
+# ---- 3. server names as everyday clients send them
+rm -f "$WORK"/agent.db*
+cat >"$WORK/names.json" <<EOF
+{"default_action": "allow",
+ "rules": [{"id": "exact", "action": "block", "match": {"server_names": ["social.example"]}},
+           {"id": "below", "action": "block", "match": {"server_names": ["*.video.example"]}},
+           {"id": "both", "action": "block", "match": {"server_names": [".news.example"]}}]}
+EOF
+start_agent "$WORK/agent.conf"
+ctl policy set "$WORK/names.json" >/dev/null
+# raw REQUEST ("|" for CRLF): send it as is; print the status code, or "refused".
+raw() {
+	in_c "$PY" - "$SRV4" "$1" <<'PYEOF'
+import socket, sys
+s = socket.create_connection((sys.argv[1], 80), timeout=5)
+s.sendall(sys.argv[2].encode().replace(b"|", b"\r\n"))
+try:
+    data = s.recv(4096)
+except OSError:
+    data = b""
+print(data.split(b" ")[1].decode() if data else "refused")
+PYEOF
+}
+ok=200
+for h in "social.example" "social.example." "SOCIAL.Example" "Social.Example.:80"; do
+	check_eq "Host: $h is blocked by the rule for social.example" refused "$(raw "GET / HTTP/1.1|Host: $h||")"
+done
+check_eq "www.social.example is not social.example (an exact name)" "$ok" \
+	"$(raw "GET / HTTP/1.1|Host: www.social.example||")"
+check_eq "*.video.example: cdn.video.example. is blocked" refused \
+	"$(raw "GET / HTTP/1.1|Host: cdn.video.example.||")"
+check_eq "*.video.example: video.example itself is not" "$ok" \
+	"$(raw "GET / HTTP/1.1|Host: video.example||")"
+check_eq ".news.example: news.example is blocked" refused "$(raw "GET / HTTP/1.1|Host: news.example||")"
+check_eq ".news.example: www.news.example is blocked" refused \
+	"$(raw "GET / HTTP/1.1|Host: www.news.example||")"
+check_eq "a second Host naming a blocked site is blocked" refused \
+	"$(raw "GET / HTTP/1.1|Host: harmless.example|Host: social.example||")"
+check_eq "an absolute-form target naming a blocked site is blocked" refused \
+	"$(raw "GET http://social.example/ HTTP/1.1|Host: harmless.example||")"
+check_eq "a harmless request is relayed" "$ok" "$(raw "GET / HTTP/1.1|Host: harmless.example||")"
+
+# ---- 4. a NUL in a policy document
+printf '{"default_action": "allow"}\0{"default_action": "block"}' >"$WORK/nul.json"
+rc=0; ctl policy set "$WORK/nul.json" 2>"$WORK/err" || rc=$?
+check_eq "redirectctl refuses a document with a NUL (usage, exit 2)" 2 "$rc"
+check "saying where" grep -q "NUL byte at offset 27" "$WORK/err"
+"$PY" -m grpc_tools.protoc -I"$SRCDIR/proto" --python_out="$WORK" --grpc_python_out="$WORK" \
+	"$SRCDIR"/proto/redirect/v1/*.proto
+out=$("$PY" - "$WORK" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import grpc
+from redirect.v1 import policy_pb2, policy_pb2_grpc
+ch = grpc.insecure_channel("unix:" + sys.argv[1] + "/agent.sock")
+stub = policy_pb2_grpc.PolicyStub(ch)
+v = stub.GetPolicy(policy_pb2.GetPolicyRequest()).version
+try:
+    stub.SetPolicy(policy_pb2.SetPolicyRequest(
+        document_json='{"default_action": "allow"}\0{"default_action": "block"}',
+        expected_version=v))
+    print("accepted")
+except grpc.RpcError as e:
+    print(e.code().name, e.details())
+PYEOF
+)
+check "the API refuses it too (INVALID_ARGUMENT, naming the field)" \
+	grep -q "INVALID_ARGUMENT document_json holds a NUL byte" <<<"$out"
+check "the policy is unchanged" grep -q "^version 1," <<<"$(ctl policy get)"
+stop_agent
+
+# ---- 5. sequences never repeat, even after retention emptied the log
+rm -f "$WORK"/agent.db*
+start_agent "$WORK/agent.conf"
+for _ in 1 2 3; do get 80 >/dev/null; done
+wait_sql "SELECT count(*) FROM connection_events WHERE state = 'closed'" 3 >/dev/null
+stop_agent
+last=$(sql "SELECT max(seq) FROM connection_events")
+sql "DELETE FROM connection_events; DELETE FROM connections" # what retention does to an idle agent
+start_agent "$WORK/agent.conf"
+in_c timeout 4 "$CTL" --socket "$WORK/agent.sock" watch --after "$last" >"$WORK/watch" 2>&1 &
+watcher=$!
+sleep 0.5
+get 80 >/dev/null
+wait "$watcher" || true
+check "the next event's sequence is above the last one before ($last)" \
+	[ "$(sql "SELECT min(seq) FROM connection_events")" -gt "$last" ]
+check "a watcher resuming after $last receives it" grep -q "closed" "$WORK/watch"
+stop_agent
+
+# ---- 6. event loops: as many as the CPUs the agent may use
+write_config "$WORK/auto.conf" "[proxy]" "workers = 0"
+ip netns exec "$CNS" taskset -c 0 "$AGENT" --foreground --config "$WORK/auto.conf" >>"$WORK/agent-pinned.log" 2>&1 &
+AGENT_PID=$!
+PIDS+=("$AGENT_PID")
+for _ in $(seq 100); do grep -q "started:" "$WORK/agent-pinned.log" && break; sleep 0.05; done
+check_eq "pinned to one CPU: one event loop" 1 "$(ctl --json status | json 'd["workers"]')"
+stop_agent
+
+finish
