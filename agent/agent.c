@@ -36,6 +36,8 @@ agent_args_parse(
 	    {"check-config", no_argument, NULL, 'n'},
 	    {"write-config", required_argument, NULL, 'w'},
 	    {"print-config", no_argument, NULL, 'P'},
+	    {"cleanup", no_argument, NULL, 'C'},
+	    {"force", no_argument, NULL, 'F'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -46,7 +48,7 @@ agent_args_parse(
 	static const char shortopts[] = "c:fnw:Vh";
 #endif
 	const char *config_path = NULL, *write_path = NULL;
-	int check_only = 0, c;
+	int check_only = 0, cleanup = 0, force = 0, c;
 	char err[1024];
 
 	memset(args, 0, sizeof(*args));
@@ -70,6 +72,12 @@ agent_args_parse(
 		case 'P':
 			config_print_template(stdout);
 			return 0;
+		case 'C':
+			cleanup = 1;
+			break;
+		case 'F':
+			force = 1;
+			break;
 		case 'V':
 			printf("redirect-agent %s\n", RA_VERSION);
 			return 0;
@@ -103,6 +111,17 @@ agent_args_parse(
 		printf("%s: configuration is valid\n",
 		    config_path != NULL ? config_path : "(defaults)");
 		return 0;
+	}
+	if (force && !cleanup) {
+		fprintf(stderr, "redirect-agent: --force goes with --cleanup\n");
+		usage(stderr);
+		return 2;
+	}
+	if (cleanup) {
+		int rc = redirect_cleanup(cfg, force, err, sizeof(err));
+
+		fprintf(rc == 0 ? stdout : stderr, "redirect-agent: %s\n", err);
+		return rc == 0 ? 0 : 1;
 	}
 	return -1;
 }

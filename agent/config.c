@@ -63,6 +63,7 @@ static const struct choice log_levels[] = {{"error", LOG_LEVEL_ERROR}, {"warn", 
     {"info", LOG_LEVEL_INFO}, {"debug", LOG_LEVEL_DEBUG}, {NULL, 0}};
 static const struct choice modes[] = {
     {"redirect", MODE_REDIRECT}, {"tproxy", MODE_TPROXY}, {NULL, 0}};
+static const struct choice fail_modes[] = {{"open", FAIL_OPEN}, {"closed", FAIL_CLOSED}, {NULL, 0}};
 static const struct choice yes_no[] = {{"no", 0}, {"yes", 1}, {NULL, 0}};
 static const struct choice owner_lookups[] = {
     {"auto", OWNER_AUTO}, {"always", OWNER_ALWAYS}, {"never", OWNER_NEVER}, {NULL, 0}};
@@ -106,6 +107,10 @@ static const struct key keys[] = {
     {"proxy", "mode", KEY_CHOICE, F(mode), .choices = modes, .dflt = "redirect",
 	.doc = "`redirect`: this host's own outbound connections; `tproxy`: connections "
 	       "forwarded through it (a gateway)"},
+    {"proxy", "fail_mode", KEY_CHOICE, F(fail_mode), .choices = fail_modes, .dflt = "open",
+	.doc = "while the agent is not running (stopped, crashed): `open`, its rules are removed "
+	       "and traffic flows direct, unrecorded; `closed`, they stay and redirected "
+	       "connections are refused until it is back"},
     {"proxy", "owner_lookup", KEY_CHOICE, F(owner_lookup), .choices = owner_lookups, .dflt = "auto",
 	.doc = "look up each client's uid, pid and executable: `auto` (when a policy rule needs "
 	       "them), `always`, `never`"},

@@ -46,6 +46,12 @@ enum proxy_mode {
 	MODE_TPROXY,   /* connections forwarded through this host (a gateway) */
 };
 
+/* What the redirection does while the agent is not running. */
+enum fail_mode {
+	FAIL_OPEN,   /* the rules go with the agent: traffic flows direct, unrecorded */
+	FAIL_CLOSED, /* the rules stay: redirected connections are refused until it is back */
+};
+
 enum owner_lookup {
 	OWNER_AUTO,   /* when a policy rule matches on uid or executable */
 	OWNER_ALWAYS, /* for every connection: rows record uid, pid, exe */
@@ -61,6 +67,7 @@ struct config {
 	uint32_t mark;        /* this agent's bit(s); never 0 */
 	uint32_t escape_mark; /* marks a loop's way out: never redirected, never tracked */
 	enum proxy_mode mode;
+	enum fail_mode fail_mode;
 	enum owner_lookup owner_lookup;
 	uint32_t tproxy_mark;  /* TPROXY: marks intercepted packets for local delivery */
 	uint32_t tproxy_table; /* TPROXY: the routing table that delivers them */

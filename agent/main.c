@@ -23,6 +23,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: redirect-agent [--config FILE] [--foreground] [--check-config]\n"
+		   "       redirect-agent [--config FILE] --cleanup [--force]\n"
 		   "       redirect-agent --write-config FILE [section.key=value ...]\n"
 		   "       redirect-agent --print-config | --version | --help\n"
 		   "\n"
@@ -38,6 +39,9 @@ usage(FILE *f)
 		   "                      (empty values skipped), as installers do; exit\n"
 		   "      --print-config  print every key with its default, commented (the\n"
 		   "                      shipped agent.conf), and exit\n"
+		   "      --cleanup       remove the redirect rules an agent with this config\n"
+		   "                      left when it died (systemd runs it after any exit);\n"
+		   "                      with fail_mode = closed they stay, unless --force\n"
 		   "  -V, --version       print the version and exit\n"
 		   "  -h, --help          print this help and exit\n");
 }

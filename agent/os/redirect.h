@@ -50,8 +50,21 @@ struct redirect;
  */
 int redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_t errlen);
 
-/* Remove the rules and free r. NULL is ignored. */
+/*
+ * Remove the rules (kept with [proxy] fail_mode = closed: connections to the
+ * redirected ports are refused until the agent runs again) and free r.
+ * NULL is ignored.
+ */
 void redirect_teardown(struct redirect *r);
+
+/*
+ * After the agent exited, however (systemd's ExecStopPost): remove the
+ * rules and routes of agent cfg->agent_id, as a stop would have. With
+ * fail_mode = closed they stay, unless force. Refuses (-EBUSY) while a live
+ * agent owns them. Returns 0 with what was done in msg, or a negative errno
+ * with the reason in msg.
+ */
+int redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen);
 
 /*
  * Whether the installed rules are still in place (an admin may have flushed

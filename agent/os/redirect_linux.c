@@ -162,12 +162,72 @@ redirect_teardown(struct redirect *r)
 
 	if (r == NULL)
 		return;
+	if (r->cfg->fail_mode == FAIL_CLOSED) {
+		log_info("[proxy] fail_mode = closed: the redirect rules stay; connections to the "
+			 "redirected ports are refused until the agent runs again");
+		goto out;
+	}
 	if (nft_table_remove(r->nft, r->cfg, err, sizeof(err)) != 0)
 		log_warnx("cannot remove nft table: %s", err);
 	if (r->routes && (rc = route_tproxy_remove(r->cfg)) != 0)
 		log_warnx("cannot remove the TPROXY routing rules: %s", err_str(rc));
+out:
 	nft_close(r->nft);
 	free(r);
+}
+
+int
+redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen)
+{
+	struct nft_agent agents[32];
+	char table[NFT_TABLE_NAME_MAX], err[512];
+	struct nft *nft;
+	int n, found = 0, rc = 0;
+
+	nft_table_name(cfg, table, sizeof(table));
+	if ((nft = nft_open(err, sizeof(err))) == NULL) {
+		snprintf(msg, msglen, "%s", err);
+		return -ENOMEM;
+	}
+	if ((n = nft_agents_list(nft, agents, sizeof(agents) / sizeof(agents[0]))) < 0) {
+		snprintf(msg, msglen, "cannot list nft tables: %s", err_str(n));
+		rc = n;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (strcmp(agents[i].agent_id, cfg->agent_id) != 0)
+			continue;
+		if (agent_alive(agents[i].pid)) {
+			snprintf(msg, msglen,
+			    "table %s belongs to a running agent (pid %d): it removes its rules "
+			    "when it stops",
+			    table, agents[i].pid);
+			rc = -EBUSY;
+			goto out;
+		}
+		found = 1;
+	}
+	if (cfg->fail_mode == FAIL_CLOSED && !force) {
+		snprintf(msg, msglen,
+		    "[proxy] fail_mode = closed: %s stays, and connections to the redirected ports "
+		    "are refused until the agent runs again (--cleanup --force removes it)",
+		    found ? table : "the table (none now)");
+		goto out;
+	}
+	if (found && (rc = nft_table_remove(nft, cfg, err, sizeof(err))) != 0) {
+		snprintf(msg, msglen, "cannot remove %s: %s", table, err);
+		goto out;
+	}
+	/* TPROXY's rules and routes may outlive the table: removed by their marks. */
+	if (cfg->mode == MODE_TPROXY && (rc = route_tproxy_remove(cfg)) != 0) {
+		snprintf(msg, msglen, "cannot remove the TPROXY routing rules: %s", err_str(rc));
+		goto out;
+	}
+	snprintf(msg, msglen,
+	    found ? "removed %s, left by an agent that is gone" : "%s: nothing to remove", table);
+out:
+	nft_close(nft);
+	return rc;
 }
 
 int

@@ -50,6 +50,15 @@ redirect_teardown(struct redirect *r)
 	free(r);
 }
 
+/* The callout driver redirects; the agent leaves nothing behind to remove. */
+int
+redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen)
+{
+	(void)cfg, (void)force;
+	snprintf(msg, msglen, "nothing to remove: on Windows the agent installs no rules");
+	return 0;
+}
+
 /* The agent installs nothing on Windows, so nothing of its own can be missing. */
 int
 redirect_rules_present(struct redirect *r)

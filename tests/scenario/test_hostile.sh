@@ -12,6 +12,8 @@
 #  5. Sequence numbers never repeat, even after retention emptied the log:
 #     a watcher resuming from the last one it saw gets the next events.
 #  6. The default number of event loops follows the CPUs the agent may use.
+#  7. A crashed agent's table is removed by --cleanup (ExecStopPost), or
+#     kept with fail_mode = closed.
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -219,6 +221,39 @@ check "the next event's sequence is above the last one before ($last)" \
 	[ "$(sql "SELECT min(seq) FROM connection_events")" -gt "$last" ]
 check "a watcher resuming after $last receives it" grep -q "closed" "$WORK/watch"
 stop_agent
+
+# ---- 7. a crashed agent's table: removed by --cleanup (systemd's ExecStopPost)
+rm -f "$WORK"/agent.db*
+start_agent "$WORK/agent.conf"
+rc=0; out=$(in_c "$AGENT" --cleanup --config "$WORK/agent.conf" 2>&1) || rc=$?
+check_eq "--cleanup beside the live agent refuses (exit 1)" 1 "$rc"
+check "saying so" grep -q "belongs to a running agent" <<<"$out"
+check "and leaves the table" has_table
+kill -KILL "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+check "after SIGKILL the table is still there" has_table
+check "and refuses the redirected traffic" [ -z "$(get 80)" ]
+rc=0; out=$(in_c "$AGENT" --cleanup --config "$WORK/agent.conf" 2>&1) || rc=$?
+check_eq "--cleanup after the crash exits 0" 0 "$rc"
+check "removing the table" grep -q "removed redirect_agent_default" <<<"$out"
+check "which is gone" not has_table
+check_eq "traffic flows (direct) again" "$hello" "$(get 80)"
+rc=0; in_c "$AGENT" --cleanup --config "$WORK/agent.conf" >/dev/null 2>&1 || rc=$?
+check_eq "--cleanup with nothing to remove exits 0" 0 "$rc"
+check "the unit runs it after any exit" grep -q "^ExecStopPost=/usr/sbin/redirect-agent --cleanup" \
+	"$SRCDIR/deploy/systemd/redirect-agent.service"
+
+# fail_mode = closed: the table stays, stopped or crashed, until --cleanup --force.
+write_config "$WORK/closed.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "fail_mode = closed"
+start_agent "$WORK/closed.conf"
+stop_agent
+check "fail_mode = closed: the table stays after a stop" has_table
+check "and redirected connections are refused" [ -z "$(get 80)" ]
+out=$(in_c "$AGENT" --cleanup --config "$WORK/closed.conf" 2>&1)
+check "--cleanup leaves it, saying why" grep -q "fail_mode = closed" <<<"$out"
+check "still there" has_table
+in_c "$AGENT" --cleanup --force --config "$WORK/closed.conf" >/dev/null
+check "--cleanup --force removes it" not has_table
 
 # ---- 6. event loops: as many as the CPUs the agent may use
 write_config "$WORK/auto.conf" "[proxy]" "workers = 0"
