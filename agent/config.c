@@ -146,6 +146,8 @@ static const struct key keys[] = {
 	.doc = "prune closed rows older than this; 0 = keep"},
     {"db", "max_rows", KEY_UINT, F(max_rows), .min = 0, .max = UINT64_C(1) << 40, .dflt = "1000000",
 	.doc = "keep at most this many rows (newest); 0 = no cap"},
+    {"db", "policy_history_keep", KEY_UINT, F(policy_history_keep), .min = 1, .max = 100000,
+	.dflt = "100", .doc = "policy versions kept (the newest); older ones are pruned"},
     {"db", "queue_size", KEY_UINT, F(queue_size), .min = 16, .max = 1u << 22, .dflt = "65536",
 	.doc = "events the writer queue holds before it drops (and counts)"},
 

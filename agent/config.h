@@ -86,9 +86,10 @@ struct config {
 
 	/* [db] */
 	char db_path[CONFIG_PATH_MAX];
-	unsigned retention_days; /* 0: keep rows forever */
-	uint64_t max_rows;       /* 0: no row cap */
-	unsigned queue_size;     /* events the writer queue holds */
+	unsigned retention_days;      /* 0: keep rows forever */
+	uint64_t max_rows;            /* 0: no row cap */
+	unsigned policy_history_keep; /* policy versions kept */
+	unsigned queue_size;          /* events the writer queue holds */
 
 	/* [api] */
 	char local_socket[CONFIG_SOCKET_MAX];

@@ -44,6 +44,11 @@ probe_socket(const char *path, char *err, size_t errlen)
 	return r;
 }
 
+/* A reply may be as large as the agent sends (a policy up to 4 MiB, pages up to 16 MiB). */
+static grpc_arg max_receive = {
+    GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 16 * 1024 * 1024}};
+static const grpc_channel_args channel_args = {1, &max_receive};
+
 int
 client_open(struct client *c, const char *socket_path, char *err, size_t errlen)
 {
@@ -56,7 +61,7 @@ client_open(struct client *c, const char *socket_path, char *err, size_t errlen)
 	snprintf(c->where, sizeof(c->where), "%s", socket_path);
 	grpc_init();
 	creds = grpc_insecure_credentials_create();
-	c->channel = grpc_channel_create(c->target, creds, NULL);
+	c->channel = grpc_channel_create(c->target, creds, &channel_args);
 	grpc_channel_credentials_release(creds);
 	c->cq = grpc_completion_queue_create_for_pluck(NULL);
 	return 0;
@@ -107,7 +112,7 @@ client_open_tls(struct client *c, const char *target, const char *ca_file, const
 	pair.private_key = key;
 	pair.cert_chain = cert;
 	creds = grpc_ssl_credentials_create(ca, &pair, NULL, NULL);
-	c->channel = grpc_channel_create(c->target, creds, NULL);
+	c->channel = grpc_channel_create(c->target, creds, &channel_args);
 	grpc_channel_credentials_release(creds);
 	c->cq = grpc_completion_queue_create_for_pluck(NULL);
 	free(ca);

@@ -573,22 +573,33 @@ out_validate(
 }
 
 void
-out_history(int json, const Redirect__V1__ListPolicyHistoryResponse *r)
+out_history(int json, Redirect__V1__ListPolicyHistoryResponse *const *pages, size_t n_pages)
 {
+	json_t *o = NULL, *a = NULL;
 	char t[32];
 
 	if (json) {
-		json_t *o = json_object(), *a = json_array();
+		o = json_object();
+		a = json_array();
+	} else {
+		printf("%-8s %-19s %-16s %s\n", "VERSION", "SET (UTC)", "SHA256", "AUTHOR");
+	}
+	for (size_t p = 0; p < n_pages; p++) {
+		const Redirect__V1__ListPolicyHistoryResponse *r = pages[p];
 
-		for (size_t i = 0; i < r->n_versions; i++)
-			json_array_append_new(a, version_json(r->versions[i]));
+		for (size_t i = 0; i < r->n_versions; i++) {
+			const Redirect__V1__PolicyVersion *v = r->versions[i];
+
+			if (json)
+				json_array_append_new(a, version_json(v));
+			else
+				printf("%-8" PRIu64 " %-19s %-16.16s %s\n", v->version,
+				    fmt_time(v->set_at_us, t, sizeof(t)), SAFE(v->sha256),
+				    SAFE(v->author));
+		}
+	}
+	if (json) {
 		json_object_set_new(o, "versions", a);
 		print_json(o);
-		return;
 	}
-	printf("%-8s %-19s %-16s %s\n", "VERSION", "SET (UTC)", "SHA256", "AUTHOR");
-	for (size_t i = 0; i < r->n_versions; i++)
-		printf("%-8" PRIu64 " %-19s %-16.16s %s\n", r->versions[i]->version,
-		    fmt_time(r->versions[i]->set_at_us, t, sizeof(t)), SAFE(r->versions[i]->sha256),
-		    SAFE(r->versions[i]->author));
 }

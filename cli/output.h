@@ -34,7 +34,8 @@ void out_policy(int json, const Redirect__V1__PolicyVersion *v);
 void out_policy_set(int json, const Redirect__V1__PolicyVersion *v);
 void out_validate(
     int json, const char *file, unsigned simulate, const Redirect__V1__ValidatePolicyResponse *r);
-void out_history(int json, const Redirect__V1__ListPolicyHistoryResponse *r);
+/* The policy history, from all its pages. */
+void out_history(int json, Redirect__V1__ListPolicyHistoryResponse *const *pages, size_t n_pages);
 
 /* s with control characters escaped, into buf (for one line of output). Returns buf. */
 const char *out_safe(const char *s, char *buf, size_t len);

@@ -266,20 +266,36 @@ do_policy_validate(struct client *cl, const struct request *rq, const char *doc)
 	return bad ? EXIT_NO : 0;
 }
 
+/* Every version, a page at a time (the agent pages: a reply has a size limit). */
+#define HISTORY_PAGES_MAX 1000 /* 100,000 versions: the most [db] policy_history_keep keeps */
+
 static int
 do_policy_history(struct client *cl, const struct request *rq)
 {
 	Redirect__V1__ListPolicyHistoryRequest q = REDIRECT__V1__LIST_POLICY_HISTORY_REQUEST__INIT;
-	Redirect__V1__ListPolicyHistoryResponse *r = NULL;
-	char msg[512];
-	int rc;
+	Redirect__V1__ListPolicyHistoryResponse *pages[HISTORY_PAGES_MAX];
+	size_t n = 0;
+	char msg[512], token[32] = "";
+	int rc = 0;
 
-	if ((rc = CALL(cl, "/redirect.v1.Policy/ListPolicyHistory", q,
-		 redirect__v1__list_policy_history_response, &r)) != 0)
-		return call_failed(rc, msg);
-	out_history(rq->json, r);
-	protobuf_c_message_free_unpacked(&r->base, NULL);
-	return 0;
+	q.page_size = 100;
+	do {
+		Redirect__V1__ListPolicyHistoryResponse *r = NULL;
+
+		q.page_token = token;
+		if ((rc = CALL(cl, "/redirect.v1.Policy/ListPolicyHistory", q,
+			 redirect__v1__list_policy_history_response, &r)) != 0) {
+			rc = call_failed(rc, msg);
+			break;
+		}
+		pages[n++] = r;
+		snprintf(token, sizeof(token), "%s", r->next_page_token);
+	} while (token[0] != '\0' && n < HISTORY_PAGES_MAX);
+	if (rc == 0)
+		out_history(rq->json, pages, n);
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(&pages[i]->base, NULL);
+	return rc;
 }
 
 static int

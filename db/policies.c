@@ -22,6 +22,7 @@
 struct policy_store {
 	struct db_handle h; /* read-write, the policies table only */
 	char *backup;       /* the newest version, outside the database */
+	unsigned keep;      /* versions kept; 0: all */
 };
 
 void
@@ -317,6 +318,17 @@ policies_append(struct policy_store *ps, const char *document, const char *autho
 	version = sqlite3_column_int64(st, 0);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		version = -1;
+	sqlite3_finalize(st);
+	st = NULL;
+	/* History is kept by count: the oldest go in the same transaction. */
+	if (version > 0 && ps->keep > 0 && version > (int64_t)ps->keep) {
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "DELETE FROM policies WHERE version <= %lld",
+		    (long long)(version - ps->keep));
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			version = -1;
+	}
 out:
 	sqlite3_finalize(st);
 	if (version > 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
@@ -332,17 +344,20 @@ out:
 }
 
 int
-policies_history(
-    struct policy_store *ps, int (*fn)(void *arg, const struct policy_row *r), void *arg)
+policies_history(struct policy_store *ps, uint64_t below, unsigned limit,
+    int (*fn)(void *arg, const struct policy_row *r), void *arg)
 {
 	sqlite3 *db = db_handle_get(&ps->h);
 	sqlite3_stmt *st;
 	int rc, failed = 0;
 
-	if (db == NULL ||
-	    sqlite3_prepare_v2(db, "SELECT " COLUMNS " FROM policies ORDER BY version DESC", -1,
-		&st, NULL) != SQLITE_OK)
+	if (db == NULL || sqlite3_prepare_v2(db,
+			      "SELECT " COLUMNS " FROM policies WHERE ?1 = 0 OR version < ?1"
+			      " ORDER BY version DESC LIMIT ?2",
+			      -1, &st, NULL) != SQLITE_OK)
 		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)below);
+	sqlite3_bind_int64(st, 2, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct policy_row r;
 
@@ -361,4 +376,10 @@ policies_history(
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE && !failed ? 0 : -1;
+}
+
+void
+policies_set_keep(struct policy_store *ps, unsigned keep)
+{
+	ps->keep = keep;
 }

@@ -72,11 +72,15 @@ int64_t policies_append(
     struct policy_store *ps, const char *document, const char *author, int64_t at_us);
 
 /*
- * Every version, newest first. fn returns 0 to go on, > 0 to stop there, or
- * < 0 when it failed. Returns 0, or -1 on a database error or when fn failed.
+ * Versions below `below` (0: from the newest), newest first, at most limit.
+ * fn returns 0 to go on, > 0 to stop there, or < 0 when it failed. Returns
+ * 0, or -1 on a database error or when fn failed.
  */
-int policies_history(
-    struct policy_store *ps, int (*fn)(void *arg, const struct policy_row *r), void *arg);
+int policies_history(struct policy_store *ps, uint64_t below, unsigned limit,
+    int (*fn)(void *arg, const struct policy_row *r), void *arg);
+
+/* Keep only the newest keep versions from now on (each append prunes). 0: all. */
+void policies_set_keep(struct policy_store *ps, unsigned keep);
 
 /* Lowercase hex SHA-256 of text (out: 65 bytes). */
 void policies_sha256(const char *text, char out[65]);

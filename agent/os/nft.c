@@ -78,11 +78,8 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 	sb_cidr_set(&sb, "exclude_v4", AF_INET, cfg->exclude_cidrs, cfg->n_exclude_cidrs);
 	sb_cidr_set(&sb, "exclude_v6", AF_INET6, cfg->exclude_cidrs, cfg->n_exclude_cidrs);
 
-	/* Filled from the policy's bypass rules (nft_bypass_set). */
-	sb_printf(
-	    &sb, "\tset bypass_v4 {\n\t\ttype ipv4_addr . inet_service; flags interval;\n\t}\n");
-	sb_printf(
-	    &sb, "\tset bypass_v6 {\n\t\ttype ipv6_addr . inet_service; flags interval;\n\t}\n");
+	/* Filled from the policy's bypass rules, with their sets (nft_bypass_set). */
+	sb_printf(&sb, "\tchain bypass {\n\t}\n");
 
 	sb_printf(&sb, "\tset ports {\n\t\ttype inet_service; flags interval; auto-merge;\n");
 	for (size_t i = 0; i < cfg->n_redirect_ports; i++) {
@@ -133,8 +130,7 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 		    "\t\tfib daddr type local return\n"
 		    "\t\tip daddr @exclude_v4 return\n"
 		    "\t\tip6 daddr @exclude_v6 return\n"
-		    "\t\tip daddr . tcp dport @bypass_v4 return\n"
-		    "\t\tip6 daddr . tcp dport @bypass_v6 return\n"
+		    "\t\tjump bypass\n"
 		    "\t\tip daddr @redirect_v4 tcp dport @ports counter "
 		    "meta mark set meta mark | 0x%x tproxy ip to :%u accept\n"
 		    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter "
@@ -157,8 +153,7 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 		    "\t\tmeta mark & 0x%x == 0x%x return\n"
 		    "\t\tip daddr @exclude_v4 return\n"
 		    "\t\tip6 daddr @exclude_v6 return\n"
-		    "\t\tip daddr . tcp dport @bypass_v4 return\n"
-		    "\t\tip6 daddr . tcp dport @bypass_v6 return\n"
+		    "\t\tjump bypass\n"
 		    "\t\tip daddr @redirect_v4 tcp dport @ports counter redirect to :%u\n"
 		    "\t\tip6 daddr @redirect_v6 tcp dport @ports counter redirect to :%u\n"
 		    "\t}\n"
@@ -324,41 +319,118 @@ nft_agents_list(struct nft *n, struct nft_agent *out, size_t max)
 	return (int)found;
 }
 
-int
-nft_bypass_set(struct nft *n, const struct config *cfg, const struct policy_bypass *b, size_t count,
-    char *err, size_t errlen)
+/* "add element inet T SET { a, b, ... }" for one family's CIDRs of a rule (none: nothing). */
+static void
+sb_cidr_elements(
+    struct sbuf *sb, const char *table, const char *set, int family, const struct policy_bypass *b)
+{
+	const char *sep = "";
+
+	for (size_t i = 0; i < b->n_cidrs; i++) {
+		char c[ADDR_CIDR_STRLEN];
+
+		if (b->cidrs[i].family != family)
+			continue;
+		if (*sep == '\0')
+			sb_printf(sb, "add element inet %s %s { ", table, set);
+		sb_printf(sb, "%s%s", sep, addr_format_cidr(&b->cidrs[i], c, sizeof(c)));
+		sep = ", ";
+	}
+	if (*sep != '\0')
+		sb_printf(sb, " }\n");
+}
+
+static int
+has_family(const struct policy_bypass *b, int family)
+{
+	for (size_t i = 0; i < b->n_cidrs; i++)
+		if (b->cidrs[i].family == family)
+			return 1;
+	return 0;
+}
+
+char *
+nft_bypass_script(
+    const struct config *cfg, const struct policy_bypass *b, size_t count, size_t before)
 {
 	char table[NFT_TABLE_NAME_MAX];
-	size_t len = 256 + 96 * count;
-	char *script = malloc(len);
-	struct sbuf sb = {script, len, 0, 0};
+	size_t len = 512 + 160 * before;
+	char *script;
+	struct sbuf sb;
+
+	for (size_t i = 0; i < count; i++)
+		len += 1024 + (ADDR_CIDR_STRLEN + 2) * b[i].n_cidrs + 16 * b[i].n_ports;
+	if ((script = malloc(len)) == NULL)
+		return NULL;
+	sb = (struct sbuf){script, len, 0, 0};
+	nft_table_name(cfg, table, sizeof(table));
+	/*
+	 * One transaction: the kernel never sees the rules half replaced. Rule i
+	 * has a set of IPv4 and of IPv6 destinations and one of ports; its
+	 * traffic is accepted (not redirected) when the address is in one and
+	 * the port in the other.
+	 */
+	sb_printf(&sb, "flush chain inet %s bypass\n", table);
+	for (size_t i = 0; i < before; i++)
+		sb_printf(&sb,
+		    "delete set inet %s bp%zu_v4\ndelete set inet %s bp%zu_v6\n"
+		    "delete set inet %s bp%zu_ports\n",
+		    table, i, table, i, table, i);
+	for (size_t i = 0; i < count; i++) {
+		const struct policy_bypass *x = &b[i];
+		const char *port_match = x->n_ports > 0 ? " tcp dport @bp" : "";
+		char ports[48] = "", set[32];
+
+		sb_printf(&sb,
+		    "add set inet %s bp%zu_v4 { type ipv4_addr; flags interval; auto-merge; }\n"
+		    "add set inet %s bp%zu_v6 { type ipv6_addr; flags interval; auto-merge; }\n"
+		    "add set inet %s bp%zu_ports { type inet_service; flags interval; }\n",
+		    table, i, table, i, table, i);
+		snprintf(set, sizeof(set), "bp%zu_v4", i);
+		sb_cidr_elements(&sb, table, set, AF_INET, x);
+		snprintf(set, sizeof(set), "bp%zu_v6", i);
+		sb_cidr_elements(&sb, table, set, AF_INET6, x);
+		if (x->n_ports > 0) {
+			const char *sep = "";
+
+			sb_printf(&sb, "add element inet %s bp%zu_ports { ", table, i);
+			for (size_t k = 0; k < x->n_ports; k++, sep = ", ")
+				sb_printf(&sb, "%s%u-%u", sep, (unsigned)x->ports[k].lo,
+				    (unsigned)x->ports[k].hi);
+			sb_printf(&sb, " }\n");
+			snprintf(ports, sizeof(ports), "%s%zu_ports", port_match, i);
+		}
+		if (x->n_cidrs == 0) { /* any address */
+			sb_printf(&sb, "add rule inet %s bypass meta l4proto tcp%s accept\n", table,
+			    ports);
+			continue;
+		}
+		for (int fam = AF_INET; fam != 0; fam = fam == AF_INET ? AF_INET6 : 0)
+			if (has_family(x, fam))
+				sb_printf(&sb,
+				    "add rule inet %s bypass %s daddr @bp%zu_%s%s accept\n", table,
+				    fam == AF_INET ? "ip" : "ip6", i, fam == AF_INET ? "v4" : "v6",
+				    ports);
+	}
+	if (sb.overflow) { /* the length above is an upper bound: never */
+		free(script);
+		return NULL;
+	}
+	return script;
+}
+
+int
+nft_bypass_set(struct nft *n, const struct config *cfg, const struct policy_bypass *b, size_t count,
+    size_t before, char *err, size_t errlen)
+{
+	char *script = nft_bypass_script(cfg, b, count, before);
 	int r;
 
-	if (script == NULL)
+	if (script == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
-	nft_table_name(cfg, table, sizeof(table));
-	/* One transaction: the kernel never sees the set half replaced. */
-	sb_printf(&sb, "flush set inet %s bypass_v4\nflush set inet %s bypass_v6\n", table, table);
-	for (int fam = AF_INET; fam != 0; fam = fam == AF_INET ? AF_INET6 : 0) {
-		const char *sep = "";
-
-		for (size_t i = 0; i < count; i++) {
-			char c[ADDR_CIDR_STRLEN];
-
-			if (b[i].cidr.family != fam)
-				continue;
-			if (*sep == '\0')
-				sb_printf(&sb, "add element inet %s %s { ", table,
-				    fam == AF_INET ? "bypass_v4" : "bypass_v6");
-			sb_printf(&sb, "%s%s . %u-%u", sep,
-			    addr_format_cidr(&b[i].cidr, c, sizeof(c)), (unsigned)b[i].ports.lo,
-			    (unsigned)b[i].ports.hi);
-			sep = ", ";
-		}
-		if (*sep != '\0')
-			sb_printf(&sb, " }\n");
 	}
-	r = sb.overflow ? -ENOSPC : nft_run(n, script, err, errlen);
+	r = nft_run(n, script, err, errlen);
 	free(script);
 	return r;
 }

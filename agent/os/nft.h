@@ -54,11 +54,17 @@ int nft_table_exists(struct nft *n, const struct config *cfg);
 struct policy_bypass;
 
 /*
- * Replace the bypass sets' elements with b (the policy's bypass rules), in
- * one transaction. Returns 0 or a negative errno with nft's message in err.
+ * Replace the bypass rules (chain "bypass", sets bp<i>_v4, bp<i>_v6 and
+ * bp<i>_ports for rule i) with b, in one transaction; before is how many
+ * the previous call installed (0 for a new table). Returns 0 or a negative
+ * errno with nft's message in err.
  */
 int nft_bypass_set(struct nft *n, const struct config *cfg, const struct policy_bypass *b,
-    size_t count, char *err, size_t errlen);
+    size_t count, size_t before, char *err, size_t errlen);
+
+/* The nft script nft_bypass_set runs (malloc'ed; NULL when out of memory). */
+char *nft_bypass_script(
+    const struct config *cfg, const struct policy_bypass *b, size_t count, size_t before);
 
 /* An agent's table as another agent sees it (from the table's comment). */
 struct nft_agent {

@@ -44,7 +44,8 @@ write_sysctl(const char *path, const char *value)
 struct redirect {
 	const struct config *cfg;
 	struct nft *nft;
-	int routes; /* TPROXY policy routing installed */
+	int routes;      /* TPROXY policy routing installed */
+	size_t n_bypass; /* bypass rules installed (their sets: nft_bypass_set) */
 };
 
 /* Whether pid is a live redirect-agent (not a stale table's dead owner). */
@@ -248,7 +249,8 @@ redirect_apply_bypass(struct redirect *r, const struct policy *p, char *err, siz
 		return -ENOMEM;
 	}
 	(void)policy_bypass_list(p, b, n);
-	rc = nft_bypass_set(r->nft, r->cfg, b, n, err, errlen);
+	if ((rc = nft_bypass_set(r->nft, r->cfg, b, n, r->n_bypass, err, errlen)) == 0)
+		r->n_bypass = n;
 	free(b);
 	return rc;
 }

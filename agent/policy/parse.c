@@ -504,6 +504,8 @@ policy_compile(const char *text, size_t len, struct policy_problems *pr)
 			else if (first_other == n_rules)
 				first_other = i;
 		}
+		size_t n_bypass = 0, elements = 0;
+
 		for (i = first_other + 1; i <= last_bypass && i < n_rules; i++)
 			if (p->rules[i].action == POLICY_BYPASS)
 				problem(pr,
@@ -512,6 +514,21 @@ policy_compile(const char *text, size_t len, struct policy_problems *pr)
 				    "rule (the kernel skips its traffic before any rule is "
 				    "applied)",
 				    i);
+		/* What the kernel is given is bounded: a set per rule, an element per item. */
+		for (i = 0; i < n_rules; i++) {
+			if (p->rules[i].action != POLICY_BYPASS)
+				continue;
+			n_bypass++;
+			elements += p->rules[i].n_cidrs + p->rules[i].n_ports;
+		}
+		if (n_bypass > POLICY_MAX_BYPASS_RULES)
+			problem(pr, "rules: %zu bypass rules, more than the %d the kernel is given",
+			    n_bypass, POLICY_MAX_BYPASS_RULES);
+		if (elements > POLICY_MAX_BYPASS_ELEMENTS)
+			problem(pr,
+			    "rules: the bypass rules hold %zu CIDRs and port ranges, more than the "
+			    "%d the kernel is given",
+			    elements, POLICY_MAX_BYPASS_ELEMENTS);
 	}
 	if (pr->n == 0) {
 		/* Sorting copies is simpler than a hash for a check done once. */
@@ -620,27 +637,13 @@ policy_document(const struct policy *p)
 size_t
 policy_bypass_list(const struct policy *p, struct policy_bypass *out, size_t max)
 {
-	static const struct port_range all_ports = {1, 65535};
 	size_t n = 0;
 
-	for (size_t i = 0; i < p->n_rules && p->rules[i].action == POLICY_BYPASS; i++) {
+	for (size_t i = 0; i < p->n_rules && p->rules[i].action == POLICY_BYPASS; i++, n++) {
 		const struct rule *r = &p->rules[i];
-		struct cidr any[2];
-		const struct cidr *cidrs = r->cidrs;
-		size_t n_cidrs = r->n_cidrs;
-		const struct port_range *ports = r->n_ports ? r->ports : &all_ports;
-		size_t n_ports = r->n_ports ? r->n_ports : 1;
 
-		if (n_cidrs == 0) {
-			(void)addr_parse_cidr("0.0.0.0/0", &any[0], NULL, 0);
-			(void)addr_parse_cidr("::/0", &any[1], NULL, 0);
-			cidrs = any;
-			n_cidrs = 2;
-		}
-		for (size_t c = 0; c < n_cidrs; c++)
-			for (size_t k = 0; k < n_ports; k++, n++)
-				if (n < max)
-					out[n] = (struct policy_bypass){cidrs[c], ports[k]};
+		if (n < max)
+			out[n] = (struct policy_bypass){r->cidrs, r->n_cidrs, r->ports, r->n_ports};
 	}
 	return n;
 }

@@ -143,13 +143,25 @@ struct policy_verdict policy_evaluate(const struct policy *p, const struct polic
 void policy_count_hit(struct policy *p, int rule);
 uint64_t policy_hits(const struct policy *p, int rule);
 
-/* The bypass rules as the kernel should see them: each CIDR with each port range. */
+/*
+ * A bypass rule as the kernel sees it: its destination CIDRs (both
+ * families; none: any address) and its port ranges (none: any port). The
+ * kernel gets one set of each per rule and matches the address in one and
+ * the port in the other: a rule of 1,000 CIDRs and 1,000 ports is 2,000
+ * elements, not a cross product of 1,000,000.
+ */
 struct policy_bypass {
-	struct cidr cidr;
-	struct port_range ports;
+	const struct cidr *cidrs; /* into the policy: valid while it is */
+	size_t n_cidrs;
+	const struct port_range *ports;
+	size_t n_ports;
 };
 
-/* Up to max entries into out; returns how many there are in all. */
+/* What a document's bypass rules may expand into (refused beyond, with a message). */
+#define POLICY_MAX_BYPASS_RULES    64
+#define POLICY_MAX_BYPASS_ELEMENTS 100000 /* CIDRs and port ranges, all bypass rules */
+
+/* The bypass rules, up to max into out; returns how many there are in all. */
 size_t policy_bypass_list(const struct policy *p, struct policy_bypass *out, size_t max);
 
 /*

@@ -33,6 +33,7 @@ rpc_core_init(struct rpc_core *core, const struct rpc_deps *deps, char *err, siz
 	core->cfg = deps->cfg;
 	if (policies_open(deps->cfg->db_path, &core->policies, err, errlen) != 0)
 		return -1;
+	policies_set_keep(core->policies, deps->cfg->policy_history_keep);
 	pthread_mutex_init(&core->policy_lock, NULL);
 	return 0;
 }
@@ -568,27 +569,34 @@ get_connection(struct rpc_ctx *cx)
 	return st;
 }
 
-#define METHOD(service, name, role, in, fn)                                                        \
+#define METHOD(service, name, role, in, fn, fast)                                                  \
 	{                                                                                          \
-		"/redirect.v1." service "/" name, service, name, role, &in##__descriptor, fn       \
+		"/redirect.v1." service "/" name, service, name, role, &in##__descriptor, fn, fast \
 	}
+#define FAST 1 /* reads counters only: served on the fast queue (server.c) */
+#define SLOW 0
 
 const struct rpc_method rpc_methods[] = {
-    METHOD("Agent", "GetInfo", RPC_ROLE_READER, redirect__v1__get_info_request, get_info),
-    METHOD("Agent", "GetHealth", RPC_ROLE_READER, redirect__v1__get_health_request, get_health),
-    METHOD("Telemetry", "GetStats", RPC_ROLE_READER, redirect__v1__get_stats_request, get_stats),
+    METHOD("Agent", "GetInfo", RPC_ROLE_READER, redirect__v1__get_info_request, get_info, FAST),
+    METHOD(
+	"Agent", "GetHealth", RPC_ROLE_READER, redirect__v1__get_health_request, get_health, FAST),
+    METHOD("Telemetry", "GetStats", RPC_ROLE_READER, redirect__v1__get_stats_request, get_stats,
+	SLOW), /* the policy lock, for rule hits */
     METHOD("Telemetry", "ListConnections", RPC_ROLE_READER, redirect__v1__list_connections_request,
-	list_connections),
+	list_connections, SLOW),
     METHOD("Telemetry", "GetConnection", RPC_ROLE_READER, redirect__v1__get_connection_request,
-	get_connection),
+	get_connection, SLOW),
+    /* Its start reads one number; its events are read by the watch thread. */
     METHOD("Telemetry", "WatchConnections", RPC_ROLE_READER,
-	redirect__v1__watch_connections_request, NULL),
-    METHOD("Policy", "GetPolicy", RPC_ROLE_ADMIN, redirect__v1__get_policy_request, rpc_get_policy),
-    METHOD("Policy", "SetPolicy", RPC_ROLE_ADMIN, redirect__v1__set_policy_request, rpc_set_policy),
+	redirect__v1__watch_connections_request, NULL, FAST),
+    METHOD("Policy", "GetPolicy", RPC_ROLE_ADMIN, redirect__v1__get_policy_request, rpc_get_policy,
+	SLOW),
+    METHOD("Policy", "SetPolicy", RPC_ROLE_ADMIN, redirect__v1__set_policy_request, rpc_set_policy,
+	SLOW),
     METHOD("Policy", "ValidatePolicy", RPC_ROLE_ADMIN, redirect__v1__validate_policy_request,
-	rpc_validate_policy),
+	rpc_validate_policy, SLOW),
     METHOD("Policy", "ListPolicyHistory", RPC_ROLE_ADMIN, redirect__v1__list_policy_history_request,
-	rpc_list_policy_history),
+	rpc_list_policy_history, SLOW),
 };
 const size_t rpc_n_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]);
 

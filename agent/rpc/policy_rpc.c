@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "parse.h"
 #include "policies.h"
 #include "policy.h"
 #include "query.h"
@@ -229,9 +230,15 @@ rpc_validate_policy(struct rpc_ctx *cx)
 	return st;
 }
 
+#define HISTORY_PAGE_DEFAULT 20
+#define HISTORY_PAGE_MAX     100
+#define HISTORY_PAGE_BYTES   (8 * 1024 * 1024) /* a page stops short of this (one at least) */
+
 struct history {
 	Redirect__V1__PolicyVersion **v;
-	size_t n, cap;
+	size_t n, cap, bytes;
+	uint64_t last; /* the oldest version taken */
+	int full;      /* stopped for the byte budget: more may follow */
 };
 
 static int
@@ -239,7 +246,12 @@ add_version(void *arg, const struct policy_row *r)
 {
 	struct history *h = arg;
 	Redirect__V1__PolicyVersion *v;
+	size_t size = strlen(r->document) + strlen(r->author) + 128;
 
+	if (h->n > 0 && h->bytes + size > HISTORY_PAGE_BYTES) {
+		h->full = 1;
+		return 1; /* the rest on the next page */
+	}
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? 2 * h->cap : 16;
 		Redirect__V1__PolicyVersion **bigger = realloc(h->v, cap * sizeof(*bigger));
@@ -258,23 +270,52 @@ add_version(void *arg, const struct policy_row *r)
 	v->author = strdup(r->author);
 	v->sha256 = strdup(r->sha256);
 	h->v[h->n++] = v;
+	h->bytes += size;
+	h->last = r->version;
 	return v->document_json == NULL || v->author == NULL || v->sha256 == NULL ? -1 : 0;
 }
 
+/*
+ * Newest first, a page at a time: five 3.5 MB versions once made the whole
+ * history one reply over the 16 MiB limit, for good. A page ends at
+ * page_size versions or near HISTORY_PAGE_BYTES, whichever comes first;
+ * next_page_token is the version to continue below.
+ */
 grpc_status_code
 rpc_list_policy_history(struct rpc_ctx *cx)
 {
+	const Redirect__V1__ListPolicyHistoryRequest *rq =
+	    (const Redirect__V1__ListPolicyHistoryRequest *)cx->req;
 	Redirect__V1__ListPolicyHistoryResponse out =
 	    REDIRECT__V1__LIST_POLICY_HISTORY_RESPONSE__INIT;
+	unsigned page = rq->page_size == 0 ? HISTORY_PAGE_DEFAULT : rq->page_size;
 	struct history h = {0};
 	grpc_status_code st = GRPC_STATUS_OK;
+	uint64_t below = 0;
+	char next[24] = "";
 
+	if (page > HISTORY_PAGE_MAX)
+		return rpc_fail(cx, GRPC_STATUS_INVALID_ARGUMENT,
+		    "page_size: %u is over the limit of %d", page, HISTORY_PAGE_MAX);
+	if (rq->page_token[0] != '\0' && parse_u64(rq->page_token, 0, 1, UINT64_MAX, &below) != 0)
+		return rpc_fail(
+		    cx, GRPC_STATUS_INVALID_ARGUMENT, "page_token: not a token this method gave");
 	pthread_mutex_lock(&cx->core->policy_lock);
-	if (policies_history(cx->core->policies, add_version, &h) != 0) {
+	/* One more than the page tells whether another follows. */
+	if (policies_history(cx->core->policies, below, page + 1, add_version, &h) != 0) {
 		st = rpc_fail(cx, GRPC_STATUS_INTERNAL, "cannot read the policy history");
 	} else {
-		out.n_versions = h.n;
+		size_t n = h.n;
+
+		if (n > page) { /* the extra one only says that more follow */
+			n = page;
+			h.last = h.v[n - 1]->version;
+		}
+		if ((h.n > page || h.full) && n > 0)
+			snprintf(next, sizeof(next), "%llu", (unsigned long long)h.last);
+		out.n_versions = n;
 		out.versions = h.v;
+		out.next_page_token = next;
 		st = rpc_reply(cx, &out.base);
 	}
 	pthread_mutex_unlock(&cx->core->policy_lock);

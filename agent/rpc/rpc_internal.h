@@ -31,6 +31,7 @@
 #define RPC_MAX_METHODS       16
 #define RPC_MAX_PEM_BYTES     (256 * 1024)
 #define RPC_MSG_MAX           2048 /* an error status's message */
+#define RPC_SLOW_THREADS      2    /* threads for the methods that read the database */
 
 struct query;
 struct policy_store;
@@ -74,6 +75,7 @@ struct rpc_method {
 	enum rpc_role needs;
 	const ProtobufCMessageDescriptor *input;
 	rpc_handler handle; /* NULL: a stream, served by watch.c over gRPC only */
+	int fast;           /* never waits on the database or a lock: the fast queue */
 };
 
 extern const struct rpc_method rpc_methods[];
@@ -130,9 +132,18 @@ struct rpc_server {
 	_Atomic int stopping;
 
 	struct rpc_local *local; /* the local admin endpoint: local_linux.c, local_win.c */
-	pthread_t cq_thread;
-	int cq_running;
-	struct query *q; /* the cq thread's reader */
+	/*
+	 * Two queues. The fast one (cq, one thread) serves the methods marked
+	 * fast (health, info, the watch stream's start and its batches) and
+	 * nothing else: no call on it waits on the database or the policy lock,
+	 * so health answers whatever else runs. The others go to slow_cq,
+	 * served by RPC_SLOW_THREADS threads, each with its own reader.
+	 */
+	grpc_completion_queue *slow_cq;
+	pthread_t cq_thread, slow_threads[RPC_SLOW_THREADS];
+	int cq_running, n_slow_running;
+	struct query *q;                        /* the fast thread's reader */
+	struct query *slow_q[RPC_SLOW_THREADS]; /* one per slow thread */
 
 	/* watch.c */
 	pthread_mutex_t watch_lock;

@@ -59,8 +59,10 @@ post_request(struct rpc_server *srv, const struct rpc_method *m)
 	c->m = m;
 	grpc_metadata_array_init(&c->md);
 	if (m != NULL) {
+		grpc_completion_queue *cq = m->fast ? srv->cq : srv->slow_cq;
+
 		e = grpc_server_request_registered_call(srv->server, srv->handles[m - rpc_methods],
-		    &c->call, &c->deadline, &c->md, &c->payload, srv->cq, srv->cq, &c->tag);
+		    &c->call, &c->deadline, &c->md, &c->payload, cq, cq, &c->tag);
 	} else {
 		grpc_call_details_init(&c->details);
 		e = grpc_server_request_call(
@@ -166,11 +168,11 @@ payload_bytes(grpc_byte_buffer *payload, grpc_slice *out)
 }
 
 static void
-dispatch(struct rpc_call *c)
+dispatch(struct rpc_call *c, struct query *q)
 {
 	struct rpc_server *srv = c->srv;
 	const struct rpc_method *m = c->m;
-	struct rpc_ctx cx = {.core = &srv->core, .q = srv->q};
+	struct rpc_ctx cx = {.core = &srv->core, .q = q};
 	char who[CONFIG_IDENTITY_MAX + 32];
 	enum rpc_role role;
 	grpc_status_code st;
@@ -229,15 +231,24 @@ dispatch(struct rpc_call *c)
 	reply(c, st, cx.msg);
 }
 
+/* A thread serving one queue: the fast one, or one of the slow ones. */
+struct cq_thread {
+	struct rpc_server *srv;
+	grpc_completion_queue *cq;
+	struct query *q; /* this thread's reader */
+	const char *name;
+};
+
 static void *
 cq_main(void *arg)
 {
-	struct rpc_server *srv = arg;
+	struct cq_thread *th = arg;
+	struct rpc_server *srv = th->srv;
 
-	platform_thread_name("ra-rpc");
+	platform_thread_name(th->name);
 	for (;;) {
 		grpc_event ev =
-		    grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		    grpc_completion_queue_next(th->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		struct rpc_tag *t;
 		struct rpc_call *c;
 
@@ -245,8 +256,9 @@ cq_main(void *arg)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
-		if (ev.tag == &shutdown_tag) {
+		if (ev.tag == &shutdown_tag) { /* the server is down: so are both queues */
 			grpc_completion_queue_shutdown(srv->cq);
+			grpc_completion_queue_shutdown(srv->slow_cq);
 			continue;
 		}
 		t = ev.tag;
@@ -262,9 +274,26 @@ cq_main(void *arg)
 		/* Re-arm first, so this method never runs out of posted requests. */
 		if (!srv->stopping)
 			post_request(srv, c->m);
-		dispatch(c);
+		dispatch(c, th->q);
 	}
+	free(th);
 	return NULL;
+}
+
+static int
+start_thread(struct rpc_server *srv, grpc_completion_queue *cq, struct query *q, const char *name,
+    pthread_t *out)
+{
+	struct cq_thread *th = malloc(sizeof(*th));
+
+	if (th == NULL)
+		return -1;
+	*th = (struct cq_thread){srv, cq, q, name};
+	if (pthread_create(out, NULL, cq_main, th) != 0) {
+		free(th);
+		return -1;
+	}
+	return 0;
 }
 
 /* Read a whole PEM file (small: certificates and keys). Returns NULL with err set. */
@@ -352,6 +381,9 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 	if (query_open(deps->cfg->db_path, &srv->q, err, errlen) != 0 ||
 	    rpc_local_open(srv, err, errlen) != 0)
 		goto fail;
+	for (int i = 0; i < RPC_SLOW_THREADS; i++)
+		if (query_open(deps->cfg->db_path, &srv->slow_q[i], err, errlen) != 0)
+			goto fail;
 
 	grpc_init();
 	srv->grpc_inited = 1;
@@ -364,7 +396,9 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 	args[1].value.integer = RPC_MAX_REPLY_BYTES;
 	srv->server = grpc_server_create(&chargs, NULL);
 	srv->cq = grpc_completion_queue_create_for_next(NULL);
+	srv->slow_cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
+	grpc_server_register_completion_queue(srv->server, srv->slow_cq, NULL);
 	for (size_t i = 0; i < rpc_n_methods; i++)
 		srv->handles[i] = grpc_server_register_method(srv->server, rpc_methods[i].path,
 		    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
@@ -384,11 +418,19 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 	for (int k = 0; k < REQUESTS_PER_METHOD; k++)
 		post_request(srv, NULL);
 
-	if (pthread_create(&srv->cq_thread, NULL, cq_main, srv) != 0) {
+	if (start_thread(srv, srv->cq, srv->q, "ra-rpc", &srv->cq_thread) != 0) {
 		snprintf(err, errlen, "cannot start the RPC thread");
 		goto fail;
 	}
 	srv->cq_running = 1;
+	for (int i = 0; i < RPC_SLOW_THREADS; i++) {
+		if (start_thread(srv, srv->slow_cq, srv->slow_q[i], "ra-rpc-db",
+			&srv->slow_threads[i]) != 0) {
+			snprintf(err, errlen, "cannot start the RPC threads");
+			goto fail;
+		}
+		srv->n_slow_running++;
+	}
 	if (rpc_local_serve(srv, err, errlen) != 0)
 		goto fail;
 	*out = srv;
@@ -396,6 +438,23 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 fail:
 	rpc_server_stop(srv);
 	return -1;
+}
+
+/* Take every event left on a queue that was shut down (calls not served are freed). */
+static void
+drain(grpc_completion_queue *cq)
+{
+	grpc_event ev;
+
+	while (
+	    (ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)).type !=
+	    GRPC_QUEUE_SHUTDOWN) {
+		struct rpc_tag *t = ev.tag;
+
+		if (ev.type == GRPC_OP_COMPLETE && t != NULL &&
+		    (void *)t != (void *)&shutdown_tag && t->kind == RPC_TAG_CALL)
+			call_free(t->arg);
+	}
 }
 
 void
@@ -410,17 +469,25 @@ rpc_server_stop(struct rpc_server *srv)
 		grpc_server_shutdown_and_notify(srv->server, srv->cq, &shutdown_tag);
 		grpc_server_cancel_all_calls(srv->server);
 		if (srv->cq_running) {
-			pthread_join(srv->cq_thread, NULL);
+			pthread_join(srv->cq_thread, NULL); /* it shuts both queues down */
 		} else {
-			grpc_completion_queue_shutdown(srv->cq);
+			/* Nothing serves the queues: take the shutdown tag here. */
 			while (grpc_completion_queue_next(
 				   srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-				   .type != GRPC_QUEUE_SHUTDOWN)
+				   .tag != &shutdown_tag)
 				;
+			grpc_completion_queue_shutdown(srv->cq);
+			grpc_completion_queue_shutdown(srv->slow_cq);
+			drain(srv->cq);
 		}
+		for (int i = 0; i < srv->n_slow_running; i++)
+			pthread_join(srv->slow_threads[i], NULL);
+		if (srv->n_slow_running == 0)
+			drain(srv->slow_cq);
 		watch_stop_end(srv); /* every tag is in: free the watchers, join the thread */
 		grpc_server_destroy(srv->server);
 		grpc_completion_queue_destroy(srv->cq);
+		grpc_completion_queue_destroy(srv->slow_cq);
 		grpc_server_credentials_release(srv->local_creds);
 		if (srv->remote_creds != NULL)
 			grpc_server_credentials_release(srv->remote_creds);
@@ -428,6 +495,8 @@ rpc_server_stop(struct rpc_server *srv)
 	if (srv->grpc_inited)
 		grpc_shutdown();
 	query_close(srv->q);
+	for (int i = 0; i < RPC_SLOW_THREADS; i++)
+		query_close(srv->slow_q[i]);
 	if (srv->core_inited)
 		rpc_core_destroy(&srv->core);
 	free(srv);

@@ -14,6 +14,12 @@
 #  6. The default number of event loops follows the CPUs the agent may use.
 #  7. A crashed agent's table is removed by --cleanup (ExecStopPost), or
 #     kept with fail_mode = closed.
+#  8. A slow call (SetPolicy waiting for the database) does not stall the
+#     API: GetHealth answers within 100 ms meanwhile.
+#  9. A bypass rule of 1,000 CIDRs x 1,000 ports is 2,000 kernel set
+#     elements (not a 1,000,000 cross product); beyond a bound, refused.
+# 10. ListPolicyHistory pages (five 3.5 MB versions no longer break it) and
+#     the history is pruned by count.
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -254,6 +260,127 @@ check "--cleanup leaves it, saying why" grep -q "fail_mode = closed" <<<"$out"
 check "still there" has_table
 in_c "$AGENT" --cleanup --force --config "$WORK/closed.conf" >/dev/null
 check "--cleanup --force removes it" not has_table
+
+# ---- 8. a slow call does not stall the API: health answers meanwhile
+# SetPolicy waits (up to 5 s) for the database's write lock, which this
+# test holds for 2 s, and holds the policy lock meanwhile.
+rm -f "$WORK"/agent.db*
+start_agent "$WORK/agent.conf"
+out=$("$PY" - "$WORK" <<'PYEOF'
+import sqlite3, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import grpc
+from redirect.v1 import agent_pb2, agent_pb2_grpc, policy_pb2, policy_pb2_grpc
+ch = grpc.insecure_channel("unix:" + sys.argv[1] + "/agent.sock")
+agent = agent_pb2_grpc.AgentStub(ch)
+policy = policy_pb2_grpc.PolicyStub(ch)
+agent.GetHealth(agent_pb2.GetHealthRequest())  # the channel is up
+db = sqlite3.connect(sys.argv[1] + "/agent.db", isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+took = {}
+def set_policy():
+    t = time.monotonic()
+    try:
+        policy.SetPolicy(policy_pb2.SetPolicyRequest(document_json='{"default_action": "allow"}'))
+    except grpc.RpcError as e:
+        print(e.details(), file=sys.stderr)
+    took["s"] = time.monotonic() - t
+th = threading.Thread(target=set_policy)
+th.start()
+time.sleep(0.3)
+worst, during = 0.0, 0
+for _ in range(10):
+    t = time.monotonic()
+    agent.GetHealth(agent_pb2.GetHealthRequest())
+    worst = max(worst, time.monotonic() - t)
+    during += th.is_alive()
+    time.sleep(0.05)
+time.sleep(max(0, 2 - 0.3 - 10 * 0.05))
+db.execute("ROLLBACK")
+th.join()
+print("%d %.1f %.2f" % (during, worst * 1000, took["s"]))
+PYEOF
+)
+read -r during worst_ms set_s <<<"$out"
+echo "SetPolicy waited ${set_s}s for the database; GetHealth meanwhile: worst ${worst_ms} ms"
+check "SetPolicy was held up (${set_s} s)" awk -v s="$set_s" 'BEGIN { exit !(s >= 1.5) }'
+check "GetHealth was called while it waited ($during of 10 calls)" [ "$during" -ge 8 ]
+check "and answered within 100 ms (worst ${worst_ms} ms)" \
+	awk -v w="$worst_ms" 'BEGIN { exit !(w < 100) }'
+stop_agent
+
+# ---- 9. what a bypass rule expands into is bounded
+"$PY" - "$WORK" <<'PYEOF'
+import json, sys
+cidrs = ["10.%d.%d.0/24" % (2 * i // 256, 2 * i % 256) for i in range(1000)]  # not adjacent
+ports = [20000 + 2 * i for i in range(1000)]
+rule = {"id": "wide", "action": "bypass", "match": {"dst_cidrs": cidrs, "dst_ports": ports}}
+json.dump({"rules": [rule]}, open(sys.argv[1] + "/wide.json", "w"))
+rules = [{"id": "b%d" % r, "action": "bypass",
+          "match": {"dst_cidrs": ["10.%d.%d.%d/32" % (r, i // 256, i % 256) for i in range(60000)]}}
+         for r in range(2)]
+json.dump({"rules": rules}, open(sys.argv[1] + "/huge.json", "w"))
+PYEOF
+rm -f "$WORK"/agent.db*
+start_agent "$WORK/agent.conf"
+t0=$(date +%s%N)
+check_eq "1,000 CIDRs x 1,000 ports: set" "policy version 1 set (1 rules)" "$(ctl policy set "$WORK/wide.json")"
+ms=$((($(date +%s%N) - t0) / 1000000))
+elements=$(in_c nft -j list table inet redirect_agent_default | "$PY" -c '
+import json, sys
+n = 0
+for o in json.load(sys.stdin)["nftables"]:
+    if "set" in o and o["set"]["name"].startswith("bp"):
+        n += len(o["set"].get("elem", []))
+print(n)')
+echo "SetPolicy of a 1,000 x 1,000 bypass rule: $ms ms, $elements kernel set elements"
+check_eq "the kernel holds 2,000 elements, not 1,000,000" 2000 "$elements"
+rc=0; ctl policy set "$WORK/huge.json" 2>"$WORK/err" || rc=$?
+check_eq "120,000 bypass elements are refused" 1 "$rc"
+check "with a message" grep -q "120000 CIDRs and port ranges, more than the 100000" "$WORK/err"
+check "version 1 stays" grep -q "^version 1," <<<"$(ctl policy get)"
+check "GetHealth answers" grep -q "^health" <<<"$(ctl status)"
+stop_agent
+
+# ---- 10. the policy history pages, and is kept by count
+"$PY" - "$WORK" <<'PYEOF'
+import json, sys
+for v in range(1, 7):
+    doc = {"default_action": "allow",
+           "rules": [{"id": "r", "description": "%d" % v + "x" * (3500 * 1000), "action": "block",
+                      "match": {"dst_ports": [9000 + v]}}]}
+    json.dump(doc, open("%s/big%d.json" % (sys.argv[1], v), "w"))
+PYEOF
+rm -f "$WORK"/agent.db*
+write_config "$WORK/keep.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "[db]" "policy_history_keep = 5"
+start_agent "$WORK/keep.conf"
+for v in 1 2 3 4 5 6; do ctl policy set "$WORK/big$v.json" >/dev/null; done
+out=$(ctl policy history)
+check_eq "six 3.5 MB versions: the history lists the five kept (keep = 5)" "6 5 4 3 2" \
+	"$(awk 'NR > 1 { print $1 }' <<<"$out" | paste -sd' ')"
+check_eq "version 1 was pruned from the database" 0 "$(sql "SELECT count(*) FROM policies WHERE version = 1")"
+pages=$("$PY" - "$WORK" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import grpc
+from redirect.v1 import policy_pb2, policy_pb2_grpc
+ch = grpc.insecure_channel("unix:" + sys.argv[1] + "/agent.sock",
+                           options=[("grpc.max_receive_message_length", 64 << 20)])
+stub = policy_pb2_grpc.PolicyStub(ch)
+token, sizes = "", []
+while True:
+    r = stub.ListPolicyHistory(policy_pb2.ListPolicyHistoryRequest(page_size=100, page_token=token))
+    sizes.append(len(r.versions))
+    token = r.next_page_token
+    if not token:
+        break
+print(" ".join(map(str, sizes)))
+PYEOF
+)
+check_eq "pages of at most 8 MB: 2 + 2 + 1 versions" "2 2 1" "$pages"
+rc=0; ctl policy get >/dev/null || rc=$?
+check_eq "policy get still works" 0 "$rc"
+stop_agent
 
 # ---- 6. event loops: as many as the CPUs the agent may use
 write_config "$WORK/auto.conf" "[proxy]" "workers = 0"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Policy, end to end through redirectctl: block refuses and records (verdict,
-# rule, version); bypass stops redirection in the kernel (no row, the nft set
+# rule, version); bypass stops redirection in the kernel (no row, the nft sets
 # shows it); a bad document and a stale expected_version change nothing;
 # validate simulates on recorded rows; history; a change under load drops no
 # open connection; the policy survives a restart and is in force at once.
@@ -74,8 +74,12 @@ cat >"$WORK/v2.json" <<EOF
 EOF
 check_eq "policy set: version 2" "policy version 2 set (1 rules)" \
 	"$(ctl policy set "$WORK/v2.json" --expected-version 1)"
-check "the nft bypass set holds it" \
-	grep -q "elements = { $SRV4 . 8080 }" <<<"$(in_c nft list set inet redirect_agent_default bypass_v4)"
+check "the rule's nft address set holds it" \
+	grep -q "elements = { $SRV4 }" <<<"$(in_c nft list set inet redirect_agent_default bp0_v4)"
+check "and its port set" \
+	grep -q "elements = { 8080 }" <<<"$(in_c nft list set inet redirect_agent_default bp0_ports)"
+check "matched together in the bypass chain" grep -q "ip daddr @bp0_v4 tcp dport @bp0_ports accept" \
+	<<<"$(in_c nft list chain inet redirect_agent_default bypass)"
 before=$(rows)
 check_eq "port 8080 reaches the server" "hello from $(hostname)" "$(get 8080)"
 sleep 0.3
@@ -95,8 +99,9 @@ check_eq "policy set under load: version 3 blocks port 80" "policy version 3 set
 check "a new port-80 connection is refused at once" [ -z "$(get 80)" ]
 for i in $(seq 20); do wait "${PIDS[-$i]}" 2>/dev/null || true; done
 check_eq "all 20 open connections finished normally" 20 "$(cat "$WORK"/held* | grep -c '^held$')"
-check "the bypass set is empty again" \
-	not grep -q "elements" <<<"$(in_c nft list set inet redirect_agent_default bypass_v4)"
+check "the bypass chain is empty again" \
+	not grep -q "accept" <<<"$(in_c nft list chain inet redirect_agent_default bypass)"
+check "and its sets gone" not in_c nft list set inet redirect_agent_default bp0_v4
 
 out=$(ctl policy history)
 check_eq "history: three versions, newest first, by the local admin" "3 2 1" \

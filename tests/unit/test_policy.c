@@ -218,23 +218,89 @@ test_bypass_list(void **state)
 				      "{\"id\": \"b2\", \"action\": \"bypass\", \"match\": "
 				      "  {\"dst_ports\": [25]}},"
 				      "{\"id\": \"x\", \"action\": \"block\"}]}");
-	struct policy_bypass out[16];
+	struct policy_bypass out[4];
 	char text[64];
 
 	(void)state;
-	/* 2 CIDRs x 2 merged port ranges, then any address (2 families) x 1 */
-	assert_int_equal(policy_bypass_list(p, out, 16), 6);
-	assert_string_equal(addr_format_cidr(&out[0].cidr, text, sizeof(text)), "10.9.0.0/16");
-	assert_int_equal(out[0].ports.lo, 80);
-	assert_int_equal(out[0].ports.hi, 81);
-	assert_int_equal(out[1].ports.lo, 443);
-	assert_string_equal(addr_format_cidr(&out[5].cidr, text, sizeof(text)), "::/0");
-	assert_int_equal(out[5].ports.lo, 25);
+	/* one entry per rule: its CIDRs and its merged port ranges, not their product */
+	assert_int_equal(policy_bypass_list(p, out, 4), 2);
+	assert_int_equal(out[0].n_cidrs, 2);
+	assert_string_equal(addr_format_cidr(&out[0].cidrs[0], text, sizeof(text)), "10.9.0.0/16");
+	assert_string_equal(addr_format_cidr(&out[0].cidrs[1], text, sizeof(text)), "fd09::/32");
+	assert_int_equal(out[0].n_ports, 2);
+	assert_int_equal(out[0].ports[0].lo, 80);
+	assert_int_equal(out[0].ports[0].hi, 81);
+	assert_int_equal(out[0].ports[1].lo, 443);
+	assert_int_equal(out[1].n_cidrs, 0); /* any address */
+	assert_int_equal(out[1].n_ports, 1);
+	assert_int_equal(out[1].ports[0].lo, 25);
 	/* the verdict agrees: a bypass match is bypass */
 	assert_int_equal(judge(p, "10.9.1.1", 81, REDIRECT_NONE).action, POLICY_BYPASS);
 	assert_int_equal(judge(p, "10.9.1.1", 82, REDIRECT_NONE).action, POLICY_BLOCK);
-	assert_int_equal(policy_bypass_list(p, out, 2), 6); /* the total, even when cut */
+	assert_int_equal(policy_bypass_list(p, out, 1), 2); /* the total, even when cut */
 	policy_free(p);
+}
+
+/* What bypass rules may expand into is bounded, with a message. */
+static void
+test_bypass_bounds(void **state)
+{
+	size_t cap = 64 * 1024 * 1024, off = 0;
+	char *doc = malloc(cap);
+	struct policy_problems pr;
+	struct policy *p;
+
+	(void)state;
+	assert_non_null(doc);
+	/* 65 bypass rules: one too many */
+	off += (size_t)snprintf(doc + off, cap - off, "{\"rules\": [");
+	for (int i = 0; i < 65; i++)
+		off += (size_t)snprintf(doc + off, cap - off,
+		    "%s{\"id\": \"b%d\", \"action\": \"bypass\", \"match\": {\"dst_ports\": [%d]}}",
+		    i ? "," : "", i, 1000 + i);
+	snprintf(doc + off, cap - off, "]}");
+	assert_null(p = policy_compile(doc, (size_t)-1, &pr));
+	assert_non_null(strstr(pr.msg[0], "65 bypass rules, more than the 64"));
+	policy_problems_free(&pr);
+
+	/* 60,000 CIDRs and 50,000 ports in one rule: 110,000 elements, over 100,000 */
+	off = (size_t)snprintf(doc, cap,
+	    "{\"rules\": [{\"id\": \"big\", \"action\": \"bypass\", "
+	    "\"match\": {\"dst_cidrs\": [");
+	for (int i = 0; i < 60000; i++)
+		off += (size_t)snprintf(
+		    doc + off, cap - off, "%s\"10.%d.%d.0/24\"", i ? "," : "", i / 256, i % 256);
+	off += (size_t)snprintf(doc + off, cap - off, "], \"dst_ports\": [");
+	for (int i = 0; i < 50000; i++)
+		off += (size_t)snprintf(
+		    doc + off, cap - off, "%s%d", i ? "," : "", 1 + 2 * (i % 32000));
+	snprintf(doc + off, cap - off, "]}}]}");
+	p = policy_compile(doc, (size_t)-1, &pr);
+	if (p != NULL) { /* ports merge: 32,000 distinct, so 92,000 elements: allowed */
+		struct policy_bypass b;
+
+		assert_int_equal(policy_bypass_list(p, &b, 1), 1);
+		assert_int_equal(b.n_cidrs + b.n_ports, 92000);
+		policy_free(p);
+	} else {
+		fail_msg("92,000 elements should be allowed: %s", pr.msg[0]);
+	}
+	/* 2 such rules: 184,000 */
+	off = (size_t)snprintf(doc, cap, "{\"rules\": [");
+	for (int r = 0; r < 2; r++) {
+		off += (size_t)snprintf(doc + off, cap - off,
+		    "%s{\"id\": \"big%d\", \"action\": \"bypass\", \"match\": {\"dst_cidrs\": [",
+		    r ? "," : "", r);
+		for (int i = 0; i < 60000; i++)
+			off += (size_t)snprintf(doc + off, cap - off, "%s\"10.%d.%d.0/24\"",
+			    i ? "," : "", i / 256, i % 256);
+		off += (size_t)snprintf(doc + off, cap - off, "]}}");
+	}
+	snprintf(doc + off, cap - off, "]}");
+	assert_null(p = policy_compile(doc, (size_t)-1, &pr));
+	assert_non_null(strstr(pr.msg[0], "120000 CIDRs and port ranges, more than the 100000"));
+	policy_problems_free(&pr);
+	free(doc);
 }
 
 /* 10,000 rules, each its own /24 with a port, and a catch-all at the end. */
@@ -404,6 +470,7 @@ main(void)
 	    cmocka_unit_test(test_first_match_wins),
 	    cmocka_unit_test(test_empty_and_any),
 	    cmocka_unit_test(test_bypass_list),
+	    cmocka_unit_test(test_bypass_bounds),
 	    cmocka_unit_test(test_ten_thousand_rules),
 	    cmocka_unit_test(test_server_names),
 	    cmocka_unit_test(test_name_forms),

@@ -447,6 +447,16 @@ test_details(void **state)
 }
 
 /* The policy history: versions, sha256 (db/policies.c). */
+static uint64_t last_collected;
+
+static int
+collect_version(void *arg, const struct policy_row *r)
+{
+	(*(size_t *)arg)++;
+	last_collected = r->version;
+	return 0;
+}
+
 static void
 test_policies_append(void **state)
 {
@@ -476,6 +486,26 @@ test_policies_append(void **state)
 	assert_string_equal(row.document, "{\"rules\":[]}");
 	policy_row_free(&row);
 	assert_int_equal(policies_get(a, 7, &row), 0);
+
+	/* history by pages, newest first; kept by count */
+	for (int i = 3; i <= 7; i++)
+		assert_int_equal(policies_append(a, "{}", "carol", 3000 + i), i);
+	{
+		size_t n = 0;
+
+		assert_int_equal(policies_history(a, 0, 3, collect_version, &n), 0);
+		assert_int_equal(n, 3);
+		assert_int_equal(last_collected, 5); /* 7, 6, 5 */
+		n = 0;
+		assert_int_equal(policies_history(a, 5, 3, collect_version, &n), 0);
+		assert_int_equal(n, 3);
+		assert_int_equal(last_collected, 2); /* 4, 3, 2 */
+	}
+	policies_set_keep(b, 3);
+	assert_int_equal(policies_append(b, "{}", "dave", 9000), 8);
+	assert_int_equal(policies_get(a, 5, &row), 0); /* pruned: 6, 7, 8 kept */
+	assert_int_equal(policies_get(a, 6, &row), 1);
+	policy_row_free(&row);
 	policies_close(a);
 	policies_close(b);
 	store_close(st);
