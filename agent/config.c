@@ -166,6 +166,12 @@ static const struct key keys[] = {
 	.doc = "the agent's private key (PEM); required with `remote_listen`"},
     {"api", "tls_client_ca", KEY_PATH, F(tls_client_ca), .dflt = "",
 	.doc = "CA (PEM) that client certificates must chain to; required with `remote_listen`"},
+    {"api", "remote_max_connections", KEY_UINT, F(remote_max_connections), .min = 1, .max = 4096,
+	.dflt = "128",
+	.doc = "`remote_listen`: connections at once from all peers (the kernel refuses more, "
+	       "before TLS)"},
+    {"api", "remote_max_per_peer", KEY_UINT, F(remote_max_per_peer), .min = 1, .max = 4096,
+	.dflt = "16", .doc = "`remote_listen`: connections at once from one address"},
     {"api", "admins", KEY_IDENTITIES, F(admins), COUNT(n_admins), CONFIG_MAX_IDENTITIES,
 	.flags = KEY_EMPTY_OK, .dflt = "",
 	.doc = "client certificate identities (SAN, else CN) with the `admin` role"},

@@ -96,6 +96,8 @@ struct config {
 	char admin_group[33];    /* may use the local socket besides root */
 	char remote_listen[128]; /* "" : no remote listener; else HOST:PORT, TLS only */
 	char tls_cert[CONFIG_PATH_MAX], tls_key[CONFIG_PATH_MAX], tls_client_ca[CONFIG_PATH_MAX];
+	unsigned remote_max_connections; /* remote_listen: connections at once, all peers */
+	unsigned remote_max_per_peer;    /* ... from one address */
 	/* Client certificate identities (SAN, else CN) and their roles. */
 	char admins[CONFIG_MAX_IDENTITIES][CONFIG_IDENTITY_MAX];
 	size_t n_admins;

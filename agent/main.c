@@ -106,7 +106,7 @@ static void
 raise_fd_limit(struct config *cfg)
 {
 	struct rlimit rl;
-	rlim_t need;
+	rlim_t need, reserve;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
@@ -116,10 +116,12 @@ raise_fd_limit(struct config *cfg)
 			log_warn("cannot raise the open file limit to %llu",
 			    (unsigned long long)rl.rlim_max);
 	}
-	need = (rlim_t)cfg->max_sessions * 2 + FD_RESERVE;
+	/* The remote API's connections are capped by the kernel (nft.c): reserved too. */
+	reserve = FD_RESERVE + (cfg->remote_listen[0] != '\0' ? cfg->remote_max_connections : 0);
+	need = (rlim_t)cfg->max_sessions * 2 + reserve;
 	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
 		unsigned fit =
-		    rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)((rl.rlim_cur - FD_RESERVE) / 2) : 1;
+		    rl.rlim_cur > 2 * reserve ? (unsigned)((rl.rlim_cur - reserve) / 2) : 1;
 
 		log_warnx("max_sessions %u needs %llu descriptors but the limit is %llu: using %u",
 		    cfg->max_sessions, (unsigned long long)need, (unsigned long long)rl.rlim_cur,

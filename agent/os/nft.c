@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "policy.h"
 
 void
@@ -104,6 +105,32 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 	sb_printf(&sb,
 	    "\tcomment \"" NFT_COMMENT_PREFIX " pid=%ld mark=0x%x escape=0x%x port=%u\"\n",
 	    (long)getpid(), cfg->mark, cfg->escape_mark, (unsigned)cfg->listen_port);
+
+	/*
+	 * The remote API's port takes only so many connections, from one peer
+	 * and in all, counted by conntrack and refused before TLS: no peer,
+	 * authenticated or not, holds the agent's descriptors or memory.
+	 */
+	if (cfg->remote_listen[0] != '\0') {
+		char host[sizeof(cfg->remote_listen)];
+		uint16_t port = 0;
+
+		(void)parse_host_port(cfg->remote_listen, host, sizeof(host), &port);
+		sb_printf(&sb,
+		    "\tset api_peers_v4 {\n\t\ttype ipv4_addr; size 65535; flags dynamic;\n\t}\n"
+		    "\tset api_peers_v6 {\n\t\ttype ipv6_addr; size 65535; flags dynamic;\n\t}\n"
+		    "\tchain api_guard {\n"
+		    "\t\ttype filter hook input priority filter; policy accept;\n"
+		    "\t\ttcp dport %u ct state new add @api_peers_v4 { ip saddr ct count over %u } "
+		    "counter reject with tcp reset\n"
+		    "\t\ttcp dport %u ct state new add @api_peers_v6 { ip6 saddr ct count over %u "
+		    "} "
+		    "counter reject with tcp reset\n"
+		    "\t\ttcp dport %u ct state new ct count over %u counter reject with tcp reset\n"
+		    "\t}\n",
+		    (unsigned)port, cfg->remote_max_per_peer, (unsigned)port,
+		    cfg->remote_max_per_peer, (unsigned)port, cfg->remote_max_connections);
+	}
 
 	/*
 	 * A connection that came back to an agent it had already passed leaves

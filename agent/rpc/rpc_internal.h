@@ -30,8 +30,11 @@
 #define RPC_MAX_REPLY_BYTES   (16 * 1024 * 1024)
 #define RPC_MAX_METHODS       16
 #define RPC_MAX_PEM_BYTES     (256 * 1024)
-#define RPC_MSG_MAX           2048 /* an error status's message */
-#define RPC_SLOW_THREADS      2    /* threads for the methods that read the database */
+#define RPC_MSG_MAX           2048             /* an error status's message */
+#define RPC_SLOW_THREADS      2                /* threads for the methods that read the database */
+#define RPC_HANDSHAKE_MS      5000             /* a connection's TLS handshake, at most */
+#define RPC_IDLE_MS           (10 * 60 * 1000) /* a connection with no call, at most */
+#define RPC_MEMORY_QUOTA      (64 * 1024 * 1024) /* the API's buffers, all connections */
 
 struct query;
 struct policy_store;

@@ -362,12 +362,22 @@ out:
 	return rc;
 }
 
+static grpc_arg
+int_arg(const char *key, int value)
+{
+	grpc_arg a = {.type = GRPC_ARG_INTEGER, .key = (char *)key};
+
+	a.value.integer = value;
+	return a;
+}
+
 int
 rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err, size_t errlen)
 {
 	struct rpc_server *srv = calloc(1, sizeof(*srv));
-	grpc_arg args[2];
-	grpc_channel_args chargs = {2, args};
+	grpc_arg args[8];
+	grpc_channel_args chargs = {0, args};
+	grpc_resource_quota *quota;
 
 	*out = NULL;
 	if (srv == NULL) {
@@ -388,13 +398,26 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 	grpc_init();
 	srv->grpc_inited = 1;
 	/* Requests are small: cap what a peer can make us read. */
-	args[0].type = GRPC_ARG_INTEGER;
-	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	args[0].value.integer = RPC_MAX_REQUEST_BYTES;
-	args[1].type = GRPC_ARG_INTEGER;
-	args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-	args[1].value.integer = RPC_MAX_REPLY_BYTES;
+	args[chargs.num_args++] =
+	    int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, RPC_MAX_REQUEST_BYTES);
+	args[chargs.num_args++] = int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, RPC_MAX_REPLY_BYTES);
+	/*
+	 * A peer that connects and stalls (no TLS, half a handshake) is dropped
+	 * after RPC_HANDSHAKE_MS, not gRPC's 120 s; one that stays idle after
+	 * it, after RPC_IDLE_MS. All of the API's buffers come out of one quota.
+	 * With the kernel's cap on the remote port (nft.c) this bounds what
+	 * unauthenticated peers can hold.
+	 */
+	args[chargs.num_args++] = int_arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, RPC_HANDSHAKE_MS);
+	args[chargs.num_args++] = int_arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, RPC_IDLE_MS);
+	quota = grpc_resource_quota_create("redirect-agent api");
+	grpc_resource_quota_resize(quota, RPC_MEMORY_QUOTA);
+	args[chargs.num_args].type = GRPC_ARG_POINTER;
+	args[chargs.num_args].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
+	args[chargs.num_args].value.pointer.p = quota;
+	args[chargs.num_args++].value.pointer.vtable = grpc_resource_quota_arg_vtable();
 	srv->server = grpc_server_create(&chargs, NULL);
+	grpc_resource_quota_unref(quota); /* the server holds its own reference */
 	srv->cq = grpc_completion_queue_create_for_next(NULL);
 	srv->slow_cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(srv->server, srv->cq, NULL);

@@ -20,6 +20,10 @@
 #     elements (not a 1,000,000 cross product); beyond a bound, refused.
 # 10. ListPolicyHistory pages (five 3.5 MB versions no longer break it) and
 #     the history is pruned by count.
+# 11. The remote API port: the kernel caps connections per peer and in all,
+#     stalled handshakes are dropped after 5 s; the relay and the local API
+#     work meanwhile. Prints the memory cost of an idle unauthenticated
+#     connection.
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -380,6 +384,76 @@ PYEOF
 check_eq "pages of at most 8 MB: 2 + 2 + 1 versions" "2 2 1" "$pages"
 rc=0; ctl policy get >/dev/null || rc=$?
 check_eq "policy get still works" 0 "$rc"
+stop_agent
+
+# ---- 11. the remote API cannot be made to hold the agent's descriptors or memory
+C="$WORK/certs"
+mkdir -p "$C"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ca \
+	-keyout "$C/ca.key" -out "$C/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=server \
+	-keyout "$C/server.key" -out "$C/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$C/server.ext"
+openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial -days 2 \
+	-extfile "$C/server.ext" -out "$C/server.pem" 2>/dev/null
+# flood NAME CONNECTIONS: plain TCP connections to the remote port that never
+# start TLS; prints "held RSS_BEFORE_KB RSS_AFTER_KB RELAY_OK API_OK HELD_AFTER_6S".
+flood() {
+	in_c "$PY" - "$AGENT_PID" "$2" "$SRV4" "$CTL" "$WORK/agent.sock" <<'PYEOF'
+import socket, subprocess, sys, time
+pid, n, srv, ctl, sock = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+def rss():
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+def alive(s):
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+before = rss()
+socks = []
+for _ in range(n):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", 50051))
+        socks.append(s)
+    except OSError:
+        pass
+time.sleep(1)
+held = sum(alive(s) for s in socks)
+after = rss()
+relay = subprocess.run(["curl", "-sS", "--max-time", "5", "http://%s/" % srv],
+                       capture_output=True).returncode == 0
+api = subprocess.run([ctl, "--socket", sock, "status"], capture_output=True).returncode == 0
+time.sleep(6)  # past the handshake timeout (5 s)
+print(held, before, after, int(relay), int(api), sum(alive(s) for s in socks))
+PYEOF
+}
+remote=("[api]" "remote_listen = 127.0.0.1:50051" "tls_cert = $C/server.pem" "tls_key = $C/server.key"
+	"tls_client_ca = $C/ca.pem")
+rm -f "$WORK"/agent.db*
+write_config "$WORK/remote.conf" "${remote[@]}"
+start_agent "$WORK/remote.conf"
+read -r held before after relay api later <<<"$(flood peer 300)"
+check_eq "300 connections from one peer: 16 held (remote_max_per_peer)" 16 "$held"
+check_eq "meanwhile the relay works" 1 "$relay"
+check_eq "and the local API" 1 "$api"
+check_eq "connections that never finish TLS are dropped after 5 s" 0 "$later"
+stop_agent
+write_config "$WORK/remote.conf" "${remote[@]}" "remote_max_per_peer = 1000" "remote_max_connections = 200"
+start_agent "$WORK/remote.conf"
+read -r held before after relay api later <<<"$(flood all 300)"
+check_eq "300 connections: 200 held (remote_max_connections)" 200 "$held"
+echo "cost per idle unauthenticated connection: $(((after - before) / 200)) KiB of RSS ($before -> $after KiB for 200)"
+check "at most 64 KiB each" [ $(((after - before) / 200)) -le 64 ]
+check_eq "relay unaffected" 1 "$relay"
+check_eq "local API unaffected" 1 "$api"
+check_eq "all dropped after the handshake timeout" 0 "$later"
 stop_agent
 
 # ---- 6. event loops: as many as the CPUs the agent may use
