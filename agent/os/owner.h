@@ -7,10 +7,12 @@
  * host, connected from the recorded client address to the original
  * destination (NAT is invisible to it), so the kernel finds it by that
  * 4-tuple. The uid costs one netlink round trip. The process costs a search
- * of /proc/<pid>/fd: the processes that opened recent connections are tried
- * first (a browser opens many), then the rest, within a time bound; a
- * process not found in time is recorded as unknown, never waited for.
- * Connections from other hosts (TPROXY) have no local owner.
+ * of /proc/<pid>/fd, among that uid's processes only: the processes that
+ * opened recent connections are tried first (a browser opens many), then
+ * the rest, within a time bound; a process not found in time is unknown,
+ * and a rule about it decides by its on_unknown. The session calls this on
+ * libuv's thread pool, never on its event loop. Connections from other
+ * hosts (TPROXY) have no local owner.
  */
 #ifndef RA_OWNER_H
 #define RA_OWNER_H
@@ -20,7 +22,7 @@
 #include "addr.h"
 
 #define OWNER_EXE_MAX     4096
-#define OWNER_SCAN_MAX_US 2000 /* the /proc search's bound, per connection */
+#define OWNER_SCAN_MAX_US 50000 /* the /proc search's bound, per connection (off the loop) */
 
 struct owner {
 	int32_t uid, pid;        /* -1 when unknown */
@@ -29,7 +31,7 @@ struct owner {
 
 struct owner_ctx;
 
-/* One per event loop (not thread-safe). NULL when netlink is unavailable. */
+/* One per event loop; lookups may run on several threads at once. NULL without netlink. */
 struct owner_ctx *owner_open(void);
 void owner_close(struct owner_ctx *c);
 

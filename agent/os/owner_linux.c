@@ -6,10 +6,12 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -17,10 +19,11 @@
 #define RECENT 16 /* processes that opened connections lately, tried first */
 
 struct owner_ctx {
-	int nl;
-	uint32_t seq;
-	int recent[RECENT];
-	unsigned next;
+	pthread_mutex_t lock; /* lookups run on several threads at once */
+	int nl;               /* under lock */
+	uint32_t seq;         /* under lock */
+	int recent[RECENT];   /* under lock */
+	unsigned next;        /* under lock */
 };
 
 struct owner_ctx *
@@ -37,6 +40,7 @@ owner_open(void)
 		return NULL;
 	}
 	setsockopt(c->nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	pthread_mutex_init(&c->lock, NULL);
 	return c;
 }
 
@@ -46,6 +50,7 @@ owner_close(struct owner_ctx *c)
 	if (c == NULL)
 		return;
 	close(c->nl);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
@@ -105,16 +110,25 @@ diag(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst
 	}
 }
 
-/* Whether process pid has the socket with this inode open; 0 once the
- * deadline passes (a process may hold thousands of descriptors). */
+/*
+ * Whether process pid, running as uid, has the socket with this inode open;
+ * 0 once the deadline passes (a process may hold thousands of descriptors).
+ * The socket's owner is its creator's uid: only that user's processes are
+ * searched, so one user holding many descriptors slows the search for its
+ * own connections only, never another user's.
+ */
 static int
-holds(int pid, const char *want, uint64_t deadline)
+holds(int pid, uint32_t uid, const char *want, uint64_t deadline)
 {
 	char path[64], link[64];
+	struct stat sb;
 	DIR *d;
 	struct dirent *e;
 	int found = 0;
 
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	if (stat(path, &sb) != 0 || sb.st_uid != uid)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	if ((d = opendir(path)) == NULL)
 		return 0;
@@ -147,19 +161,22 @@ cmp_desc(const void *a, const void *b)
  * whole search, listing /proc included, stops at OWNER_SCAN_MAX_US.
  */
 static int
-find_pid(struct owner_ctx *c, uint32_t inode)
+find_pid(struct owner_ctx *c, uint32_t uid, uint32_t inode)
 {
 	char want[40];
 	uint64_t deadline = clock_mono_us() + OWNER_SCAN_MAX_US;
 	DIR *proc;
 	struct dirent *e;
-	int *pids = NULL, pid = -1;
+	int *pids = NULL, pid = -1, recent[RECENT];
 	size_t n = 0, cap = 0;
 
 	snprintf(want, sizeof(want), "socket:[%u]", inode);
+	pthread_mutex_lock(&c->lock);
+	memcpy(recent, c->recent, sizeof(recent));
+	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < RECENT; i++)
-		if (c->recent[i] > 0 && holds(c->recent[i], want, deadline))
-			return c->recent[i];
+		if (recent[i] > 0 && holds(recent[i], uid, want, deadline))
+			return recent[i];
 	if ((proc = opendir("/proc")) == NULL)
 		return -1;
 	while ((e = readdir(proc)) != NULL && clock_mono_us() < deadline) {
@@ -180,9 +197,11 @@ find_pid(struct owner_ctx *c, uint32_t inode)
 	closedir(proc);
 	qsort(pids, n, sizeof(*pids), cmp_desc);
 	for (size_t i = 0; i < n && clock_mono_us() < deadline; i++) {
-		if (holds(pids[i], want, deadline)) {
+		if (holds(pids[i], uid, want, deadline)) {
 			pid = pids[i];
+			pthread_mutex_lock(&c->lock);
 			c->recent[c->next++ % RECENT] = pid;
+			pthread_mutex_unlock(&c->lock);
 			break;
 		}
 	}
@@ -201,10 +220,13 @@ owner_lookup(struct owner_ctx *c, const struct endpoint *src, const struct endpo
 	out->exe[0] = '\0';
 	if (c == NULL || src->family != dst->family)
 		return -EINVAL;
-	if ((r = diag(c, src, dst, &uid, &inode)) != 0)
+	pthread_mutex_lock(&c->lock);
+	r = diag(c, src, dst, &uid, &inode);
+	pthread_mutex_unlock(&c->lock);
+	if (r != 0)
 		return r == -ENOENT ? 0 : r;
 	out->uid = (int32_t)uid;
-	if (with_process && inode != 0 && (out->pid = find_pid(c, inode)) > 0) {
+	if (with_process && inode != 0 && (out->pid = find_pid(c, uid, inode)) > 0) {
 		char path[64];
 		ssize_t n;
 

@@ -188,39 +188,47 @@ name_matches(const char *pattern, const char *name)
 	return strcasecmp(pattern, name) == 0;
 }
 
+/* A rule's fields besides the destination: 0 no, 1 yes, 2 yes but for an unknown owner. */
 static int
 rest_matches(const struct rule *r, const struct policy_input *in)
 {
+	int unknown = 0;
+
 	if (r->states != 0 && (r->states & (1u << in->redirect_state)) == 0)
 		return 0;
 	if (!ports_contain(r, in->dst->port))
 		return 0;
-	if (r->n_uids > 0) {
+	if (r->n_uids > 0 && in->uid < 0) {
+		unknown = 1;
+	} else if (r->n_uids > 0) {
 		size_t i;
 
-		for (i = 0; i < r->n_uids && (in->uid < 0 || r->uids[i] != (uint32_t)in->uid); i++)
+		for (i = 0; i < r->n_uids && r->uids[i] != (uint32_t)in->uid; i++)
 			;
 		if (i == r->n_uids)
 			return 0;
 	}
-	if (r->n_exes > 0) {
+	if (r->n_exes > 0 && in->exe == NULL) {
+		unknown = 1;
+	} else if (r->n_exes > 0) {
 		size_t i;
 
-		for (i = 0; i < r->n_exes && (in->exe == NULL || strcmp(r->exes[i], in->exe) != 0);
-		     i++)
+		for (i = 0; i < r->n_exes && strcmp(r->exes[i], in->exe) != 0; i++)
 			;
 		if (i == r->n_exes)
 			return 0;
 	}
 	if (r->n_names > 0) {
+		size_t i;
+
 		if (in->server_name == NULL || in->server_name[0] == '\0')
 			return 0;
-		for (size_t i = 0; i < r->n_names; i++)
-			if (name_matches(r->names[i], in->server_name))
-				return 1;
-		return 0;
+		for (i = 0; i < r->n_names && !name_matches(r->names[i], in->server_name); i++)
+			;
+		if (i == r->n_names)
+			return 0;
 	}
-	return 1;
+	return unknown ? 2 : 1;
 }
 
 struct policy_verdict
@@ -228,6 +236,7 @@ policy_evaluate(const struct policy *p, const struct policy_input *in)
 {
 	const struct pfx_index *ix = in->dst->family == AF_INET6 ? &p->t6 : &p->t4;
 	uint32_t best = UINT32_MAX;
+	int best_unknown = 0;
 	struct policy_verdict v;
 
 	/* Every prefix length present: the rules whose CIDR holds the address. */
@@ -239,17 +248,22 @@ policy_evaluate(const struct policy *p, const struct policy_input *in)
 		if ((e = table_find(&ix->t[t], key)) == NULL)
 			continue;
 		for (uint32_t i = 0; i < e->n_rules && e->rules[i] < best; i++) {
-			if (rest_matches(&p->rules[e->rules[i]], in)) {
+			int m = rest_matches(&p->rules[e->rules[i]], in);
+
+			if (m != 0) {
 				best = e->rules[i];
+				best_unknown = m == 2;
 				break;
 			}
 		}
 	}
+	v.owner_unknown = best_unknown;
 	if (best == UINT32_MAX) {
 		v.action = p->default_action;
 		v.rule = -1;
 	} else {
-		v.action = p->rules[best].action;
+		/* A rule about the owner, who is unknown: its on_unknown, never a silent pass. */
+		v.action = best_unknown ? p->rules[best].on_unknown : p->rules[best].action;
 		v.rule = (int)best;
 	}
 	return v;

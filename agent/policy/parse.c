@@ -344,6 +344,7 @@ parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
 	char path[64];
 	int have_action = 0;
 
+	r->on_unknown = POLICY_BLOCK; /* never a silent allow */
 	snprintf(path, sizeof(path), "rules[%zu]", i);
 	if (!json_is_object(o)) {
 		problem(pr, "%s: not an object", path);
@@ -376,6 +377,11 @@ parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
 
 			snprintf(sub, sizeof(sub), "%s.forward_to", path);
 			parse_forward_to(v, r, sub, pr);
+		} else if (strcmp(key, "on_unknown") == 0) {
+			if (!json_is_string(v) ||
+			    parse_action(json_string_value(v), &r->on_unknown) != 0 ||
+			    (r->on_unknown != POLICY_BLOCK && r->on_unknown != POLICY_ALLOW))
+				problem(pr, "%s.on_unknown: not one of block, allow", path);
 		} else {
 			problem(pr, "%s.%s: unknown field", path, key);
 		}
@@ -389,6 +395,11 @@ parse_rule(json_t *o, size_t i, struct rule *r, struct policy_problems *pr)
 		problem(pr,
 		    "%s.match: a bypass rule matches only dst_cidrs and dst_ports (the kernel "
 		    "applies it)",
+		    path);
+	if (json_object_get(o, "on_unknown") != NULL && r->n_uids == 0 && r->n_exes == 0)
+		problem(pr,
+		    "%s.on_unknown: only for a rule that matches uids or exe_paths (the client's "
+		    "owner)",
 		    path);
 	if (r->action == POLICY_FORWARD && json_object_get(o, "forward_to") == NULL)
 		problem(pr, "%s.forward_to: required with action forward", path);

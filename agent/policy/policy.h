@@ -133,7 +133,8 @@ struct policy_input {
 
 struct policy_verdict {
 	enum policy_action action;
-	int rule; /* index, or -1 for the default action */
+	int rule;          /* index, or -1 for the default action */
+	int owner_unknown; /* the rule needed the client's owner, unknown: its on_unknown */
 };
 
 /* First match wins. Thread-safe (read-only), allocation-free. */

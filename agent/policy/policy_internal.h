@@ -28,6 +28,8 @@ struct rule {
 	struct port_range *ports; /* sorted, merged; none: any port */
 	size_t n_ports;
 	unsigned states; /* bit per enum redirect_state; 0: any */
+	/* uids/exe_paths: the verdict when all else matches but the owner is unknown */
+	enum policy_action on_unknown;
 };
 
 /*

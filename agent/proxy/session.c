@@ -20,6 +20,7 @@
 
 enum session_state {
 	SESSION_ACCEPTED,   /* examined, not yet connecting */
+	SESSION_OWNER,      /* the client's owner is being looked up, off the loop */
 	SESSION_PEEKING,    /* reading the client's first bytes for its server name */
 	SESSION_RESOLVING,  /* forward: the proxy's name is being looked up */
 	SESSION_CONNECTING, /* upstream connect in flight */
@@ -130,6 +131,8 @@ session_close_reason_name(enum close_reason r)
 		return "loop: came back again although it left marked to escape every redirect";
 	case CLOSE_BLOCKED:
 		return "blocked by policy";
+	case CLOSE_BLOCKED_UNKNOWN:
+		return "blocked by policy: the client's owner is unknown (on_unknown)";
 	case CLOSE_PROXY_REFUSED:
 		return "forward proxy refused the tunnel";
 	case CLOSE_PROXY_FAILED:
@@ -269,7 +272,7 @@ session_close(struct session *s, enum close_reason reason, int err)
 	stat_add(&w->stats.bytes_down, s->rec.bytes_down);
 	if (refused_reason(reason))
 		stat_add(&w->stats.refused, 1);
-	else if (reason == CLOSE_BLOCKED)
+	else if (reason == CLOSE_BLOCKED || reason == CLOSE_BLOCKED_UNKNOWN)
 		stat_add(&w->stats.blocked, 1);
 	else if (failed)
 		stat_add(&w->stats.failed, 1);
@@ -876,7 +879,7 @@ decide(struct session *s)
 	policy_release(w->policy, w->index);
 	s->rec.verdict = policy_action_verdict(v.action);
 	if (v.action == POLICY_BLOCK) {
-		session_close(s, CLOSE_BLOCKED, 0);
+		session_close(s, v.owner_unknown ? CLOSE_BLOCKED_UNKNOWN : CLOSE_BLOCKED, 0);
 		return;
 	}
 	submit(s);
@@ -893,23 +896,86 @@ decide(struct session *s)
 	}
 }
 
-/* The local user and program behind the client end (owner.h), bounded. */
-static void
-find_owner(struct session *s, int with_process)
-{
+/*
+ * The local user and program behind the client end (owner.h). The search
+ * may read /proc for tens of milliseconds: it runs on libuv's thread pool,
+ * never on the loop, and the session waits for it (SESSION_OWNER).
+ */
+struct owner_work {
+	uv_work_t req;
+	struct session *s;
+	struct owner_ctx *ctx;
+	struct endpoint client, dst;
+	int with_process, peek;
 	struct owner o;
+	int rc;
+};
 
-	if (owner_lookup(s->w->owner, &s->rec.client, &s->rec.orig_dst, with_process, &o) != 0)
+static void start_peek(struct session *s);
+
+static void
+owner_work(uv_work_t *req)
+{
+	struct owner_work *ow = req->data;
+
+	ow->rc = owner_lookup(ow->ctx, &ow->client, &ow->dst, ow->with_process, &ow->o);
+}
+
+static void
+owner_done(uv_work_t *req, int status)
+{
+	struct owner_work *ow = req->data;
+	struct session *s = ow->s;
+
+	if (s->state == SESSION_CLOSING) { /* closed meanwhile: it waited for this */
+		free(ow);
+		handle_gone(s);
 		return;
-	s->rec.uid = o.uid;
-	s->rec.pid = o.pid;
-	if (o.exe[0] != '\0') {
-		struct conn_detail *d = detail(s);
-
-		s->exe = strdup(o.exe);
-		if (d != NULL)
-			d->exe = strdup(o.exe);
 	}
+	if (status == 0 && ow->rc == 0) {
+		s->rec.uid = ow->o.uid;
+		s->rec.pid = ow->o.pid;
+		if (ow->o.exe[0] != '\0') {
+			struct conn_detail *d = detail(s);
+
+			s->exe = strdup(ow->o.exe);
+			if (d != NULL)
+				d->exe = strdup(ow->o.exe);
+		}
+	}
+	s->state = SESSION_ACCEPTED;
+	if (ow->peek) {
+		submit(s); /* the row exists while we wait */
+		start_peek(s);
+	} else {
+		decide(s);
+	}
+	free(ow);
+	handle_gone(s);
+}
+
+/* Look the owner up, then peek (or decide). Returns 0, or -1 to go on without it. */
+static int
+find_owner(struct session *s, int with_process, int peek)
+{
+	struct owner_work *ow = malloc(sizeof(*ow));
+
+	if (ow == NULL)
+		return -1;
+	ow->req.data = ow;
+	ow->s = s;
+	ow->ctx = s->w->owner;
+	ow->client = s->rec.client;
+	ow->dst = s->rec.orig_dst;
+	ow->with_process = with_process;
+	ow->peek = peek;
+	if (uv_queue_work(&s->w->loop, &ow->req, owner_work, owner_done) != 0) {
+		free(ow);
+		return -1;
+	}
+	s->state = SESSION_OWNER;
+	s->handles++; /* the lookup's callback is the session's to wait for */
+	return 0;
 }
 
 /* ---- the server name: the client's first bytes, bounded in size and time ---- */
@@ -1072,8 +1138,9 @@ session_accept(
 		policy_release(w->policy, w->index);
 		if (w->cfg->owner_lookup == OWNER_ALWAYS)
 			owner = POLICY_NEEDS_UID | POLICY_NEEDS_EXE;
-		if (owner != 0 && w->owner != NULL)
-			find_owner(s, (owner & POLICY_NEEDS_EXE) != 0);
+		if (owner != 0 && w->owner != NULL &&
+		    find_owner(s, (owner & POLICY_NEEDS_EXE) != 0, peek) == 0)
+			return; /* owner_done goes on */
 		if (peek) {
 			submit(s); /* the row exists while we wait */
 			start_peek(s);

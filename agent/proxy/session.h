@@ -37,6 +37,7 @@ enum close_reason {
 	CLOSE_LOOP,             /* the original destination is our own listener */
 	CLOSE_LOOP_REPEATED,    /* came back although it left with the escape mark */
 	CLOSE_BLOCKED,          /* the policy said block */
+	CLOSE_BLOCKED_UNKNOWN,  /* a rule about the owner, who is unknown: its on_unknown */
 	CLOSE_PROXY_REFUSED,    /* forward: the CONNECT proxy answered other than 2xx */
 	CLOSE_PROXY_FAILED,     /* forward: the proxy closed or failed before answering */
 	CLOSE_PROXY_UNRESOLVED, /* forward: the proxy's name does not resolve (now) */

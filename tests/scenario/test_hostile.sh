@@ -24,6 +24,9 @@
 #     stalled handshakes are dropped after 5 s; the relay and the local API
 #     work meanwhile. Prints the memory cost of an idle unauthenticated
 #     connection.
+# 12. An exe_paths rule holds while an unprivileged user holds 19,000
+#     descriptors: owners are searched among the socket owner's processes,
+#     off the event loop, and an owner not found is blocked (on_unknown).
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -454,6 +457,38 @@ check "at most 64 KiB each" [ $(((after - before) / 200)) -le 64 ]
 check_eq "relay unaffected" 1 "$relay"
 check_eq "local API unaffected" 1 "$api"
 check_eq "all dropped after the handshake timeout" 0 "$later"
+stop_agent
+
+# ---- 12. executable rules cannot be dodged by a user holding many descriptors
+rm -f "$WORK"/agent.db*
+cat >"$WORK/exe.json" <<EOF
+{"default_action": "allow",
+ "rules": [{"id": "no-curl", "action": "block",
+            "match": {"exe_paths": ["/usr/bin/curl"], "dst_ports": [8081]}}]}
+EOF
+start_agent "$WORK/agent.conf"
+ctl policy set "$WORK/exe.json" >/dev/null
+# An unprivileged user (nobody) holding 19,000 descriptors.
+in_c prlimit --nofile=20000 setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" -c '
+import os, sys, time
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(19000)]
+print("holding", len(fds), flush=True)
+time.sleep(120)' >"$WORK/hog" 2>&1 &
+hog=$!
+PIDS+=("$hog")
+for _ in $(seq 100); do grep -q holding "$WORK/hog" && break; sleep 0.1; done
+check "a process of nobody's holds 19,000 descriptors" grep -q "holding 19000" "$WORK/hog"
+through=0
+for _ in $(seq 20); do [ -n "$(get 8081)" ] && through=$((through + 1)); done
+check_eq "root's curl against an exe_paths rule: 0 of 20 get through" 0 "$through"
+through=0
+for _ in $(seq 5); do
+	[ -n "$(in_c setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS --max-time 5 \
+		"http://$SRV4:8081/" 2>/dev/null)" ] && through=$((through + 1))
+done
+check_eq "nobody's own curl: 0 of 5 (found, or unknown: on_unknown blocks)" 0 "$through"
+check_eq "other traffic is relayed" "$hello" "$(get 80)"
+kill "$hog" 2>/dev/null || true
 stop_agent
 
 # ---- 6. event loops: as many as the CPUs the agent may use

@@ -433,9 +433,40 @@ test_owner_rules(void **state)
 	assert_int_equal(policy_evaluate(p, &in).rule, -1);
 	in.exe = "/usr/bin/curl";
 	assert_int_equal(policy_evaluate(p, &in).rule, 1);
-	in.uid = -1; /* unknown: a uid rule cannot match */
+	/* unknown: the first rule about the owner decides, by its on_unknown (block) */
+	in.uid = -1;
+	assert_int_equal(policy_evaluate(p, &in).rule, 0);
+	assert_int_equal(policy_evaluate(p, &in).action, POLICY_BLOCK);
+	assert_true(policy_evaluate(p, &in).owner_unknown);
+	policy_free(p);
+
+	/* on_unknown: block (the default) or allow, whatever the rule's own action */
+	p = compile_ok("{\"default_action\": \"block\", \"rules\": ["
+		       "{\"id\": \"apt\", \"action\": \"allow\", \"match\": "
+		       "{\"exe_paths\": [\"/usr/bin/apt\"], \"dst_ports\": [80]}},"
+		       "{\"id\": \"wget\", \"action\": \"block\", \"on_unknown\": \"allow\", "
+		       "\"match\": {\"exe_paths\": [\"/usr/bin/wget\"], \"dst_ports\": [8080]}}]}");
+	in.uid = 1000;
+	in.exe = NULL;
+	e.port = 80; /* an allow rule, owner unknown: blocked, not allowed */
+	assert_int_equal(policy_evaluate(p, &in).action, POLICY_BLOCK);
+	assert_int_equal(policy_evaluate(p, &in).rule, 0);
+	e.port = 8080; /* this rule says allow when unknown */
+	assert_int_equal(policy_evaluate(p, &in).action, POLICY_ALLOW);
+	assert_int_equal(policy_evaluate(p, &in).rule, 1);
+	in.exe = "/usr/bin/wget"; /* known: the rule's own action */
+	assert_int_equal(policy_evaluate(p, &in).action, POLICY_BLOCK);
+	assert_false(policy_evaluate(p, &in).owner_unknown);
+	e.port = 9; /* other fields decide first: no match, the default */
+	in.exe = NULL;
 	assert_int_equal(policy_evaluate(p, &in).rule, -1);
 	policy_free(p);
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"block\", "
+					   "\"on_unknown\": \"allow\", \"match\": {\"dst_ports\": [1]}}]}"),
+	    "rules[0].on_unknown: only for a rule that matches uids or exe_paths"));
+	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"block\", "
+					   "\"on_unknown\": \"forward\", \"match\": {\"uids\": [1]}}]}"),
+	    "rules[0].on_unknown: not one of block, allow"));
 	p = compile_ok("{\"rules\": [{\"id\": \"u\", \"action\": \"block\", \"match\": "
 		       "{\"uids\": [1]}}]}");
 	assert_int_equal(policy_needs_owner(p), POLICY_NEEDS_UID);
