@@ -136,6 +136,13 @@ static const struct key keys[] = {
 	.doc = "open sessions at most (split evenly across workers); beyond it accepting pauses"},
     {"proxy", "workers", KEY_UINT, F(workers), .min = 0, .max = 256, .dflt = "0",
 	.doc = "event-loop threads; 0 = one per CPU"},
+    {"proxy", "max_sessions_per_uid", KEY_UINT, F(max_sessions_per_uid), .min = 0, .max = 1000000,
+	.dflt = "2048",
+	.doc = "sessions one local user may hold at once (system users: no limit); beyond, "
+	       "refused and counted; and the last eighth of `max_sessions` is for system users; "
+	       "0 = neither"},
+    {"proxy", "system_uid_max", KEY_UINT, F(system_uid_max), .min = 0, .max = UINT32_MAX,
+	.dflt = "999", .doc = "uids up to this are system users (root, services)"},
     {"proxy", "drain_timeout_ms", KEY_UINT, F(drain_timeout_ms), .min = 0, .max = 600000,
 	.dflt = "5000", .doc = "how long stop waits for open sessions"},
 

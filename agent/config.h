@@ -68,6 +68,8 @@ struct config {
 	uint32_t escape_mark; /* marks a loop's way out: never redirected, never tracked */
 	enum proxy_mode mode;
 	enum fail_mode fail_mode;
+	unsigned max_sessions_per_uid; /* one local user's sessions at once; 0: no limit */
+	uint32_t system_uid_max;       /* uids up to it: system users (no limit, the reserve) */
 	enum owner_lookup owner_lookup;
 	uint32_t tproxy_mark;  /* TPROXY: marks intercepted packets for local delivery */
 	uint32_t tproxy_table; /* TPROXY: the routing table that delivers them */

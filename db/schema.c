@@ -173,6 +173,19 @@ static const char *const migrations[] = {
     "  lost                INTEGER NOT NULL DEFAULT 0 -- final events pruned unshipped\n"
     ");\n"
     "ALTER TABLE connections ADD COLUMN server_name_source TEXT; -- 'sni' or 'host'\n",
+    /*
+     * 6: refused connections counted, not one row each: a flood of direct
+     * connections to the listener (or of connections over a user's limit)
+     * took most of the writer queue, and other users' connections went
+     * unrecorded meanwhile. One row per second, client uid and reason.
+     */
+    "CREATE TABLE refused_connections (\n"
+    "  at_us               INTEGER NOT NULL,          -- the second it counts (start)\n"
+    "  uid                 INTEGER NOT NULL,          -- the client's owner; -1: unknown\n"
+    "  reason              TEXT NOT NULL,\n"
+    "  count               INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (at_us, uid, reason)\n"
+    ") WITHOUT ROWID;\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -57,6 +57,10 @@ struct store {
 	int32_t *slots;
 	int stopping;
 	int writer_idle; /* the writer sleeps on an empty queue: wake it */
+	/* Counted refusals waiting for the next commit (under lock), and the writer's copy. */
+	struct store_refusal *refusals, *refusals_w;
+	size_t n_refusals;
+	sqlite3_stmt *refusal;
 
 	/* Counters; those the writer alone changes are still read by others. */
 	uint64_t submitted;  /* under lock */
@@ -98,6 +102,10 @@ static const char upsert_sql[] =
     " server_name_source = coalesce(excluded.server_name_source, server_name_source),"
     " exe = coalesce(excluded.exe, exe),"
     " uid = excluded.uid, pid = excluded.pid";
+
+static const char refusal_sql[] =
+    "INSERT INTO refused_connections (at_us, uid, reason, count) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (at_us, uid, reason) DO UPDATE SET count = count + excluded.count";
 
 static const char event_sql[] =
     "INSERT INTO connection_events (conn_id, at_us, state, closed_at_us, upstream_local_addr,"
@@ -347,15 +355,35 @@ static void damaged(struct store *s);
 static void open_or_renew(struct store *s, int at_start);
 static void check_file(struct store *s);
 
+/* The counted refusals, in the batch's transaction. */
+static int
+write_refusals(struct store *s, const struct store_refusal *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st = s->refusal;
+
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, r[i].at_us);
+		sqlite3_bind_int(st, 2, r[i].uid);
+		sqlite3_bind_text(st, 3, r[i].reason, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)r[i].count);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
 /* Commit one batch. On a database error the whole batch counts as dropped. */
 static void
-write_batch(
-    struct store *s, struct conn_record *recs, unsigned n, unsigned char *latest, int32_t *slots)
+write_batch(struct store *s, struct conn_record *recs, unsigned n, unsigned char *latest,
+    int32_t *slots, size_t n_refusals)
 {
 	int ok = s->db != NULL && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 	int64_t at = clock_wall_us();
 	uint64_t seq = 0;
 
+	if (ok && n_refusals > 0)
+		ok = write_refusals(s, s->refusals_w, n_refusals) == 0;
 	mark_latest(recs, n, latest, slots);
 	for (unsigned i = 0, written = 0; ok && i < n; i++) {
 		if (!latest[i])
@@ -366,11 +394,11 @@ write_batch(
 		if (++written % STORE_YIELD_EVERY == 0)
 			sched_yield();
 	}
-	if (ok)
+	if (ok && n > 0)
 		seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
 	if (ok)
 		ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
-	if (ok)
+	if (ok && n > 0)
 		atomic_store_explicit(&s->last_seq, seq, memory_order_release);
 	for (unsigned i = 0; i < n; i++) {
 		conn_detail_free(recs[i].detail);
@@ -437,13 +465,14 @@ writer_main(void *arg)
 
 	for (;;) {
 		unsigned n = 0;
+		size_t n_refusals;
 		int stop;
 
 		pthread_mutex_lock(&s->lock);
 		for (;;) {
 			if (s->stopping || s->count >= s->cap / 2)
 				break;
-			if (s->count > 0) {
+			if (s->count > 0 || s->n_refusals > 0) {
 				if (clock_deadline_passed(&next_commit))
 					break;
 				pthread_cond_timedwait(&s->wake, &s->lock, &next_commit);
@@ -463,6 +492,15 @@ writer_main(void *arg)
 			s->head = (s->head + 1) % s->cap;
 			s->count--;
 		}
+		/* The refusals counted so far go with this batch. */
+		n_refusals = s->n_refusals;
+		if (n_refusals > 0) {
+			struct store_refusal *t = s->refusals_w;
+
+			s->refusals_w = s->refusals;
+			s->refusals = t;
+			s->n_refusals = 0;
+		}
 		stop = s->stopping && s->count == 0;
 		pthread_mutex_unlock(&s->lock);
 
@@ -473,9 +511,9 @@ writer_main(void *arg)
 				check_file(s);
 			clock_deadline_ms(&next_check, STORE_CHECK_MS);
 		}
-		if (n > 0) {
+		if (n > 0 || n_refusals > 0) {
 			clock_deadline_ms(&next_commit, STORE_LINGER_MS);
-			write_batch(s, batch, n, latest, slots);
+			write_batch(s, batch, n, latest, slots, n_refusals);
 		} else if (!stop) {
 			if (!pruning && clock_deadline_passed(&next_prune))
 				pruning = 1;
@@ -497,7 +535,7 @@ writer_main(void *arg)
 				}
 			}
 		}
-		if (stop && n == 0)
+		if (stop && n == 0 && n_refusals == 0)
 			break;
 	}
 	return NULL;
@@ -834,7 +872,8 @@ close_file(struct store *s)
 {
 	sqlite3_finalize(s->upsert);
 	sqlite3_finalize(s->event);
-	s->upsert = s->event = NULL;
+	sqlite3_finalize(s->refusal);
+	s->upsert = s->event = s->refusal = NULL;
 	sqlite3_close(s->db);
 	s->db = NULL;
 }
@@ -870,7 +909,9 @@ open_file(struct store *s, char *err, size_t errlen)
 	if (sqlite3_prepare_v3(
 		s->db, upsert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(s->db, event_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->event, NULL) !=
-		SQLITE_OK) {
+		SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, refusal_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->refusal,
+		NULL) != SQLITE_OK) {
 		snprintf(serr, sizeof(serr), "%s", sqlite3_errmsg(s->db));
 		goto fail;
 	}
@@ -997,6 +1038,8 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	s->batch = malloc(sizeof(*s->batch) * STORE_BATCH_MAX);
 	s->latest = malloc(STORE_BATCH_MAX);
 	s->slots = malloc(sizeof(*s->slots) * STORE_INDEX_SLOTS);
+	s->refusals = malloc(sizeof(*s->refusals) * STORE_REFUSALS_MAX);
+	s->refusals_w = malloc(sizeof(*s->refusals_w) * STORE_REFUSALS_MAX);
 	s->retention = (struct retention_policy){
 	    .days = opt->retention_days,
 	    .max_rows = opt->max_rows,
@@ -1014,7 +1057,8 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	pthread_cond_init(&s->wake, &ca);
 	pthread_cond_init(&s->committed, &ca);
 	pthread_condattr_destroy(&ca);
-	if (s->ring == NULL || s->batch == NULL || s->latest == NULL || s->slots == NULL) {
+	if (s->ring == NULL || s->batch == NULL || s->latest == NULL || s->slots == NULL ||
+	    s->refusals == NULL || s->refusals_w == NULL) {
 		snprintf(err, errlen, "out of memory for a queue of %u events", s->cap);
 		goto fail;
 	}
@@ -1075,26 +1119,48 @@ store_next_id(struct store *s)
 	return atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed);
 }
 
-void
+static int
+is_final(enum conn_state st)
+{
+	return st == CONN_CLOSED || st == CONN_FAILED || st == CONN_INTERRUPTED;
+}
+
+/* One event dropped: counted by the caller, its detail freed, said at most once a second. */
+static void
+dropped(struct store *s, const struct conn_record *rec, uint64_t total, int log_it)
+{
+	conn_detail_free(rec->detail);
+	if (log_it)
+		log_warnx("store: event queue full (%u events): connection %llu's event dropped, "
+			  "%llu dropped so far",
+		    s->cap, (unsigned long long)rec->id, (unsigned long long)total);
+}
+
+int
 store_submit(struct store *s, const struct conn_record *rec)
 {
-	int dropped = 0, log_it = 0;
-	uint64_t total_dropped = 0;
+	/* Non-final events leave the last eighth of the queue to final ones. */
+	unsigned room = is_final(rec->state) ? s->cap : s->cap - s->cap / 8;
+	uint64_t total = 0;
+	int rc = 0, log_it = 0;
 
 	pthread_mutex_lock(&s->lock);
-	s->submitted++;
-	if (s->count == s->cap) {
+	if (s->count >= room && is_final(rec->state)) {
+		rc = -EAGAIN; /* the caller keeps it and tries again */
+	} else if (s->count >= room) {
 		time_t now = time(NULL);
 
+		s->submitted++;
 		s->dropped++;
 		s->settled++;
-		dropped = 1;
-		total_dropped = s->dropped;
+		total = s->dropped;
+		rc = -ENOSPC;
 		if (now != s->last_drop_log) {
 			s->last_drop_log = now;
 			log_it = 1;
 		}
 	} else {
+		s->submitted++;
 		s->ring[(s->head + s->count) % s->cap] = *rec;
 		s->count++;
 		/* A lingering writer wakes by its own timer: no futex call per event. */
@@ -1104,13 +1170,41 @@ store_submit(struct store *s, const struct conn_record *rec)
 			s->high_water = s->count;
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (rc == -ENOSPC)
+		dropped(s, rec, total, log_it);
+	return rc;
+}
 
-	if (dropped)
-		conn_detail_free(rec->detail);
-	if (dropped && log_it)
-		log_warnx("store: event queue full (%u events): connection %llu's event dropped, "
-			  "%llu dropped so far",
-		    s->cap, (unsigned long long)rec->id, (unsigned long long)total_dropped);
+void
+store_drop(struct store *s, const struct conn_record *rec)
+{
+	uint64_t total;
+
+	pthread_mutex_lock(&s->lock);
+	s->submitted++;
+	s->dropped++;
+	s->settled++;
+	total = s->dropped;
+	pthread_mutex_unlock(&s->lock);
+	dropped(s, rec, total, 1);
+}
+
+void
+store_submit_refusals(struct store *s, const struct store_refusal *r, size_t n)
+{
+	size_t lost = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (s->n_refusals < STORE_REFUSALS_MAX)
+			s->refusals[s->n_refusals++] = r[i];
+		else
+			lost++;
+	}
+	s->dropped += lost;
+	if (s->writer_idle)
+		pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
 }
 
 int
@@ -1169,6 +1263,8 @@ store_close(struct store *s)
 	free(s->batch);
 	free(s->latest);
 	free(s->slots);
+	free(s->refusals);
+	free(s->refusals_w);
 	free((char *)s->opt.path);
 	free(s);
 }

@@ -136,11 +136,38 @@ const char *store_agent_uuid(struct store *st);
 uint64_t store_next_id(struct store *st);
 
 /*
- * Queue one event, taking its detail (if any). Never blocks on I/O: when the
- * queue is full the event is dropped (and its detail freed), counted in
- * events_dropped and logged (rate-limited). Thread-safe.
+ * Queue one event, taking its detail (if any). Never blocks on I/O. The last
+ * eighth of the queue is kept for final events (closed, failed,
+ * interrupted), so that a connection whose opening was recorded is not left
+ * open for want of room:
+ * - 0: queued;
+ * - -ENOSPC: a non-final event past that point: dropped (its detail freed),
+ *   counted in events_dropped and logged (rate-limited);
+ * - -EAGAIN: a final event, and the queue is full: nothing taken (the detail
+ *   stays the caller's), to be submitted again once there is room.
+ * Thread-safe.
  */
-void store_submit(struct store *st, const struct conn_record *rec);
+int store_submit(struct store *st, const struct conn_record *rec);
+
+/* Drop a final event store_submit could not take (shutting down): counted, detail freed. */
+void store_drop(struct store *st, const struct conn_record *rec);
+
+/*
+ * Refused connections, counted: for the second starting at at_us, count
+ * connections of uid (-1: unknown) refused for reason (a string literal).
+ * Written with the next commit, added to what the row already counts.
+ */
+struct store_refusal {
+	int64_t at_us;
+	int32_t uid;
+	const char *reason;
+	uint64_t count;
+};
+
+/* Hand over counted refusals. Never blocks; past STORE_REFUSALS_MAX pending, counted as dropped. */
+void store_submit_refusals(struct store *st, const struct store_refusal *r, size_t n);
+
+#define STORE_REFUSALS_MAX 4096
 
 /*
  * Wait until every event submitted before the call is committed (or

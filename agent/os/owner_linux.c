@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,7 @@ diag(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst
 	q.nlh.nlmsg_seq = ++c->seq;
 	q.req.sdiag_family = src->family;
 	q.req.sdiag_protocol = IPPROTO_TCP;
-	q.req.idiag_states = ~0u;
+	q.req.idiag_states = ~0u & ~(1u << TCP_TIME_WAIT); /* owners are gone from those */
 	q.req.id.idiag_sport = htons(src->port);
 	q.req.id.idiag_dport = htons(dst->port);
 	memcpy(q.req.id.idiag_src, src->addr, src->family == AF_INET6 ? 16 : 4);
@@ -102,6 +103,11 @@ diag(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst
 			    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
 				const struct inet_diag_msg *m = NLMSG_DATA(h);
 
+				/* No inode: an orphan, closed by its process (or a
+				 * timewait socket); the uid the kernel then gives is
+				 * 0, not the owner's. Unknown, not root. */
+				if (m->idiag_inode == 0)
+					return -ENOENT;
 				*uid = m->idiag_uid;
 				*inode = m->idiag_inode;
 				return 0;
@@ -207,6 +213,20 @@ find_pid(struct owner_ctx *c, uint32_t uid, uint32_t inode)
 	}
 	free(pids);
 	return pid;
+}
+
+int32_t
+owner_uid(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst)
+{
+	uint32_t uid = 0, inode = 0;
+	int r;
+
+	if (c == NULL || src->family != dst->family)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	r = diag(c, src, dst, &uid, &inode);
+	pthread_mutex_unlock(&c->lock);
+	return r == 0 ? (int32_t)uid : -1;
 }
 
 int

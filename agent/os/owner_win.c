@@ -93,6 +93,14 @@ find_pid(struct owner_ctx *c, const struct endpoint *src)
 	return -1;
 }
 
+/* Windows has no numeric users: every client's uid is unknown. */
+int32_t
+owner_uid(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst)
+{
+	(void)c, (void)src, (void)dst;
+	return -1;
+}
+
 int
 owner_lookup(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst,
     int with_process, struct owner *out)

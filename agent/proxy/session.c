@@ -50,7 +50,8 @@ struct half {
 };
 
 struct session {
-	struct session_link link; /* on the worker's list */
+	struct session_link link;  /* on the worker's list */
+	struct session_link final; /* on its list of parked final events */
 	struct worker *w;
 	enum session_state state;
 	struct half client, upstream;
@@ -64,6 +65,8 @@ struct session {
 	void *pass_on;       /* redirect_info.pass_on, for the upstream socket */
 	char *exe;           /* the client's executable; NULL: unknown */
 	struct prelude *pre; /* NULL unless peeking or forwarding */
+	unsigned counted : 1; /* in the worker's sessions per uid, as counted_uid */
+	uint32_t counted_uid;
 	struct conn_record rec;
 };
 
@@ -123,6 +126,10 @@ session_close_reason_name(enum close_reason r)
 		return "upstream connect timeout";
 	case CLOSE_IDLE_TIMEOUT:
 		return "idle timeout";
+	case CLOSE_UID_LIMIT:
+		return "refused: its user holds max_sessions_per_uid sessions";
+	case CLOSE_RESERVED:
+		return "refused: the last sessions are kept for system users";
 	case CLOSE_NOT_REDIRECTED:
 		return "not redirected: direct connection to the agent's listener";
 	case CLOSE_LOOP:
@@ -203,6 +210,8 @@ handle_gone(struct session *s)
 
 	if (--s->handles > 0)
 		return;
+	if (s->counted)
+		uidcount_remove(&w->uids, s->counted_uid);
 	free(s->exe);
 	free(s->pass_on);
 	conn_detail_free(s->rec.detail); /* never submitted: an event always takes it */
@@ -241,7 +250,78 @@ close_half(struct half *h, int reset)
 static int
 refused_reason(enum close_reason r)
 {
-	return r == CLOSE_NOT_REDIRECTED || r == CLOSE_LOOP || r == CLOSE_LOOP_REPEATED;
+	return r == CLOSE_NOT_REDIRECTED || r == CLOSE_LOOP || r == CLOSE_LOOP_REPEATED ||
+	       r == CLOSE_UID_LIMIT || r == CLOSE_RESERVED;
+}
+
+/*
+ * Refusals a local user can make at will (connections straight to the
+ * listener, connections over a limit) are counted per uid and second
+ * (table refused_connections), not recorded one row each: a flood of them
+ * must not take the writer's queue from other users' connections.
+ */
+static int
+counted_reason(enum close_reason r)
+{
+	return r == CLOSE_NOT_REDIRECTED || r == CLOSE_UID_LIMIT || r == CLOSE_RESERVED;
+}
+
+/* The final event, or parked until the store's queue has room for it (never dropped). */
+static void
+submit_final(struct session *s)
+{
+	struct worker *w = s->w;
+
+	if (store_submit(w->store, &s->rec) != -EAGAIN) {
+		s->rec.detail = NULL;
+		return;
+	}
+	s->handles++; /* parked: freed once submitted (session_retry_finals) */
+	s->final.prev = w->finals.prev;
+	s->final.next = &w->finals;
+	w->finals.prev->next = &s->final;
+	w->finals.prev = &s->final;
+	worker_finals_waiting(w);
+}
+
+static struct session *
+of_final(struct session_link *l)
+{
+	return (struct session *)((char *)l - offsetof(struct session, final));
+}
+
+static void
+unpark(struct session *s)
+{
+	s->final.prev->next = s->final.next;
+	s->final.next->prev = s->final.prev;
+	s->rec.detail = NULL;
+	handle_gone(s);
+}
+
+void
+session_retry_finals(struct worker *w)
+{
+	while (w->finals.next != &w->finals) {
+		struct session *s = of_final(w->finals.next);
+
+		if (store_submit(w->store, &s->rec) == -EAGAIN)
+			return; /* still full: in order, next time */
+		unpark(s);
+	}
+	uv_timer_stop(&w->finals_timer);
+}
+
+void
+session_drop_finals(struct worker *w)
+{
+	while (w->finals.next != &w->finals) {
+		struct session *s = of_final(w->finals.next);
+
+		store_drop(w->store, &s->rec);
+		unpark(s);
+	}
+	uv_timer_stop(&w->finals_timer);
 }
 
 void
@@ -264,8 +344,15 @@ session_close(struct session *s, enum close_reason reason, int err)
 	s->rec.error = err != 0 ? err_str(err) : NULL;
 	if (refused_reason(reason))
 		s->rec.verdict = VERDICT_REFUSE;
-	submit(s);
-	session_log(s, failed || reason != CLOSE_COMPLETED);
+	if (counted_reason(reason)) {
+		if (s->rec.uid < 0 && w->owner != NULL)
+			s->rec.uid = owner_uid(w->owner, &s->rec.client, &s->rec.orig_dst);
+		worker_count_refusal(w, s->rec.uid, s->rec.close_reason);
+	} else {
+		submit_final(s);
+	}
+	/* A counted refusal is not logged either: a flood of them would flood the log. */
+	session_log(s, (failed || reason != CLOSE_COMPLETED) && !counted_reason(reason));
 
 	stat_sub(&w->stats.active, 1);
 	stat_add(&w->stats.bytes_up, s->rec.bytes_up);
@@ -1047,6 +1134,43 @@ start_peek(struct session *s)
 	/* Bytes that came before the socket was watched are reported by its first edge. */
 }
 
+/*
+ * Fair share between the host's users: no user other than a system one
+ * (uid <= system_uid_max) holds more than max_sessions_per_uid sessions,
+ * and the last eighth of max_sessions is for system users alone, so that
+ * one user holding idle connections cannot deny everyone else (root's curl
+ * among them). The uid is one sock_diag round trip. Returns 0 (admitted,
+ * counted), or -1 with the session closed (a counted refusal).
+ */
+static int
+admit(struct session *s)
+{
+	struct worker *w = s->w;
+	int32_t uid;
+
+	if (w->max_per_uid == 0)
+		return 0;
+	if (s->rec.uid < 0 && w->owner != NULL)
+		s->rec.uid = owner_uid(w->owner, &s->rec.client, &s->rec.orig_dst);
+	uid = s->rec.uid;
+	if (uid < 0 || (uint32_t)uid > w->cfg->system_uid_max) {
+		if (w->n_sessions > w->max_sessions - w->reserve) {
+			session_close(s, CLOSE_RESERVED, 0);
+			return -1;
+		}
+		if (uid >= 0 && uidcount_get(&w->uids, (uint32_t)uid) >= w->max_per_uid) {
+			session_close(s, CLOSE_UID_LIMIT, 0);
+			return -1;
+		}
+	}
+	if (uid >= 0) {
+		uidcount_add(&w->uids, (uint32_t)uid);
+		s->counted = 1;
+		s->counted_uid = (uint32_t)uid;
+	}
+	return 0;
+}
+
 void
 session_accept(
     struct worker *w, sock_t fd, const struct sockaddr *peer, const struct endpoint *local)
@@ -1124,6 +1248,8 @@ session_accept(
 		session_close(s, CLOSE_LOOP_REPEATED, 0);
 		return;
 	}
+	if (admit(s) != 0)
+		return;
 	/* A loop was judged on its first pass: it goes straight through. */
 	if (ri.state != REDIRECT_NONE && ri.state != REDIRECT_BY_OTHER) {
 		submit(s);

@@ -34,6 +34,8 @@ enum close_reason {
 	CLOSE_CONNECT_TIMEOUT,  /* no answer within connect_timeout_ms */
 	CLOSE_IDLE_TIMEOUT,     /* nothing moved for idle_timeout_s */
 	CLOSE_NOT_REDIRECTED,   /* a direct connection to the listener */
+	CLOSE_UID_LIMIT,        /* its user holds max_sessions_per_uid sessions */
+	CLOSE_RESERVED,         /* the last sessions are kept for system users */
 	CLOSE_LOOP,             /* the original destination is our own listener */
 	CLOSE_LOOP_REPEATED,    /* came back although it left with the escape mark */
 	CLOSE_BLOCKED,          /* the policy said block */

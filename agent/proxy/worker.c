@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "host.h"
 #include "log.h"
@@ -128,11 +129,65 @@ on_beat(uv_timer_t *t)
 	atomic_store_explicit(&w->beat_ms, uv_hrtime() / 1000000, memory_order_relaxed);
 }
 
+/* ---- counted refusals ---- */
+
+static void
+flush_refusals(struct worker *w)
+{
+	if (w->n_refusals > 0)
+		store_submit_refusals(w->store, w->refusals, w->n_refusals);
+	w->n_refusals = 0;
+}
+
+static void
+on_refusal_timer(uv_timer_t *t)
+{
+	flush_refusals(t->data);
+}
+
+void
+worker_count_refusal(struct worker *w, int32_t uid, const char *reason)
+{
+	int64_t second = clock_wall_us() / 1000000 * 1000000;
+	size_t i;
+
+	if (w->n_refusals > 0 && w->refusals[0].at_us != second)
+		flush_refusals(w);
+	for (i = 0; i < w->n_refusals; i++)
+		if (w->refusals[i].uid == uid && w->refusals[i].reason == reason)
+			break;
+	if (i == WORKER_REFUSALS) { /* many users at once: hand this second's over now */
+		flush_refusals(w);
+		i = 0;
+	}
+	if (i == w->n_refusals)
+		w->refusals[w->n_refusals++] = (struct store_refusal){second, uid, reason, 0};
+	w->refusals[i].count++;
+	if (!uv_is_active((uv_handle_t *)&w->refusal_timer))
+		uv_timer_start(&w->refusal_timer, on_refusal_timer, 1000, 0);
+}
+
+static void
+on_finals_timer(uv_timer_t *t)
+{
+	session_retry_finals(t->data);
+}
+
+void
+worker_finals_waiting(struct worker *w)
+{
+	if (!uv_is_active((uv_handle_t *)&w->finals_timer))
+		uv_timer_start(&w->finals_timer, on_finals_timer, WORKER_FINALS_MS, WORKER_FINALS_MS);
+}
+
 static void
 worker_finish(struct worker *w)
 {
 	uv_handle_t *hs[] = {(uv_handle_t *)&w->stop_async, (uv_handle_t *)&w->drain_timer,
-	    (uv_handle_t *)&w->resume_timer, (uv_handle_t *)&w->beat_timer};
+	    (uv_handle_t *)&w->resume_timer, (uv_handle_t *)&w->beat_timer,
+	    (uv_handle_t *)&w->refusal_timer, (uv_handle_t *)&w->finals_timer};
+
+	flush_refusals(w);
 
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
 		if (!uv_is_closing(hs[i]))
@@ -185,6 +240,7 @@ on_drain_deadline(uv_timer_t *t)
 	/* session_close never frees synchronously, so the list stays walkable. */
 	for (struct session_link *l = w->sessions.next; l != &w->sessions; l = l->next)
 		session_shutdown(l);
+	session_drop_finals(w); /* the store has had its chance */
 }
 
 static void
@@ -295,7 +351,7 @@ probe_port(const struct config *cfg, int family, char *err, size_t errlen)
 
 static int
 worker_init(struct worker *w, unsigned index, const unsigned char *use, const struct config *cfg,
-    struct store *store, unsigned max_sessions, char *err, size_t errlen)
+    struct store *store, unsigned max_sessions, unsigned n_workers, char *err, size_t errlen)
 {
 	int rc;
 
@@ -304,6 +360,16 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 	w->store = store;
 	w->max_sessions = max_sessions;
 	w->sessions.prev = w->sessions.next = &w->sessions;
+	w->finals.prev = w->finals.next = &w->finals;
+	/* Fair share: the limit and the reserve, split evenly like max_sessions. */
+	if (cfg->mode == MODE_REDIRECT && cfg->max_sessions_per_uid > 0) {
+		w->max_per_uid = (cfg->max_sessions_per_uid + n_workers - 1) / n_workers;
+		w->reserve = max_sessions / 8;
+		if (uidcount_init(&w->uids, max_sessions) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
 	if (uv_loop_init(&w->loop) != 0) {
 		snprintf(err, errlen, "cannot create an event loop");
 		return -1;
@@ -318,7 +384,8 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 		return -1;
 	}
 	/* Only the host's own connections have a local owner to look up. */
-	if (cfg->mode == MODE_REDIRECT && cfg->owner_lookup != OWNER_NEVER &&
+	if (cfg->mode == MODE_REDIRECT &&
+	    (cfg->owner_lookup != OWNER_NEVER || cfg->max_sessions_per_uid > 0) &&
 	    (w->owner = owner_open()) == NULL)
 		log_warnx("worker %u: no sock_diag: client owners will not be recorded", index);
 	uv_async_init(&w->loop, &w->stop_async, on_stop);
@@ -328,6 +395,10 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 
 	uv_timer_init(&w->loop, &w->resume_timer);
 	w->resume_timer.data = w;
+	uv_timer_init(&w->loop, &w->refusal_timer);
+	w->refusal_timer.data = w;
+	uv_timer_init(&w->loop, &w->finals_timer);
+	w->finals_timer.data = w;
 	uv_timer_init(&w->loop, &w->beat_timer);
 	w->beat_timer.data = w;
 	on_beat(&w->beat_timer);
@@ -401,6 +472,7 @@ worker_destroy(struct worker *w)
 	owner_close(w->owner);
 	w->owner = NULL;
 	resolver_free(w->resolver);
+	uidcount_free(&w->uids);
 	w->resolver = NULL;
 	if (w->pool.in_use != 0)
 		log_warnx("worker %u: %zu relay buffers not returned", w->index, w->pool.in_use);
@@ -448,8 +520,8 @@ workers_start(struct workers **out, const struct config *cfg, struct store *stor
 	}
 	for (ws->n = 0; ws->n < n; ws->n++) {
 		ws->w[ws->n].policy = policy;
-		if (worker_init(&ws->w[ws->n], ws->n, use, cfg, store, per_worker, err, errlen) !=
-		    0) {
+		if (worker_init(&ws->w[ws->n], ws->n, use, cfg, store, per_worker, n, err,
+			errlen) != 0) {
 			ws->n++;
 			goto fail;
 		}

@@ -19,9 +19,13 @@
 #include "platform.h"
 #include "proxy_stats.h"
 #include "session.h"
+#include "store.h"
+#include "uidcount.h"
 #include "worker.h"
 
 #define WORKER_MAX_LISTENERS 2
+#define WORKER_REFUSALS      64 /* (uid, reason) pairs counted per second before a flush */
+#define WORKER_FINALS_MS     10 /* a final event the store's queue had no room for: retried */
 
 struct worker;
 
@@ -55,6 +59,18 @@ struct worker {
 	unsigned max_sessions;
 	int draining;
 
+	/* Fair share between local users ([proxy] max_sessions_per_uid). */
+	struct uidcount uids;
+	unsigned max_per_uid; /* this loop's share of the limit; 0: none */
+	unsigned reserve;     /* the last sessions, for system users only */
+	/* Refused connections are counted, not recorded one by one (this second's). */
+	struct store_refusal refusals[WORKER_REFUSALS];
+	size_t n_refusals;
+	uv_timer_t refusal_timer;
+	/* Sessions whose final event waits for room in the store's queue. */
+	struct session_link finals;
+	uv_timer_t finals_timer;
+
 	struct bufpool pool;
 	struct evio io; /* the sessions' sockets */
 	struct proxy_stats stats;
@@ -65,5 +81,15 @@ struct worker {
 /* A session joins w (accepted) and leaves it (freed). Loop thread only. */
 void worker_session_add(struct worker *w, struct session_link *l);
 void worker_session_remove(struct worker *w, struct session_link *l);
+
+/* Count one refused connection of uid (-1: unknown) for reason (a literal). Loop thread. */
+void worker_count_refusal(struct worker *w, int32_t uid, const char *reason);
+
+/* A final event is parked: retry every WORKER_FINALS_MS until none is. */
+void worker_finals_waiting(struct worker *w);
+
+/* session.c: submit the parked final events again; at the drain deadline, drop them. */
+void session_retry_finals(struct worker *w);
+void session_drop_finals(struct worker *w);
 
 #endif

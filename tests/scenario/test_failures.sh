@@ -54,12 +54,13 @@ check_eq "silent upstream: failed row after the connect timeout" \
 	"$(wait_sql "SELECT state, close_reason, error FROM connections WHERE orig_dst_port = 82" \
 		"failed|upstream connect timeout|connection timed out")"
 
-# 4. a direct connection to the listener is refused and recorded
+# 4. a direct connection to the listener is refused and counted (per uid and second)
 in_c curl -sS --max-time 3 -o /dev/null "http://127.0.0.1:15001/" 2>/dev/null || true
-check_eq "direct connection refused and recorded" \
-	"failed|refuse|not redirected: direct connection to the agent's listener|127.0.0.1|15001" \
-	"$(wait_sql "SELECT state, verdict, close_reason, orig_dst_addr, orig_dst_port FROM connections WHERE verdict = 'refuse'" \
-		"failed|refuse|not redirected: direct connection to the agent's listener|127.0.0.1|15001")"
+check_eq "direct connection refused and counted, with its user (root)" \
+	"0|not redirected: direct connection to the agent's listener|1" \
+	"$(wait_sql "SELECT uid, reason, count FROM refused_connections" \
+		"0|not redirected: direct connection to the agent's listener|1")"
+check_eq "not a row of its own" 0 "$(sql "SELECT count(*) FROM connections WHERE verdict = 'refuse'")"
 
 # 5. idle timeout: the server holds 3 s, the agent gives up after 1 s of silence
 rc=0

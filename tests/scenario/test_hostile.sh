@@ -27,6 +27,11 @@
 # 12. An exe_paths rule holds while an unprivileged user holds 19,000
 #     descriptors: owners are searched among the socket owner's processes,
 #     off the event loop, and an owner not found is blocked (on_unknown).
+# 13. Fair share: one user holds at most max_sessions_per_uid sessions, and
+#     the last eighth is for system users: root's curl goes through.
+# 14. A flood of direct connections to the listener is counted per uid, not
+#     recorded row by row: at least 99% of another user's connections are
+#     recorded meanwhile (all of them here), nothing is dropped.
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -489,6 +494,105 @@ done
 check_eq "nobody's own curl: 0 of 5 (found, or unknown: on_unknown blocks)" 0 "$through"
 check_eq "other traffic is relayed" "$hello" "$(get 80)"
 kill "$hog" 2>/dev/null || true
+stop_agent
+
+# ---- 13. fair share: one user cannot hold every session
+# hold USER N SECONDS: N idle connections to the server, as USER (setpriv
+# uid), held SECONDS; prints how many the agent kept after 1 s.
+hold() {
+	in_c setpriv --reuid="$1" --regid="$1" --clear-groups "$PY" - "$SRV4" "$2" "$3" <<'PYEOF' &
+import socket, sys, time
+srv, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+socks = []
+for _ in range(n):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((srv, 80))
+        socks.append(s)
+    except OSError:
+        pass
+time.sleep(1)
+def alive(s):
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+print(sum(alive(s) for s in socks), flush=True)
+time.sleep(secs)
+PYEOF
+}
+rm -f "$WORK"/agent.db*
+write_config "$WORK/fair.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "workers = 1" \
+	"max_sessions = 64" "max_sessions_per_uid = 16"
+start_agent "$WORK/fair.conf"
+hold 65534 40 6 >"$WORK/held"
+holder=$!
+PIDS+=("$holder")
+for _ in $(seq 50); do [ -s "$WORK/held" ] && break; sleep 0.1; done
+check_eq "nobody opens 40 idle connections: 16 kept (max_sessions_per_uid)" 16 "$(cat "$WORK/held")"
+t0=$(date +%s%N)
+check_eq "root's curl meanwhile is relayed at once" "$hello" "$(get 80)"
+echo "root's curl took $((($(date +%s%N) - t0) / 1000000)) ms"
+check_eq "the 24 refusals are counted for uid 65534" "65534|refused: its user holds max_sessions_per_uid sessions|24" \
+	"$(wait_sql "SELECT uid, reason, sum(count) FROM refused_connections GROUP BY uid, reason" \
+		"65534|refused: its user holds max_sessions_per_uid sessions|24")"
+wait "$holder" || true
+stop_agent
+# The reserve: with no per-user limit in the way, the last eighth is for system users.
+rm -f "$WORK"/agent.db*
+write_config "$WORK/fair.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "workers = 1" \
+	"max_sessions = 64" "max_sessions_per_uid = 1000"
+start_agent "$WORK/fair.conf"
+hold 65534 64 6 >"$WORK/held"
+holder=$!
+PIDS+=("$holder")
+for _ in $(seq 50); do [ -s "$WORK/held" ] && break; sleep 0.1; done
+check_eq "nobody opens 64: 56 kept (the last 8 are for system users)" 56 "$(cat "$WORK/held")"
+check_eq "root's curl still finds a session" "$hello" "$(get 80)"
+wait "$holder" || true
+stop_agent
+
+# ---- 14. the record cannot be blinded: a flood of direct connections
+rm -f "$WORK"/agent.db*
+write_config "$WORK/flood.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "[db]" "queue_size = 256"
+start_agent "$WORK/flood.conf"
+for i in 1 2 3 4; do
+	in_c setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" -c '
+import socket, sys, time
+end, n = time.monotonic() + 6, 0
+while time.monotonic() < end and n < 40000:
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", 15001))
+        n += 1
+    except OSError:
+        pass
+    s.close()
+print(n)' >"$WORK/flood$i" &
+	PIDS+=($!)
+done
+sleep 0.5
+ok=0
+for _ in $(seq 200); do [ -n "$(get 80)" ] && ok=$((ok + 1)); done
+for i in 1 2 3 4; do wait "${PIDS[-$i]}" 2>/dev/null || true; done
+flood=$(cat "$WORK"/flood? | paste -sd+ | bc)
+rows=$(wait_sql "SELECT count(*) FROM connections WHERE uid = 0 AND orig_dst_port = 80 AND state = 'closed'" "$ok")
+echo "flood: $flood direct connections made by nobody (the rest of the listener's backlog overflowed);" \
+	"root: $ok relayed, $rows recorded"
+check "the flood was real (over 2,000 connections: $flood)" [ "$flood" -gt 2000 ]
+check "at least 99% of root's relayed connections are recorded ($rows of $ok)" \
+	[ $((rows * 100)) -ge $((ok * 99)) ]
+refused=$(ctl --json stats | json 'd["refused"]')
+counted=$(wait_sql "SELECT sum(count) FROM refused_connections" "$refused")
+check_eq "every direct connection the agent accepted ($refused) is counted" "$refused" "$counted"
+# A client that closed before the agent asked cannot be attributed: uid -1.
+check_eq "counted for uid 65534, or for an unknown uid" 0 \
+	"$(sql "SELECT count(*) FROM refused_connections WHERE uid NOT IN (65534, -1)")"
+check_eq "no event was dropped" 0 "$(ctl --json stats | json 'd["events_dropped"]')"
 stop_agent
 
 # ---- 6. event loops: as many as the CPUs the agent may use

@@ -35,11 +35,12 @@ check_eq "python on 8080 is relayed" "hello from $(hostname)" "$body"
 py=$(readlink -f /usr/bin/python3)
 check_eq "recorded with python's executable" "allow||0|$py" "$(last "allow||0|$py")"
 
-# Without a rule that needs it, no lookup is made (auto) ...
+# Without a rule that needs it, only the uid is looked up (auto): the fair
+# share between users needs it (max_sessions_per_uid); not the process ...
 echo '{"rules": []}' >"$WORK/empty.json"
 ctl policy set "$WORK/empty.json" >/dev/null
 in_c curl -sS --max-time 5 -o /dev/null "http://$SRV4/"
-check_eq "auto, no owner rule: uid not looked up" "allow||-1|" "$(last "allow||-1|")"
+check_eq "auto, no owner rule: the uid, not the process" "allow||0|" "$(last "allow||0|")"
 stop_agent
 # ... unless owner_lookup = always.
 write_config "$WORK/always.conf" "[proxy]" "redirect_ports = 80, 8080" "owner_lookup = always"
@@ -47,5 +48,12 @@ start_agent "$WORK/always.conf"
 nobody_curl -o /dev/null "http://$SRV4/"
 check_eq "always: every row has the owner" "allow||65534|/usr/bin/curl" \
 	"$(last "allow||65534|/usr/bin/curl")"
+stop_agent
+# never, and no fair share: nothing is looked up.
+write_config "$WORK/never.conf" "[proxy]" "redirect_ports = 80, 8080" "owner_lookup = never" \
+	"max_sessions_per_uid = 0"
+start_agent "$WORK/never.conf"
+in_c curl -sS --max-time 5 -o /dev/null "http://$SRV4/"
+check_eq "never (and no per-uid limit): no owner at all" "allow||-1|" "$(last "allow||-1|")"
 stop_agent
 finish

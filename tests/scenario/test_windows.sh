@@ -54,7 +54,7 @@ check_eq "os: the WFP redirect backend and the owner lookup" \
 	"owner_win.c.obj redirect.c.obj redirect_wfp.c.obj redirect_win.c.obj " \
 	"$(lib_objs agent/os/libra_os.a)"
 check_eq "proxy: loops, sessions, socket events, buffers, sniffer" \
-	"bufpool.c.obj evio_uv.c.obj resolve.c.obj session.c.obj sniff.c.obj worker.c.obj " \
+	"bufpool.c.obj evio_uv.c.obj resolve.c.obj session.c.obj sniff.c.obj uidcount.c.obj worker.c.obj " \
 	"$(lib_objs agent/proxy/libra_proxy.a)"
 check_eq "policy, db and the API" \
 	"holder.c.obj index.c.obj parse.c.obj | outbox.c.obj policies.c.obj query.c.obj retention.c.obj schema.c.obj store.c.obj | auth.c.obj handlers.c.obj local_win.c.obj policy_rpc.c.obj server.c.obj watch.c.obj " \
