@@ -62,9 +62,9 @@ struct session {
 	uint64_t connect_start_ns;
 	unsigned forward : 1;
 	uint32_t pass_on_len;
-	void *pass_on;       /* redirect_info.pass_on, for the upstream socket */
-	char *exe;           /* the client's executable; NULL: unknown */
-	struct prelude *pre; /* NULL unless peeking or forwarding */
+	void *pass_on;        /* redirect_info.pass_on, for the upstream socket */
+	char *exe;            /* the client's executable; NULL: unknown */
+	struct prelude *pre;  /* NULL unless peeking or forwarding */
 	unsigned counted : 1; /* in the worker's sessions per uid, as counted_uid */
 	uint32_t counted_uid;
 	struct conn_record rec;

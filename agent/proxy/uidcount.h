@@ -14,7 +14,7 @@ struct uidcount {
 	struct uidcount_slot {
 		uint32_t uid;
 		uint32_t count; /* 0: free */
-	} *slots;
+	} * slots;
 	size_t mask; /* slots - 1: a power of two, at least twice the sessions */
 };
 

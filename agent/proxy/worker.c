@@ -177,7 +177,8 @@ void
 worker_finals_waiting(struct worker *w)
 {
 	if (!uv_is_active((uv_handle_t *)&w->finals_timer))
-		uv_timer_start(&w->finals_timer, on_finals_timer, WORKER_FINALS_MS, WORKER_FINALS_MS);
+		uv_timer_start(
+		    &w->finals_timer, on_finals_timer, WORKER_FINALS_MS, WORKER_FINALS_MS);
 }
 
 static void
@@ -520,8 +521,8 @@ workers_start(struct workers **out, const struct config *cfg, struct store *stor
 	}
 	for (ws->n = 0; ws->n < n; ws->n++) {
 		ws->w[ws->n].policy = policy;
-		if (worker_init(&ws->w[ws->n], ws->n, use, cfg, store, per_worker, n, err,
-			errlen) != 0) {
+		if (worker_init(
+			&ws->w[ws->n], ws->n, use, cfg, store, per_worker, n, err, errlen) != 0) {
 			ws->n++;
 			goto fail;
 		}

@@ -32,6 +32,8 @@
 # 14. A flood of direct connections to the listener is counted per uid, not
 #     recorded row by row: at least 99% of another user's connections are
 #     recorded meanwhile (all of them here), nothing is dropped.
+# 15. [db] max_rows holds under sustained load (the writer prunes as it
+#     inserts), and the database file stops growing.
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -593,6 +595,30 @@ check_eq "every direct connection the agent accepted ($refused) is counted" "$re
 check_eq "counted for uid 65534, or for an unknown uid" 0 \
 	"$(sql "SELECT count(*) FROM refused_connections WHERE uid NOT IN (65534, -1)")"
 check_eq "no event was dropped" 0 "$(ctl --json stats | json 'd["events_dropped"]')"
+stop_agent
+
+# ---- 15. max_rows holds under load, and the file stops growing
+rm -f "$WORK"/agent.db*
+write_config "$WORK/cap.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "[db]" "max_rows = 1000"
+start_agent "$WORK/cap.conf"
+in_c "$PY" "$SRCDIR/tests/scenario/rate.py" "$SRV4" 80 16 8 >"$WORK/caprate" &
+load=$!
+PIDS+=("$load")
+most=0
+for t in $(seq 15); do
+	sleep 1
+	n=$(sql "SELECT count(*) FROM connections" 2>/dev/null || echo 0)
+	[ "$n" -gt "$most" ] && most=$n
+	[ "$t" = 5 ] && size5=$(stat -c %s "$WORK/agent.db")
+done
+wait "$load" || true
+size15=$(stat -c %s "$WORK/agent.db")
+made=$(tr ' ' '\n' <"$WORK/caprate" | paste -sd+ | bc)
+echo "max_rows = 1000 under load: $made connections in 16 s, at most $most rows seen;" \
+	"file $size5 bytes at 5 s, $size15 at 15 s"
+check "the load was real ($made connections)" [ "$made" -gt 5000 ]
+check "rows stay near max_rows: at most 3,000 seen ($most)" [ "$most" -le 3000 ]
+check "the file stops growing ($size5 -> $size15 bytes)" [ "$size15" -le $((size5 * 3 / 2 + 131072)) ]
 stop_agent
 
 # ---- 6. event loops: as many as the CPUs the agent may use

@@ -343,8 +343,8 @@ test_queue_full(void **state)
 	assert_true(dropped > 0);
 	assert_int_equal(s.events_dropped, dropped);
 	assert_true(s.queue_high_water <= 16);
-	assert_int_equal(finals, 2);   /* the eighth kept for them */
-	assert_int_equal(again, 8);    /* handed back, not counted as dropped */
+	assert_int_equal(finals, 2); /* the eighth kept for them */
+	assert_int_equal(again, 8);  /* handed back, not counted as dropped */
 	assert_int_equal(sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(locker);
 
