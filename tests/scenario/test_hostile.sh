@@ -34,6 +34,8 @@
 #     recorded meanwhile (all of them here), nothing is dropped.
 # 15. [db] max_rows holds under sustained load (the writer prunes as it
 #     inserts), and the database file stops growing.
+# 16. An executable path with escape sequences never reaches the terminal
+#     through redirectctl: control characters are printed escaped.
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -619,6 +621,25 @@ echo "max_rows = 1000 under load: $made connections in 16 s, at most $most rows 
 check "the load was real ($made connections)" [ "$made" -gt 5000 ]
 check "rows stay near max_rows: at most 3,000 seen ($most)" [ "$most" -le 3000 ]
 check "the file stops growing ($size5 -> $size15 bytes)" [ "$size15" -le $((size5 * 3 / 2 + 131072)) ]
+stop_agent
+
+# ---- 16. nothing a client sends reaches an admin's terminal
+rm -f "$WORK"/agent.db*
+write_config "$WORK/always.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "owner_lookup = always"
+start_agent "$WORK/always.conf"
+evil="$WORK/$(printf 'x\033]0;owned\007\033[2J')"
+mkdir -p "$evil"
+cp /usr/bin/curl "$evil/curl"
+in_c "$evil/curl" -sS --max-time 5 -o /dev/null "http://$SRV4/" -H "Host: $(printf 'a\033[31mb')" || true
+wait_sql "SELECT count(*) FROM connections WHERE state = 'closed'" 1 >/dev/null
+id=$(sql "SELECT max(id) FROM connections")
+check "the row holds the raw escape sequence" \
+	[ "$(sql "SELECT instr(exe, char(27)) > 0 FROM connections WHERE id = $id")" = 1 ]
+out=$(ctl conn "$id"; ctl conns)
+check "redirectctl conn and conns print no control character" \
+	not grep -q "$(printf '[\033\007]')" <<<"$out"
+check "they show it escaped" grep -qF 'x\e]0;owned\x07\e[2J' <<<"$out"
+check "--json escapes it as JSON" grep -qF 'x\u001B]0;owned\u0007' <<<"$(ctl --json conn "$id")"
 stop_agent
 
 # ---- 6. event loops: as many as the CPUs the agent may use
