@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "control.h"
 #include "export.h"
 #include "fleet.h"
 #include "host.h"
@@ -132,7 +134,9 @@ struct agent {
 	struct policy_holder *policy;
 	struct workers *workers;
 	struct redirect *redirect;
+	struct rpc_core *core; /* the API's methods and the policy path, for every transport */
 	struct rpc_server *rpc;
+	struct fleet_control *control;
 	struct fleet *fleet;
 	struct exporter *exporter;
 	char hostname[256];
@@ -187,6 +191,70 @@ load_policy(const char *db_path)
 			log_info("no policy set: allowing everything");
 	}
 	return p;
+}
+
+/* ---- fleet control's hooks: the agent's parts it uses (control.h) ---- */
+
+static int
+hook_apply(void *ctx, const char *doc, const char *source, char (*probs)[FLEET_PROBLEM_LEN],
+    size_t max, size_t *n, char *msg, size_t msglen)
+{
+	struct agent *a = ctx;
+	struct policy_problems pr;
+	int rc = rpc_policy_from_fleet(a->core, doc, source, &pr, msg, msglen);
+
+	*n = 0;
+	if (rc == -EINVAL) {
+		for (size_t i = 0; i < pr.n && *n < max; i++)
+			snprintf(probs[(*n)++], FLEET_PROBLEM_LEN, "%s", pr.msg[i]);
+		policy_problems_free(&pr);
+	}
+	return rc;
+}
+
+static int
+hook_back_to_local(void *ctx, char *msg, size_t msglen)
+{
+	return rpc_policy_back_to_local(((struct agent *)ctx)->core, msg, msglen);
+}
+
+static void
+hook_policy_state(void *ctx, uint64_t *version, char *source, size_t len)
+{
+	rpc_policy_state(((struct agent *)ctx)->core, version, source, len);
+}
+
+static int
+hook_health(void *ctx, char (*reasons)[640], size_t max, size_t *n)
+{
+	return rpc_health(((struct agent *)ctx)->core, reasons, max, n);
+}
+
+static void
+hook_export_state(void *ctx, uint64_t *pending, int64_t *lag_s)
+{
+	struct agent *a = ctx;
+	struct export_sink_stats sinks[4];
+	size_t n = export_get_stats(a->exporter, sinks, 4);
+	int64_t now = clock_wall_us();
+
+	*pending = 0;
+	*lag_s = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (sinks[i].pending > *pending)
+			*pending = sinks[i].pending;
+		if (sinks[i].oldest_pending_us > 0 &&
+		    (now - sinks[i].oldest_pending_us) / 1000000 > *lag_s)
+			*lag_s = (now - sinks[i].oldest_pending_us) / 1000000;
+	}
+}
+
+static int
+hook_call(void *ctx, const char *path, const uint8_t *req, size_t len, uint8_t **reply,
+    size_t *reply_len, char *msg, size_t msglen)
+{
+	return rpc_core_call(
+	    ((struct agent *)ctx)->core, path, req, len, reply, reply_len, msg, msglen);
 }
 
 static void
@@ -258,6 +326,31 @@ agent_start(struct agent **out, const struct config *cfg)
 		log_warnx("out of memory");
 		goto fail;
 	}
+	clock_gettime(CLOCK_REALTIME, &started);
+	deps = (struct rpc_deps){
+	    .cfg = cfg,
+	    .store = a->store,
+	    .policy = a->policy,
+	    .exporter = a->exporter,
+	    .started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000,
+	};
+	if (rpc_core_new(&a->core, &deps, err, sizeof(err)) != 0) {
+		log_warnx("cannot start the API: %s", err);
+		goto fail;
+	}
+	/* The fleet's policy, when it can be had in time, is in force before the first connection.
+	 */
+	if (a->fleet != NULL) {
+		struct fleet_hooks hooks = {a, hook_apply, hook_back_to_local, hook_policy_state,
+		    hook_health, hook_export_state, hook_call};
+
+		if (fleet_control_new(&a->control, cfg, a->fleet, store_agent_uuid(a->store),
+			a->hostname, deps.started_at_us, &hooks, err, sizeof(err)) != 0) {
+			log_warnx("cannot start fleet control: %s", err);
+			goto fail;
+		}
+		(void)fleet_control_sync(a->control);
+	}
 	if (workers_start(&a->workers, cfg, a->store, a->policy, err, sizeof(err)) != 0) {
 		log_warnx("cannot start the proxy: %s", err);
 		goto fail;
@@ -271,18 +364,15 @@ agent_start(struct agent **out, const struct config *cfg)
 		return rc == -EEXIST ? CONFIG_EXIT_CODE : 1;
 	}
 
-	clock_gettime(CLOCK_REALTIME, &started);
-	deps = (struct rpc_deps){
-	    .cfg = cfg,
-	    .workers = a->workers,
-	    .store = a->store,
-	    .redirect = a->redirect,
-	    .policy = a->policy,
-	    .exporter = a->exporter,
-	    .started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000,
-	};
-	if (rpc_server_start(&a->rpc, &deps, err, sizeof(err)) != 0) {
+	deps.workers = a->workers;
+	deps.redirect = a->redirect;
+	rpc_core_set_deps(a->core, &deps); /* before any thread but this one uses the core */
+	if (rpc_server_start(&a->rpc, a->core, err, sizeof(err)) != 0) {
 		log_warnx("cannot start the API: %s", err);
+		goto fail;
+	}
+	if (a->control != NULL && fleet_control_start(a->control, err, sizeof(err)) != 0) {
+		log_warnx("%s", err);
 		goto fail;
 	}
 	log_info(
@@ -310,6 +400,7 @@ agent_stop(struct agent *a)
 
 	if (a == NULL)
 		return;
+	fleet_control_free(a->control); /* no console call is running after this */
 	rpc_server_stop(a->rpc);
 	redirect_teardown(a->redirect);
 	if (a->workers != NULL) {
@@ -321,6 +412,7 @@ agent_stop(struct agent *a)
 		(void)store_flush(a->store, EXPORT_STOP_MS);
 	export_stop(a->exporter, EXPORT_STOP_MS);
 	fleet_close(a->fleet);
+	rpc_core_free(a->core);
 	store_close(a->store);
 	policy_holder_free(a->policy);
 	free(a);

@@ -65,6 +65,7 @@ static const struct choice modes[] = {
     {"redirect", MODE_REDIRECT}, {"tproxy", MODE_TPROXY}, {NULL, 0}};
 static const struct choice fail_modes[] = {{"open", FAIL_OPEN}, {"closed", FAIL_CLOSED}, {NULL, 0}};
 static const struct choice yes_no[] = {{"no", 0}, {"yes", 1}, {NULL, 0}};
+static const struct choice deny_allow[] = {{"deny", 0}, {"allow", 1}, {NULL, 0}};
 static const struct choice owner_lookups[] = {
     {"auto", OWNER_AUTO}, {"always", OWNER_ALWAYS}, {"never", OWNER_NEVER}, {NULL, 0}};
 
@@ -217,8 +218,26 @@ static const struct key keys[] = {
     {"fleet", "stream", KEY_WORD, F(fleet_stream), .charset = id_chars, .dflt = "REDIRECT_CONN",
 	.doc = "the JetStream stream that takes the records"},
     {"fleet", "create_stream", KEY_CHOICE, F(fleet_create_stream), .choices = yes_no, .dflt = "no",
-	.doc = "`yes`: create the stream if it is missing (else the operator makes it, and "
-	       "the agent needs publish rights only)"},
+	.doc = "`yes`: create the stream and the two buckets if missing (else the operator "
+	       "makes them, and the agent needs the rights of `deploy/nats/` only)"},
+    {"fleet", "groups", KEY_IDENTITIES, F(fleet_groups), COUNT(n_fleet_groups),
+	CONFIG_MAX_IDENTITIES, .flags = KEY_EMPTY_OK, .dflt = "",
+	.doc = "this agent's groups, in order: the first with a policy key applies "
+	       "(letters, digits, `_`, `-`)"},
+    {"fleet", "heartbeat_s", KEY_UINT, F(fleet_heartbeat_s), .min = 1, .max = 3600, .dflt = "15",
+	.doc = "the inventory entry is written this often (and at once on a change)"},
+    {"fleet", "agents_bucket", KEY_WORD, F(fleet_agents_bucket), .charset = id_chars,
+	.dflt = "REDIRECT_AGENTS", .doc = "the key-value bucket of the inventory"},
+    {"fleet", "policy_bucket", KEY_WORD, F(fleet_policy_bucket), .charset = id_chars,
+	.dflt = "REDIRECT_POLICY",
+	.doc = "the key-value bucket of policies: `group.<name>`, `agent.<uuid>`"},
+    {"fleet", "local_policy", KEY_CHOICE, F(fleet_local_policy), .choices = deny_allow,
+	.dflt = "deny",
+	.doc = "`allow`: a local SetPolicy may replace a policy from the fleet; `deny`: refused "
+	       "while a fleet key is in force"},
+    {"fleet", "policy_wait_s", KEY_UINT, F(fleet_policy_wait_s), .min = 0, .max = 300, .dflt = "5",
+	.doc = "at start, how long the fleet's policy is waited for before connections are "
+	       "taken (then the last one applied)"},
 };
 
 #undef F
@@ -588,6 +607,19 @@ config_check(const struct config *cfg, const char *name, char *err, size_t errle
 	if ((cfg->fleet_tls_cert[0] != '\0') != (cfg->fleet_tls_key[0] != '\0')) {
 		snprintf(err, errlen, "%s: [fleet] tls_cert and tls_key go together", name);
 		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_fleet_groups; i++) {
+		const char *g = cfg->fleet_groups[i];
+
+		if (g[strspn(
+			g, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] !=
+		    '\0') {
+			snprintf(err, errlen,
+			    "%s: [fleet] groups: '%s' is not a group name (letters, digits, '_', "
+			    "'-')",
+			    name, g);
+			return -1;
+		}
 	}
 	if (cfg->fleet_subject_prefix[0] == '.' ||
 	    cfg->fleet_subject_prefix[strlen(cfg->fleet_subject_prefix) - 1] == '.' ||

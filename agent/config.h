@@ -121,6 +121,13 @@ struct config {
 	char fleet_subject_prefix[64];
 	char fleet_stream[64];
 	int fleet_create_stream;
+	char fleet_groups[CONFIG_MAX_IDENTITIES][CONFIG_IDENTITY_MAX]; /* subject tokens */
+	size_t n_fleet_groups;
+	unsigned fleet_heartbeat_s;   /* the inventory entry is written this often */
+	char fleet_agents_bucket[64]; /* KV: the inventory */
+	char fleet_policy_bucket[64]; /* KV: policies by group and agent */
+	int fleet_local_policy;       /* 1: a local SetPolicy may replace a fleet policy */
+	unsigned fleet_policy_wait_s; /* at start, how long the fleet policy is waited for */
 };
 
 /*

@@ -258,6 +258,25 @@ client_call(struct client *c, const char *method, const ProtobufCMessage *req,
 	int rc;
 
 	*resp = NULL;
+	if (c->unary != NULL) { /* another transport: the same messages */
+		size_t len = protobuf_c_message_get_packed_size(req), reply_len = 0;
+		uint8_t *buf = malloc(len > 0 ? len : 1), *reply = NULL;
+
+		if (buf == NULL) {
+			snprintf(msg, msglen, "out of memory");
+			return GRPC_STATUS_RESOURCE_EXHAUSTED;
+		}
+		protobuf_c_message_pack(req, buf);
+		rc = c->unary(c, method, buf, len, &reply, &reply_len, msg, msglen);
+		free(buf);
+		if (rc == GRPC_STATUS_OK && (*resp = protobuf_c_message_unpack(
+						 resp_desc, NULL, reply_len, reply)) == NULL) {
+			snprintf(msg, msglen, "the agent's reply is not a %s", resp_desc->name);
+			rc = GRPC_STATUS_INTERNAL;
+		}
+		free(reply);
+		return rc;
+	}
 	rc = run_call(c, method, req, resp_desc, deadline, keep_first, resp, msg, msglen);
 	if (rc == GRPC_STATUS_OK && *resp == NULL) {
 		snprintf(msg, msglen, "the agent sent no reply");
@@ -292,6 +311,13 @@ client_stream(struct client *c, const char *method, const ProtobufCMessage *req,
 {
 	struct stream_cb s = {cb, arg};
 
+	if (c->unary != NULL) {
+		snprintf(msg, msglen,
+		    "%s is a stream: over NATS, read the fleet's stream instead "
+		    "(redirectctl fleet conns --follow)",
+		    method);
+		return GRPC_STATUS_UNIMPLEMENTED;
+	}
 	return run_call(c, method, req, resp_desc, gpr_inf_future(GPR_CLOCK_REALTIME), stream_one,
 	    &s, msg, msglen);
 }

@@ -15,6 +15,14 @@ struct client {
 	char where[256];  /* for messages: the socket path */
 	grpc_channel *channel;
 	grpc_completion_queue *cq;
+	/*
+	 * Another transport for unary calls (fleet.c: NATS request/reply to one
+	 * agent): the packed request in, the packed reply out (malloc'ed), a
+	 * gRPC status or CLIENT_UNREACHABLE back. NULL: gRPC.
+	 */
+	int (*unary)(struct client *c, const char *method, const uint8_t *req, size_t len,
+	    uint8_t **reply, size_t *reply_len, char *msg, size_t msglen);
+	void *impl;
 };
 
 /* Prepare a channel to the agent's unix socket. Returns 0, or -1 with err set. */

@@ -603,3 +603,140 @@ out_history(int json, Redirect__V1__ListPolicyHistoryResponse *const *pages, siz
 		print_json(o);
 	}
 }
+
+/* ---- the fleet (values as the agents wrote them: JSON, escaped here) ---- */
+
+/* "2026-11-30T08:00:15Z": seconds since the epoch, or -1 (no strptime/timegm on Windows). */
+static int64_t
+parse_rfc3339(const char *s)
+{
+	int y, mo, d, h, mi, sec;
+	int64_t era, yoe, doy, doe;
+
+	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &sec) != 6 ||
+	    mo < 1 || mo > 12 || d < 1 || d > 31)
+		return -1;
+	/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+	y -= mo <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return ((era * 146097 + doe - 719468) * 86400) + h * 3600 + mi * 60 + sec;
+}
+
+int
+out_agent_stale(json_t *a, int64_t now_s)
+{
+	int64_t seen = parse_rfc3339(json_string_value(json_object_get(a, "last_seen")));
+	json_int_t hb = json_integer_value(json_object_get(a, "heartbeat_s"));
+
+	/* Three heartbeats missed: stale (the bucket's age limit removes it later). */
+	return seen < 0 || now_s - seen > 3 * (hb > 0 ? hb : 15);
+}
+
+void
+out_agents(int json, json_t *agents)
+{
+	int64_t now = clock_wall_us() / 1000000;
+	size_t i;
+	json_t *a;
+
+	if (json) {
+		json_t *doc = json_object();
+
+		json_array_foreach(agents, i, a)
+		    json_object_set_new(a, "stale", json_boolean(out_agent_stale(a, now)));
+		json_object_set(doc, "agents", agents);
+		print_json(doc);
+		return;
+	}
+	printf("%-36s %-12s %-16s %-12s %-28s %-9s %s\n", "UUID", "NAME", "HOST", "GROUPS",
+	    "POLICY", "HEALTH", "LAST SEEN");
+	json_array_foreach(agents, i, a)
+	{
+		json_t *pol = json_object_get(a, "policy"), *g = json_object_get(a, "groups"), *x;
+		char groups[128] = "", policy[96], seen[48];
+		int64_t ts = parse_rfc3339(json_string_value(json_object_get(a, "last_seen")));
+		size_t k, o = 0;
+
+		json_array_foreach(g, k, x) o += (size_t)snprintf(groups + o,
+		    o < sizeof(groups) ? sizeof(groups) - o : 0, "%s%s", k ? "," : "",
+		    json_string_value(x) != NULL ? json_string_value(x) : "?");
+		if (json_object_get(pol, "key") != NULL)
+			snprintf(policy, sizeof(policy), "v%" PRId64 " %s@%" PRId64,
+			    (int64_t)json_integer_value(json_object_get(pol, "version")),
+			    json_string_value(json_object_get(pol, "key")),
+			    (int64_t)json_integer_value(json_object_get(pol, "revision")));
+		else
+			snprintf(policy, sizeof(policy), "v%" PRId64 " local",
+			    (int64_t)json_integer_value(json_object_get(pol, "version")));
+		if (json_object_get(a, "policy_rejected") != NULL)
+			snprintf(policy + strlen(policy), sizeof(policy) - strlen(policy),
+			    " (rejected %s@%" PRId64 ")",
+			    json_string_value(
+				json_object_get(json_object_get(a, "policy_rejected"), "key")),
+			    (int64_t)json_integer_value(json_object_get(
+				json_object_get(a, "policy_rejected"), "revision")));
+		snprintf(seen, sizeof(seen), "%llds ago%s", (long long)(ts < 0 ? -1 : now - ts),
+		    out_agent_stale(a, now) ? " STALE" : "");
+		printf("%-36s %-12s %-16s %-12s %-28s %-9s %s\n",
+		    SAFE(json_string_value(json_object_get(a, "uuid")) ?: "?"),
+		    SAFE(json_string_value(json_object_get(a, "name")) ?: "?"),
+		    SAFE(json_string_value(json_object_get(a, "hostname")) ?: "?"), SAFE(groups),
+		    SAFE(policy),
+		    SAFE(json_string_value(json_object_get(json_object_get(a, "health"), "status"))
+			     ?: "?"),
+		    seen);
+	}
+}
+
+void
+out_fleet_record(int json, const char *data, size_t len)
+{
+	json_error_t e;
+	json_t *r;
+	char line[512];
+
+	if (json) {
+		printf("%.*s\n", (int)len, data);
+		return;
+	}
+	if ((r = json_loadb(data, len, 0, &e)) == NULL) {
+		printf("(not JSON: %.*s)\n", (int)(len > 80 ? 80 : len), data);
+		return;
+	}
+	snprintf(line, sizeof(line),
+	    "%s %s %s:%" PRId64 " -> %s:%" PRId64 " %s %s up %" PRId64 " down %" PRId64,
+	    json_string_value(json_object_get(r, "@timestamp")) ?: "?",
+	    json_string_value(json_object_get(json_object_get(r, "agent"), "name")) ?: "?",
+	    json_string_value(json_object_get(json_object_get(r, "source"), "ip")) ?: "?",
+	    (int64_t)json_integer_value(json_object_get(json_object_get(r, "source"), "port")),
+	    json_string_value(json_object_get(json_object_get(r, "destination"), "ip")) ?: "?",
+	    (int64_t)json_integer_value(json_object_get(json_object_get(r, "destination"), "port")),
+	    json_string_value(json_object_get(json_object_get(r, "event"), "action")) ?: "?",
+	    json_string_value(json_object_get(json_object_get(r, "event"), "outcome")) ?: "?",
+	    (int64_t)json_integer_value(json_object_get(json_object_get(r, "source"), "bytes")),
+	    (int64_t)json_integer_value(
+		json_object_get(json_object_get(r, "destination"), "bytes")));
+	printf("%s\n", SAFE(line));
+	json_decref(r);
+}
+
+void
+out_fleet_policy(int json, const char *key, uint64_t revision, int64_t created_s, const char *doc)
+{
+	char t[32];
+
+	if (json) {
+		json_t *o = json_pack("{s:s, s:I, s:I}", "key", key, "revision",
+		    (json_int_t)revision, "created", (json_int_t)created_s);
+
+		json_object_set_new(o, "document", json_string(doc));
+		print_json(o);
+		return;
+	}
+	printf("%s revision %" PRIu64 ", set %s UTC\n", SAFE(key), revision,
+	    fmt_time(created_s * 1000000, t, sizeof(t)));
+	printf("%s\n", SAFE(doc));
+}

@@ -14,6 +14,7 @@
 #include "redirect/v1/agent.pb-c.h"
 #include "redirect/v1/policy.pb-c.h"
 #include "redirect/v1/telemetry.pb-c.h"
+#include <jansson.h>
 
 void out_status(int json, const Redirect__V1__AgentInfo *info, const Redirect__V1__Health *h);
 void out_stats(int json, const Redirect__V1__Stats *s);
@@ -39,5 +40,12 @@ void out_history(int json, Redirect__V1__ListPolicyHistoryResponse *const *pages
 
 /* s with control characters escaped, into buf (for one line of output). Returns buf. */
 const char *out_safe(const char *s, char *buf, size_t len);
+
+/* The fleet's views (redirectctl fleet): the inventory's JSON values as a table or JSON. */
+int out_agent_stale(json_t *agent, int64_t now_s);
+void out_agents(int json, json_t *agents);
+void out_fleet_record(int json, const char *data, size_t len);
+void out_fleet_policy(
+    int json, const char *key, uint64_t revision, int64_t created_s, const char *doc);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,51 @@ set_simulate(struct request *rq, const char *v)
 	return 0;
 }
 
+static int
+set_agent(struct request *rq, const char *v)
+{
+	if (v[strspn(v, "0123456789abcdef-")] != '\0' || strlen(v) != 36) {
+		usage_error("--agent takes an agent UUID (redirectctl status shows it)");
+		return -1;
+	}
+	rq->agent = v;
+	return 0;
+}
+
+static int
+set_follow(struct request *rq, const char *v)
+{
+	(void)v;
+	rq->follow = 1;
+	return 0;
+}
+
+static int
+set_expected_revision(struct request *rq, const char *v)
+{
+	uint64_t n;
+
+	if (parse_u64(v, 0, 0, INT64_MAX, &n) != 0) {
+		usage_error("--expected-revision takes the key's revision (0: it must not exist)");
+		return -1;
+	}
+	rq->expected_revision = (long long)n;
+	return 0;
+}
+
+static int
+set_ttl(struct request *rq, const char *v)
+{
+	int64_t us;
+
+	if (parse_duration_us(v, &us) != 0 || us < 1000000) {
+		usage_error("--inventory-ttl takes a duration like 10m, 1h (not '%s')", v);
+		return -1;
+	}
+	rq->ttl_s = us / 1000000;
+	return 0;
+}
+
 /* ---- positional arguments ---- */
 
 static int
@@ -175,6 +221,42 @@ arg_file(struct request *rq, char **argv, unsigned n)
 }
 
 static int arg_help(struct request *rq, char **argv, unsigned n);
+
+/* A policy key: "group.NAME", "agent.UUID", or a bare group name. */
+static int
+arg_key(struct request *rq, char **argv, unsigned n)
+{
+	const char *k = argv[0], *name = k;
+
+	if (strncmp(k, "group.", 6) == 0)
+		name = k + 6;
+	else if (strncmp(k, "agent.", 6) == 0)
+		name = k + 6;
+	if (name[0] == '\0' ||
+	    name[strspn(name,
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] != '\0') {
+		usage_error("'%s' is not a policy key (GROUP, group.GROUP or agent.UUID)", k);
+		return -1;
+	}
+	snprintf(rq->key_buf, sizeof(rq->key_buf), "%s%s", name == k ? "group." : "", k);
+	rq->policy_key = rq->key_buf;
+	if (n > 1)
+		rq->file = argv[1];
+	return 0;
+}
+
+static int
+arg_uuid(struct request *rq, char **argv, unsigned n)
+{
+	(void)n;
+	if (argv[0][strspn(argv[0], "0123456789abcdef-")] != '\0' || strlen(argv[0]) != 36) {
+		usage_error(
+		    "'%s' is not an agent UUID (redirectctl fleet agents lists them)", argv[0]);
+		return -1;
+	}
+	rq->agent = argv[0];
+	return 0;
+}
 
 /* ---- the table ---- */
 
@@ -209,6 +291,30 @@ static const struct option_row validate_opts[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+static const struct option_row fleet_conns_opts[] = {
+    {"agent", "UUID", "this agent's records only", set_agent},
+    {"since", "DURATION",
+	"shipped at most DURATION ago: 90s, 15m, 2h, 7d (default: the last "
+	"--limit)",
+	set_since},
+    {"limit", "N", "without --since: the last N records (default 20)", set_limit},
+    {"follow", NULL, "then keep printing records as they come", set_follow},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const struct option_row fleet_set_opts[] = {
+    {"expected-revision", "N",
+	"compare-and-set: fail unless the key is at revision N (0: unless it does not exist)",
+	set_expected_revision},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const struct option_row fleet_init_opts[] = {
+    {"inventory-ttl", "DURATION", "an agent silent this long leaves the inventory (default 1h)",
+	set_ttl},
+    {NULL, NULL, NULL, NULL},
+};
+
 static const struct command commands[] = {
     {"status", "", 0, 0, "the agent's identity, configuration summary and health", ACT_STATUS, NULL,
 	NULL},
@@ -226,7 +332,25 @@ static const struct command commands[] = {
 	ACT_POLICY_VALIDATE, validate_opts, arg_file},
     {"policy history", "", 0, 0, "every policy version, newest first", ACT_POLICY_HISTORY, NULL,
 	NULL},
-    {"help", "[COMMAND]", 0, 2, "this help, or one command's", ACT_HELP, NULL, arg_help},
+    {"fleet init", "", 0, 0, "create the fleet's stream and buckets (the NATS operator)",
+	ACT_FLEET_INIT, fleet_init_opts, NULL},
+    {"fleet agents", "", 0, 0, "the fleet's agents (the inventory); stale ones marked",
+	ACT_FLEET_AGENTS, NULL, NULL},
+    {"fleet conns", "", 0, 0, "the fleet's connection records, from the stream", ACT_FLEET_CONNS,
+	fleet_conns_opts, NULL},
+    {"fleet policy get", "KEY", 1, 1, "a fleet policy key: its revision, then the document",
+	ACT_FLEET_POLICY_GET, NULL, arg_key},
+    {"fleet policy set", "KEY FILE", 2, 2,
+	"set a group's (or an agent's) policy from a JSON file, checked first",
+	ACT_FLEET_POLICY_SET, fleet_set_opts, arg_key},
+    {"fleet policy delete", "KEY", 1, 1, "delete a policy key: its agents fall back to the next",
+	ACT_FLEET_POLICY_DELETE, fleet_set_opts, arg_key},
+    {"fleet policy history", "KEY", 1, 1, "a policy key's revisions, newest first",
+	ACT_FLEET_POLICY_HISTORY, NULL, arg_key},
+    {"fleet call", "UUID COMMAND [ARGS]", 2, 2,
+	"any command above (status, stats, conns, conn, policy ...) to one agent, over NATS",
+	ACT_FLEET_CALL, NULL, arg_uuid},
+    {"help", "[COMMAND]", 0, 3, "this help, or one command's", ACT_HELP, NULL, arg_help},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -316,7 +440,18 @@ print_usage(FILE *f, const struct command *cmd)
 	      "over TLS to a remote agent.\n\nglobal options:\n",
 	    f);
 	print_option_help(f, global_opts);
-	fprintf(f, "  (the default socket is %s)\n\ncommands:\n", sock);
+	fprintf(f, "  (the default socket is %s)\n\n", sock);
+	fputs("fleet options (before or after `fleet`; the fleet's NATS server):\n"
+	      "  --server URL               nats://HOST:PORT or tls://HOST:PORT (default "
+	      "nats://127.0.0.1:4222)\n"
+	      "  --user NAME, --password PW a NATS user (or REDIRECTCTL_NATS_PASSWORD)\n"
+	      "  --creds FILE               a NATS .creds file\n"
+	      "  --tls-ca, --tls-cert, --tls-key FILE   TLS to the server, a client "
+	      "certificate\n"
+	      "  --inbox PREFIX             replies under PREFIX (default _INBOX.<user>)\n"
+	      "  --prefix P                 the agents' [fleet] subject_prefix (default "
+	      "redirect)\n\ncommands:\n",
+	    f);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		char left[64];
 
@@ -348,37 +483,63 @@ usage_error(const char *fmt, ...)
 
 /* ---- parsing ---- */
 
-/* The command whose name matches argv's first word or two; *used: how many. */
+/* Whether command name c (words separated by spaces) starts with argv's first n words. */
+static int
+words_match(const char *c, int n, char **argv, int *words)
+{
+	int k = 0;
+
+	while (*c != '\0' && k < n) {
+		size_t len = strcspn(c, " ");
+
+		if (strlen(argv[k]) != len || strncmp(c, argv[k], len) != 0)
+			return 0;
+		k++;
+		c += len;
+		c += *c == ' ';
+	}
+	*words = k;
+	return *c == '\0' ? 2 : 1; /* 2: all of the name; 1: argv is a prefix of it */
+}
+
+/* The command whose name is argv's first words (the longest such); *used: how many. */
 static const struct command *
 find_command(int argc, char **argv, int *used)
 {
-	for (size_t i = 0; i < N_COMMANDS; i++) {
-		const char *name = commands[i].name, *space = strchr(name, ' ');
+	const struct command *best = NULL;
+	int best_n = 0;
 
-		if (space == NULL) {
-			if (argc >= 1 && strcmp(argv[0], name) == 0) {
-				*used = 1;
-				return &commands[i];
-			}
-		} else if (argc >= 2 && strncmp(argv[0], name, (size_t)(space - name)) == 0 &&
-			   argv[0][space - name] == '\0' && strcmp(argv[1], space + 1) == 0) {
-			*used = 2;
-			return &commands[i];
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		int words, m = words_match(commands[i].name, argc, argv, &words);
+
+		if (m == 2 && words > best_n) {
+			best = &commands[i];
+			best_n = words;
 		}
 	}
-	return NULL;
+	*used = best_n;
+	return best;
 }
 
-/* Whether a word starts some two-word command ("policy"). */
+/* Whether argv's first n words start some longer command ("policy", "fleet policy"). */
+static int
+is_group_n(int n, char **argv)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		int words;
+
+		if (words_match(commands[i].name, n, argv, &words) == 1 && words == n)
+			return 1;
+	}
+	return 0;
+}
+
 static int
 is_group(const char *word)
 {
-	size_t n = strlen(word);
+	char *w[1] = {(char *)word};
 
-	for (size_t i = 0; i < N_COMMANDS; i++)
-		if (strncmp(commands[i].name, word, n) == 0 && commands[i].name[n] == ' ')
-			return 1;
-	return 0;
+	return is_group_n(1, w);
 }
 
 static int
@@ -388,16 +549,17 @@ arg_help(struct request *rq, char **argv, unsigned n)
 
 	if (n == 0)
 		return 0;
-	if (n == 1 && is_group(argv[0])) {
-		rq->help_group = argv[0];
+	if ((rq->help_for = find_command((int)n, argv, &used)) != NULL && (unsigned)used == n)
+		return 0;
+	rq->help_for = NULL;
+	if (is_group_n((int)n, argv)) {
+		snprintf(rq->key_buf, sizeof(rq->key_buf), "%s%s%s", argv[0], n > 1 ? " " : "",
+		    n > 1 ? argv[1] : "");
+		rq->help_group = rq->key_buf;
 		return 0;
 	}
-	if ((rq->help_for = find_command((int)n, argv, &used)) == NULL || (unsigned)used != n) {
-		usage_error(
-		    "help: no command '%s%s%s'", argv[0], n > 1 ? " " : "", n > 1 ? argv[1] : "");
-		return -1;
-	}
-	return 0;
+	usage_error("help: no command '%s%s%s'", argv[0], n > 1 ? " " : "", n > 1 ? argv[1] : "");
+	return -1;
 }
 
 /*
@@ -428,8 +590,55 @@ parse_option(struct request *rq, const struct option_row *opts, int argc, char *
 		}
 		return o->set(rq, argv[1]) == 0 ? 2 : -1;
 	}
+	if (strcmp(word, "json") == 0) { /* the one global flag taken after a command too */
+		rq->json = 1;
+		return 1;
+	}
 	usage_error("%s: unknown option '%s'", usage_for->name, argv[0]);
 	return -1;
+}
+
+/* The slot of a fleet option (--server, ...), or NULL. */
+static const char **
+fleet_option(struct request *rq, const char *w)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} opts[] = {
+	    {"server", offsetof(struct fleet_opts, server)},
+	    {"user", offsetof(struct fleet_opts, user)},
+	    {"password", offsetof(struct fleet_opts, password)},
+	    {"creds", offsetof(struct fleet_opts, creds)},
+	    {"tls-ca", offsetof(struct fleet_opts, tls_ca)},
+	    {"tls-cert", offsetof(struct fleet_opts, tls_cert)},
+	    {"tls-key", offsetof(struct fleet_opts, tls_key)},
+	    {"inbox", offsetof(struct fleet_opts, inbox)},
+	    {"prefix", offsetof(struct fleet_opts, prefix)},
+	};
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (strcmp(w, opts[i].name) == 0)
+			return (const char **)(void *)((char *)&rq->nats + opts[i].off);
+	return NULL;
+}
+
+/* "fleet --server URL ... SUBCOMMAND": the options between fleet and its subcommand. */
+static int
+parse_fleet_options(struct request *rq, int argc, char **argv, int *i)
+{
+	for (; *i < argc && strncmp(argv[*i], "--", 2) == 0 && argv[*i][2] != '\0'; (*i)++) {
+		const char **slot = fleet_option(rq, argv[*i] + 2);
+
+		if (slot == NULL)
+			return 0; /* the subcommand's own options come after it */
+		if (*i + 1 >= argc) {
+			usage_error("%s needs a value", argv[*i]);
+			return -1;
+		}
+		*slot = argv[++(*i)];
+	}
+	return 0;
 }
 
 static int
@@ -453,7 +662,9 @@ parse_global(struct request *rq, int argc, char **argv, int *i)
 			rq->action = ACT_NONE;
 			return 1;
 		}
-		if (strcmp(w, "socket") == 0)
+		if ((slot = fleet_option(rq, w)) != NULL)
+			;
+		else if (strcmp(w, "socket") == 0)
 			slot = &rq->socket_path;
 		else if (strcmp(w, "target") == 0)
 			slot = &rq->target;
@@ -476,39 +687,43 @@ parse_global(struct request *rq, int argc, char **argv, int *i)
 	return 0;
 }
 
-int
-parse_command_line(int argc, char **argv, struct request *rq)
+/* A command and its options and arguments, from argv[i] on. Returns 0 or EXIT_USAGE. */
+static int
+parse_cmd(struct request *rq, int argc, char **argv, int i)
 {
 	const struct command *cmd;
 	char *pos[4];
 	unsigned npos = 0;
-	int i = 1, used, r;
+	int used, r;
 
-	memset(rq, 0, sizeof(*rq));
-	rq->limit = 20;
-	rq->expected_version = -1;
-	usage_for = NULL;
-	if ((r = parse_global(rq, argc, argv, &i)) != 0)
-		return r > 0 ? 0 : EXIT_USAGE;
-	if (i >= argc) {
-		usage_error("no command given");
-		return EXIT_USAGE;
-	}
-	if ((rq->target != NULL)
-		? (rq->socket_path != NULL || rq->ca == NULL || rq->cert == NULL || rq->key == NULL)
-		: (rq->ca != NULL || rq->cert != NULL || rq->key != NULL)) {
-		usage_error("use --socket PATH, or --target HOST:PORT with all of --ca, --cert and "
-			    "--key");
-		return EXIT_USAGE;
-	}
 	if ((cmd = find_command(argc - i, argv + i, &used)) == NULL) {
-		if (is_group(argv[i]))
-			usage_error("'%s' needs a subcommand (redirectctl help)", argv[i]);
+		if (is_group_n(argc - i > 2 ? 2 : argc - i, argv + i) || is_group(argv[i]))
+			usage_error(
+			    "'%s' needs a subcommand (redirectctl help %s)", argv[i], argv[i]);
 		else
 			usage_error("unknown command '%s'", argv[i]);
 		return EXIT_USAGE;
 	}
 	usage_for = cmd;
+	if (cmd->action == ACT_FLEET_CALL) {
+		/* fleet call UUID COMMAND [ARGS]: COMMAND is parsed as itself */
+		i += used;
+		if (i + 1 >= argc) {
+			usage_error("fleet call needs UUID COMMAND");
+			return EXIT_USAGE;
+		}
+		if (arg_uuid(rq, argv + i, 1) != 0)
+			return EXIT_USAGE;
+		if (strcmp(argv[i + 1], "fleet") == 0 || strcmp(argv[i + 1], "help") == 0 ||
+		    strcmp(argv[i + 1], "watch") == 0) {
+			usage_error("fleet call: '%s' is not a command for one agent over NATS%s",
+			    argv[i + 1],
+			    strcmp(argv[i + 1], "watch") == 0 ? " (use fleet conns --follow)" : "");
+			return EXIT_USAGE;
+		}
+		rq->fleet_call = 1;
+		return parse_cmd(rq, argc, argv, i + 1);
+	}
 	for (i += used; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			print_usage(stdout, cmd);
@@ -539,5 +754,55 @@ parse_command_line(int argc, char **argv, struct request *rq)
 		return EXIT_USAGE;
 	}
 	rq->action = cmd->action;
+	rq->fleet |= strncmp(cmd->name, "fleet ", 6) == 0;
+	return 0;
+}
+
+int
+parse_command_line(int argc, char **argv, struct request *rq)
+{
+	int i = 1, r;
+
+	memset(rq, 0, sizeof(*rq));
+	rq->limit = 20;
+	rq->expected_version = -1;
+	rq->expected_revision = -1;
+	usage_for = NULL;
+	if ((r = parse_global(rq, argc, argv, &i)) != 0)
+		return r > 0 ? 0 : EXIT_USAGE;
+	if (i >= argc) {
+		usage_error("no command given");
+		return EXIT_USAGE;
+	}
+	if ((rq->target != NULL)
+		? (rq->socket_path != NULL || rq->ca == NULL || rq->cert == NULL || rq->key == NULL)
+		: (rq->ca != NULL || rq->cert != NULL || rq->key != NULL)) {
+		usage_error("use --socket PATH, or --target HOST:PORT with all of --ca, --cert and "
+			    "--key");
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "fleet") == 0) {
+		/* "fleet [--server URL ...] SUBCOMMAND": the options go before it */
+		int j = i + 1;
+
+		if (parse_fleet_options(rq, argc, argv, &j) != 0)
+			return EXIT_USAGE;
+		if (j > i + 1) { /* move "fleet" next to its subcommand */
+			argv[j - 1] = argv[i];
+			i = j - 1;
+		}
+		if (i + 1 >= argc) {
+			usage_error("'fleet' needs a subcommand (redirectctl help fleet)");
+			return EXIT_USAGE;
+		}
+	}
+	if ((r = parse_cmd(rq, argc, argv, i)) != 0)
+		return r;
+	if ((rq->fleet || rq->fleet_call) && rq->nats.server == NULL)
+		rq->nats.server = "nats://127.0.0.1:4222";
+	if ((rq->nats.tls_cert != NULL) != (rq->nats.tls_key != NULL)) {
+		usage_error("--tls-cert and --tls-key go together");
+		return EXIT_USAGE;
+	}
 	return 0;
 }

@@ -29,6 +29,23 @@ enum action {
 	ACT_POLICY_SET,
 	ACT_POLICY_VALIDATE,
 	ACT_POLICY_HISTORY,
+	ACT_FLEET_INIT,
+	ACT_FLEET_AGENTS,
+	ACT_FLEET_CONNS,
+	ACT_FLEET_POLICY_GET,
+	ACT_FLEET_POLICY_SET,
+	ACT_FLEET_POLICY_DELETE,
+	ACT_FLEET_POLICY_HISTORY,
+	ACT_FLEET_CALL, /* then `action` is the command called, and fleet_call is set */
+};
+
+/* redirectctl fleet's connection to NATS, and the names it uses. */
+struct fleet_opts {
+	const char *server; /* "nats://127.0.0.1:4222" */
+	const char *user, *password, *creds;
+	const char *tls_ca, *tls_cert, *tls_key;
+	const char *inbox;  /* NULL: "_INBOX.<user>", or "_INBOX" */
+	const char *prefix; /* subjects: "redirect" */
 };
 
 /* Everything the command line says, parsed and checked. */
@@ -55,6 +72,16 @@ struct request {
 	/* help */
 	const struct command *help_for; /* NULL: every command, or ... */
 	const char *help_group;         /* ... the commands of one group ("policy") */
+	/* fleet */
+	int fleet;      /* a fleet command: over NATS */
+	int fleet_call; /* fleet call UUID COMMAND: action is COMMAND's */
+	struct fleet_opts nats;
+	const char *agent;      /* an agent's UUID (call, conns --agent) */
+	const char *policy_key; /* a policy key: "group.NAME" or "agent.UUID" */
+	char key_buf[160];
+	long long expected_revision; /* -1: none */
+	int follow;
+	int64_t ttl_s; /* fleet init: the inventory's age limit */
 };
 
 struct command;

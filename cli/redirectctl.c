@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "err.h"
+#include "fleet.h"
 #include "output.h"
 #include "parser.h"
 #include "paths.h"
@@ -322,6 +323,14 @@ run(struct client *cl, const struct request *rq, const char *doc)
 		return do_policy_history(cl, rq);
 	case ACT_NONE:
 	case ACT_HELP:
+	case ACT_FLEET_INIT: /* fleet_run's, never here */
+	case ACT_FLEET_AGENTS:
+	case ACT_FLEET_CONNS:
+	case ACT_FLEET_POLICY_GET:
+	case ACT_FLEET_POLICY_SET:
+	case ACT_FLEET_POLICY_DELETE:
+	case ACT_FLEET_POLICY_HISTORY:
+	case ACT_FLEET_CALL:
 		break;
 	}
 	return 0;
@@ -347,9 +356,22 @@ main(int argc, char **argv)
 		return 0;
 	}
 	/* A file that cannot be read is the command line's fault: before connecting. */
-	if ((rq.action == ACT_POLICY_SET || rq.action == ACT_POLICY_VALIDATE) &&
+	if ((rq.action == ACT_POLICY_SET || rq.action == ACT_POLICY_VALIDATE ||
+		rq.action == ACT_FLEET_POLICY_SET) &&
 	    (doc = read_policy_file(rq.file)) == NULL)
 		return EXIT_USAGE;
+	if (rq.fleet) {
+		rc = fleet_run(&rq, doc);
+		free(doc);
+		return rc;
+	}
+	if (rq.fleet_call) { /* the same commands, to one agent over NATS */
+		if ((rc = fleet_client_open(&cl, &rq)) == 0)
+			rc = run(&cl, &rq, doc);
+		fleet_client_close(&cl);
+		free(doc);
+		return rc;
+	}
 	if (rq.socket_path == NULL)
 		rq.socket_path = paths_join(
 		    sock, sizeof(sock), paths_runtime_dir(dir, sizeof(dir)), "agent.sock");

@@ -277,7 +277,7 @@ int
 fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char *err, size_t errlen)
 {
 	struct fleet *f = calloc(1, sizeof(*f));
-	char servers[CONFIG_URLS_MAX], name[128];
+	char servers[CONFIG_URLS_MAX], name[128], inbox[64];
 	const char *urls[FLEET_MAX_SERVERS];
 	pthread_condattr_t ca;
 	int n, secure = 0;
@@ -301,6 +301,7 @@ fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char 
 	for (int i = 0; i < n; i++)
 		secure |= strncmp(urls[i], "tls://", 6) == 0;
 	snprintf(name, sizeof(name), "redirect-agent %s (%s)", uuid, cfg->agent_id);
+	snprintf(inbox, sizeof(inbox), "_INBOX.agent-%s", uuid);
 	if ((s = natsOptions_Create(&f->opts)) != NATS_OK ||
 	    (s = natsOptions_SetServers(f->opts, urls, n)) != NATS_OK ||
 	    (s = natsOptions_SetName(f->opts, name)) != NATS_OK ||
@@ -311,7 +312,12 @@ fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char 
 	    (s = natsOptions_SetClosedCB(f->opts, on_closed, f)) != NATS_OK ||
 	    (s = natsOptions_SetErrorHandler(f->opts, on_error, f)) != NATS_OK ||
 	    (s = natsOptions_SetPingInterval(f->opts, 10000)) != NATS_OK ||
-	    (s = natsOptions_SetMaxPingsOut(f->opts, 3)) != NATS_OK)
+	    (s = natsOptions_SetMaxPingsOut(f->opts, 3)) != NATS_OK ||
+	    /* Console calls are answered at once, not at the flusher's next turn (~1 ms). */
+	    (s = natsOptions_SetSendAsap(f->opts, true)) != NATS_OK ||
+	    /* Replies come back under the agent's own inbox: a server can then let each
+	     * agent read only its own (deploy/nats/). */
+	    (s = natsOptions_SetCustomInboxPrefix(f->opts, inbox)) != NATS_OK)
 		goto natsfail;
 	if (secure || cfg->fleet_tls_ca[0] != '\0') {
 		if ((s = natsOptions_SetSecure(f->opts, true)) != NATS_OK)
@@ -394,6 +400,20 @@ fleet_jetstream(struct fleet *f, void *js_options, void **js, unsigned *gen)
 	    natsConnection_JetStream((jsCtx **)js, f->nc, (jsOptions *)js_options) == NATS_OK) {
 		*gen = f->gen;
 		rc = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int
+fleet_attach(struct fleet *f, int (*fn)(void *nc, void *arg), void *arg, unsigned *gen)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->nc != NULL && f->connected) {
+		rc = fn(f->nc, arg);
+		*gen = f->gen;
 	}
 	pthread_mutex_unlock(&f->lock);
 	return rc;

@@ -49,6 +49,14 @@ int fleet_connected(struct fleet *f, char *why, size_t whylen);
 int fleet_jetstream(struct fleet *f, void *js_options, void **js, unsigned *gen);
 unsigned fleet_generation(struct fleet *f);
 
+/*
+ * Call fn with the current connection (natsConnection *) under the fleet's
+ * lock, to make what lives on it (subscriptions, a JetStream context: they
+ * keep the connection alive). Returns fn's result, with *gen the
+ * connection's generation; -1 while not connected. For fleet/ only.
+ */
+int fleet_attach(struct fleet *f, int (*fn)(void *nc, void *arg), void *arg, unsigned *gen);
+
 /* Whether this build has the NATS client. */
 int fleet_available(void);
 

@@ -1,8 +1,9 @@
 /*
- * fleet_off.c: fleet.h for a build without the NATS C client. The ECS file
+ * fleet_off.c: fleet.h and control.h for a build without the NATS C client. The ECS file
  * sink still ships every connection; a [fleet] servers setting is refused
  * at start with this message.
  */
+#include "control.h"
 #include "fleet.h"
 #include "sink_nats.h"
 
@@ -60,4 +61,43 @@ sink_nats_start(struct shipper **out, const struct config *cfg, struct fleet *fl
 	*out = NULL;
 	snprintf(err, errlen, "this build has no NATS client");
 	return -1;
+}
+
+int
+fleet_attach(struct fleet *f, int (*fn)(void *nc, void *arg), void *arg, unsigned *gen)
+{
+	(void)f, (void)fn, (void)arg, (void)gen;
+	return -1;
+}
+
+int
+fleet_control_new(struct fleet_control **out, const struct config *cfg, struct fleet *fleet,
+    const char *uuid, const char *hostname, int64_t started_at_us, const struct fleet_hooks *hooks,
+    char *err, size_t errlen)
+{
+	(void)cfg, (void)fleet, (void)uuid, (void)hostname, (void)started_at_us, (void)hooks;
+	*out = NULL;
+	snprintf(err, errlen, "this build has no NATS client");
+	return -1;
+}
+
+int
+fleet_control_sync(struct fleet_control *c)
+{
+	(void)c;
+	return 0;
+}
+
+int
+fleet_control_start(struct fleet_control *c, char *err, size_t errlen)
+{
+	(void)c;
+	snprintf(err, errlen, "this build has no NATS client");
+	return -1;
+}
+
+void
+fleet_control_free(struct fleet_control *c)
+{
+	(void)c;
 }

@@ -19,6 +19,7 @@
 #include "export.h"
 #include "log.h"
 #include "policies.h"
+#include "policy.h"
 #include "query.h"
 #include "redirect.h"
 #include "store.h"
@@ -26,26 +27,87 @@
 #include "worker.h"
 
 int
-rpc_core_init(struct rpc_core *core, const struct rpc_deps *deps, char *err, size_t errlen)
+rpc_core_new(struct rpc_core **out, const struct rpc_deps *deps, char *err, size_t errlen)
 {
-	memset(core, 0, sizeof(*core));
+	struct rpc_core *core = calloc(1, sizeof(*core));
+	struct policy_row row;
+
+	*out = NULL;
+	if (core == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	core->deps = *deps;
 	core->cfg = deps->cfg;
-	if (policies_open(deps->cfg->db_path, &core->policies, err, errlen) != 0)
+	if (policies_open(deps->cfg->db_path, &core->policies, err, errlen) != 0 ||
+	    query_open(deps->cfg->db_path, &core->call_q, err, errlen) != 0) {
+		policies_close(core->policies);
+		free(core);
 		return -1;
+	}
 	policies_set_keep(core->policies, deps->cfg->policy_history_keep);
 	pthread_mutex_init(&core->policy_lock, NULL);
+	pthread_mutex_init(&core->call_lock, NULL);
+	/* A version the fleet set is still the fleet's after a restart. */
+	if (policy_version(policy_current(deps->policy)) > 0 &&
+	    policies_get(core->policies, policy_version(policy_current(deps->policy)), &row) == 1) {
+		if (strncmp(row.author, "fleet:", 6) == 0)
+			snprintf(
+			    core->fleet_source, sizeof(core->fleet_source), "%s", row.author + 6);
+		policy_row_free(&row);
+	}
+	*out = core;
 	return 0;
 }
 
 void
-rpc_core_destroy(struct rpc_core *core)
+rpc_core_set_deps(struct rpc_core *core, const struct rpc_deps *deps)
 {
-	if (core->policies == NULL)
+	core->deps = *deps;
+}
+
+void
+rpc_core_free(struct rpc_core *core)
+{
+	if (core == NULL)
 		return;
 	policies_close(core->policies);
-	core->policies = NULL;
+	query_close(core->call_q);
 	pthread_mutex_destroy(&core->policy_lock);
+	pthread_mutex_destroy(&core->call_lock);
+	free(core);
+}
+
+int
+rpc_core_call(struct rpc_core *core, const char *path, const uint8_t *req, size_t len,
+    uint8_t **reply, size_t *reply_len, char *msg, size_t msglen)
+{
+	const struct rpc_method *m = rpc_method_by_path(path);
+	struct rpc_ctx cx = {.core = core, .caller = "a fleet console (NATS)"};
+	grpc_status_code st;
+
+	*reply = NULL;
+	*reply_len = 0;
+	if (m == NULL) {
+		snprintf(msg, msglen, "unknown method %s", path);
+		return GRPC_STATUS_UNIMPLEMENTED;
+	}
+	if (m->handle == NULL) {
+		snprintf(msg, msglen, "%s is a stream: read the fleet's stream instead", path);
+		return GRPC_STATUS_UNIMPLEMENTED;
+	}
+	pthread_mutex_lock(&core->call_lock);
+	cx.q = core->call_q;
+	st = rpc_call(&cx, m, RPC_ROLE_ADMIN, req, len);
+	pthread_mutex_unlock(&core->call_lock);
+	if (st == GRPC_STATUS_OK) {
+		*reply = cx.reply;
+		*reply_len = cx.reply_len;
+	} else {
+		free(cx.reply);
+		snprintf(msg, msglen, "%s", cx.msg);
+	}
+	return (int)st;
 }
 
 grpc_status_code
@@ -240,51 +302,61 @@ get_info(struct rpc_ctx *cx)
 
 #define HEALTH_MAX_REASONS 8
 
-static grpc_status_code
-get_health(struct rpc_ctx *cx)
+int
+rpc_health(struct rpc_core *core, char (*r)[STORE_PROBLEM_LEN], size_t max, size_t *out)
 {
-	const struct rpc_core *core = cx->core;
-	Redirect__V1__Health h = REDIRECT__V1__HEALTH__INIT;
-	char r[HEALTH_MAX_REASONS][STORE_PROBLEM_LEN], *rp[HEALTH_MAX_REASONS];
 	struct export_sink_stats sinks[4];
 	size_t n = 0, n_sinks;
 	struct store_stats ss;
 	int64_t now = clock_wall_us();
 
+#define REASON(...)                                                                                \
+	do {                                                                                       \
+		if (n < max)                                                                       \
+			snprintf(r[n++], STORE_PROBLEM_LEN, __VA_ARGS__);                          \
+	} while (0)
 	store_get_stats(core->deps.store, &ss);
 	if (core->deps.redirect != NULL && redirect_rules_present(core->deps.redirect) != 1)
-		snprintf(r[n++], sizeof(r[0]),
-		    "nft table redirect_agent_%s is missing: connections "
-		    "are not redirected",
+		REASON("nft table redirect_agent_%s is missing: connections are not redirected",
 		    core->cfg->agent_id);
-	if (ss.queue_depth * 2 >= core->cfg->queue_size)
-		snprintf(r[n++], sizeof(r[0]), "database queue backlog: %llu of %u events",
-		    (unsigned long long)ss.queue_depth, core->cfg->queue_size);
 	if (ss.incident[0] != '\0')
-		snprintf(r[n++], sizeof(r[0]), "%s", ss.incident);
+		REASON("%s", ss.incident);
 	if (ss.write_error[0] != '\0')
-		snprintf(r[n++], sizeof(r[0]), "%s", ss.write_error);
+		REASON("%s", ss.write_error);
+	if (ss.queue_depth * 2 >= core->cfg->queue_size)
+		REASON("database queue backlog: %llu of %u events",
+		    (unsigned long long)ss.queue_depth, core->cfg->queue_size);
 	if (ss.events_dropped > 0)
-		snprintf(r[n++], sizeof(r[0]), "%llu connection events were dropped since start",
+		REASON("%llu connection events were dropped since start",
 		    (unsigned long long)ss.events_dropped);
 	/* A sink down for longer than degraded_after_s, or one that lost events. */
 	n_sinks = export_get_stats(core->deps.exporter, sinks, 4);
-	for (size_t i = 0; i < n_sinks && n < HEALTH_MAX_REASONS; i++) {
+	for (size_t i = 0; i < n_sinks; i++) {
 		const struct export_sink_stats *e = &sinks[i];
 
 		if (e->state == EXPORT_RETRYING && e->down_since_us > 0 &&
 		    now - e->down_since_us >= (int64_t)core->cfg->degraded_after_s * 1000000)
-			snprintf(r[n++], sizeof(r[0]),
-			    "export %.15s cannot ship for %llds (%llu events pending): %.200s",
+			REASON("export %.15s cannot ship for %llds (%llu events pending): %.200s",
 			    e->name, (long long)((now - e->down_since_us) / 1000000),
 			    (unsigned long long)e->pending, e->last_error);
-		if (e->lost > 0 && n < HEALTH_MAX_REASONS)
-			snprintf(r[n++], sizeof(r[0]),
-			    "export %.15s lost %llu events: they were pruned before it could ship "
-			    "them "
-			    "([export] max_backlog)",
+		if (e->lost > 0)
+			REASON("export %.15s lost %llu events: they were pruned before it could "
+			       "ship them ([export] max_backlog)",
 			    e->name, (unsigned long long)e->lost);
 	}
+#undef REASON
+	*out = n;
+	return n == 0;
+}
+
+static grpc_status_code
+get_health(struct rpc_ctx *cx)
+{
+	Redirect__V1__Health h = REDIRECT__V1__HEALTH__INIT;
+	char r[HEALTH_MAX_REASONS][STORE_PROBLEM_LEN], *rp[HEALTH_MAX_REASONS];
+	size_t n;
+
+	rpc_health(cx->core, r, HEALTH_MAX_REASONS, &n);
 	for (size_t i = 0; i < n; i++)
 		rp[i] = r[i];
 	h.status =

@@ -157,7 +157,12 @@ rpc_local_open(struct rpc_server *srv, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.n", path);
+	{ /* the length was checked above: a copy and a suffix, no format */
+		size_t n = strlen(path);
+
+		memcpy(tmp.sun_path, path, n);
+		memcpy(tmp.sun_path + n, ".n", 3);
+	}
 	(void)unlink(tmp.sun_path);
 	if (bind(fd, (struct sockaddr *)&tmp, sizeof(tmp)) != 0 || listen(fd, 64) != 0) {
 		snprintf(err, errlen, "%s: %s", path, err_str(errno));

@@ -8,6 +8,7 @@
  */
 #include "rpc_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,17 +79,54 @@ rpc_get_policy(struct rpc_ctx *cx)
 	return st;
 }
 
+/*
+ * The one way a policy is put in force, with the lock held: the kernel's
+ * bypass rules, then the stored version, then the swap. A failure at any
+ * step leaves the old policy in force, in the agent and in the kernel.
+ * fleet_source is "group.x@17" for a version the fleet set, "" otherwise.
+ * Takes p. Returns its version, or -1 with the reason in msg.
+ */
+static int64_t
+install_locked(struct rpc_core *core, struct policy *p, const char *author,
+    const char *fleet_source, char *msg, size_t msglen)
+{
+	struct policy *old = policy_current(core->deps.policy);
+	int64_t v;
+	char err[512];
+
+	if (core->deps.redirect != NULL &&
+	    redirect_apply_bypass(core->deps.redirect, p, err, sizeof(err)) != 0) {
+		policy_free(p);
+		snprintf(msg, msglen, "cannot update the kernel's bypass set: %s", err);
+		return -1;
+	}
+	v = policies_append(core->policies, policy_document(p), author, clock_wall_us());
+	if (v < 0) {
+		snprintf(
+		    msg, msglen, "cannot store the policy: %s", policies_errmsg(core->policies));
+		if (core->deps.redirect != NULL &&
+		    redirect_apply_bypass(core->deps.redirect, old, err, sizeof(err)) != 0)
+			log_warnx("policy: cannot restore the bypass set: %s", err);
+		policy_free(p);
+		return -1;
+	}
+	policy_set_version(p, (uint64_t)v);
+	policy_install(core->deps.policy, p); /* old is freed here */
+	snprintf(core->fleet_source, sizeof(core->fleet_source), "%s", fleet_source);
+	log_info(
+	    "policy version %lld set by %s (%zu rules)", (long long)v, author, policy_n_rules(p));
+	return v;
+}
+
 /* SetPolicy's steps, with the lock held. */
 static grpc_status_code
 set_policy_locked(struct rpc_ctx *cx, struct policy *p, uint64_t expected)
 {
 	struct rpc_core *core = cx->core;
-	struct policy *old = policy_current(core->deps.policy);
-	uint64_t current = policy_version(old);
+	uint64_t current = policy_version(policy_current(core->deps.policy));
 	struct policy_row row;
 	grpc_status_code st;
 	int64_t v;
-	char err[512];
 
 	/*
 	 * Compare-and-set against the version in force. Only a holder of the
@@ -100,29 +138,92 @@ set_policy_locked(struct rpc_ctx *cx, struct policy *p, uint64_t expected)
 		    "expected_version %llu, but the policy is at version %llu: read it again",
 		    (unsigned long long)expected, (unsigned long long)current);
 	}
-	if (redirect_apply_bypass(core->deps.redirect, p, err, sizeof(err)) != 0) {
+	/* A fleet's policy is changed in the fleet, not under it. */
+	if (core->fleet_source[0] != '\0' && !core->cfg->fleet_local_policy) {
 		policy_free(p);
-		return rpc_fail(
-		    cx, GRPC_STATUS_INTERNAL, "cannot update the kernel's bypass set: %s", err);
+		return rpc_fail(cx, GRPC_STATUS_FAILED_PRECONDITION,
+		    "the policy in force comes from the fleet (%s): change it there, or set "
+		    "[fleet] local_policy = allow",
+		    core->fleet_source);
 	}
-	v = policies_append(core->policies, policy_document(p), cx->caller, clock_wall_us());
-	if (v < 0) {
-		st = rpc_fail(cx, GRPC_STATUS_INTERNAL, "cannot store the policy: %s",
-		    policies_errmsg(core->policies));
-		if (redirect_apply_bypass(core->deps.redirect, old, err, sizeof(err)) != 0)
-			log_warnx("policy: cannot restore the bypass set: %s", err);
-		policy_free(p);
-		return st;
-	}
-	policy_set_version(p, (uint64_t)v);
-	policy_install(core->deps.policy, p); /* old is freed here */
-	log_info("policy version %lld set by %s (%zu rules)", (long long)v, cx->caller,
-	    policy_n_rules(p));
+	if ((v = install_locked(core, p, cx->caller, "", cx->msg, sizeof(cx->msg))) < 0)
+		return GRPC_STATUS_INTERNAL;
 	if (policies_get(core->policies, (uint64_t)v, &row) != 1)
 		return rpc_fail(cx, GRPC_STATUS_INTERNAL, "stored, but cannot read it back");
-	st = reply_version(cx, &row, p);
+	st = reply_version(cx, &row, policy_current(core->deps.policy));
 	policy_row_free(&row);
 	return st;
+}
+
+int
+rpc_policy_from_fleet(struct rpc_core *core, const char *doc, const char *source,
+    struct policy_problems *problems, char *msg, size_t msglen)
+{
+	struct policy *p;
+	char author[160];
+	int64_t v;
+
+	memset(problems, 0, sizeof(*problems));
+	msg[0] = '\0';
+	if ((p = policy_compile(doc, (size_t)-1, problems)) == NULL) {
+		join_problems(problems, msg, msglen);
+		return -EINVAL;
+	}
+	snprintf(author, sizeof(author), "fleet:%s", source);
+	pthread_mutex_lock(&core->policy_lock);
+	v = install_locked(core, p, author, source, msg, msglen);
+	pthread_mutex_unlock(&core->policy_lock);
+	return v < 0 ? -EIO : 0;
+}
+
+int
+rpc_policy_back_to_local(struct rpc_core *core, char *msg, size_t msglen)
+{
+	struct policy_problems pr;
+	struct policy_row row;
+	struct policy *p = NULL;
+	uint64_t v;
+	int found, rc = 0;
+
+	pthread_mutex_lock(&core->policy_lock);
+	if (core->fleet_source[0] == '\0')
+		goto out; /* the local policy is in force already */
+	/* The newest version not set by the fleet; none: the default (allow all). */
+	for (v = policy_version(policy_current(core->deps.policy)), found = 0; v > 0 && !found;
+	     v--) {
+		if (policies_get(core->policies, v, &row) != 1)
+			continue;
+		if (strncmp(row.author, "fleet:", 6) != 0) {
+			p = policy_compile(row.document, (size_t)-1, &pr);
+			if (p == NULL)
+				policy_problems_free(&pr);
+			found = p != NULL;
+		}
+		policy_row_free(&row);
+	}
+	if (p == NULL)
+		p = policy_allow_all();
+	if (p == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (install_locked(core, p,
+		found ? "local (no fleet key applies)" : "default (no fleet key applies)", "", msg,
+		msglen) < 0)
+		rc = -EIO;
+out:
+	pthread_mutex_unlock(&core->policy_lock);
+	return rc;
+}
+
+void
+rpc_policy_state(struct rpc_core *core, uint64_t *version, char *fleet_source, size_t len)
+{
+	pthread_mutex_lock(&core->policy_lock);
+	*version = policy_version(policy_current(core->deps.policy));
+	snprintf(fleet_source, len, "%s", core->fleet_source);
+	pthread_mutex_unlock(&core->policy_lock);
 }
 
 grpc_status_code

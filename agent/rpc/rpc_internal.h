@@ -55,6 +55,9 @@ struct rpc_core {
 	const struct config *cfg;
 	pthread_mutex_t policy_lock;
 	struct policy_store *policies; /* under policy_lock */
+	char fleet_source[128];        /* under policy_lock: "group.x@17"; "": local */
+	pthread_mutex_t call_lock;     /* rpc_core_call's, and its reader */
+	struct query *call_q;
 };
 
 /* One call, as a method sees it. */
@@ -123,7 +126,7 @@ struct rpc_tag {
 struct watch;
 
 struct rpc_server {
-	struct rpc_core core;
+	struct rpc_core *core; /* the agent's (rpc_core_new) */
 	const struct config *cfg;
 	grpc_server *server;
 	grpc_completion_queue *cq;
@@ -131,7 +134,6 @@ struct rpc_server {
 	grpc_server_credentials *remote_creds; /* NULL: no remote listener */
 	void *handles[RPC_MAX_METHODS];
 	int grpc_inited;
-	int core_inited;
 	_Atomic int stopping;
 
 	struct rpc_local *local; /* the local admin endpoint: local_linux.c, local_win.c */
@@ -207,10 +209,6 @@ const char *rpc_string_with_nul(
 
 int rpc_filter_from_request(const Redirect__V1__ListConnectionsRequest *rq, struct conn_filter *f,
     char *msg, size_t msglen);
-
-/* The shared state: set up before any transport serves, torn down after all stopped. */
-int rpc_core_init(struct rpc_core *core, const struct rpc_deps *deps, char *err, size_t errlen);
-void rpc_core_destroy(struct rpc_core *core);
 
 /* watch.c: start its thread; take over a WatchConnections call (OK: the
  * stream is running; otherwise the caller replies with that status); report

@@ -18,6 +18,8 @@ struct store;
 struct redirect;
 struct policy_holder;
 struct exporter;
+struct policy_problems;
+struct rpc_core;
 struct rpc_server;
 
 struct rpc_deps {
@@ -31,13 +33,56 @@ struct rpc_deps {
 };
 
 /*
- * Start serving on [api] local_socket: a unix socket with mode 0660, group
- * [api] admin_group (when that group exists). Only root, the agent's own
- * user and members of that group may call (checked with SO_PEERCRED).
+ * The API's methods, whatever the transport (gRPC here, NATS in fleet/),
+ * and the one path by which a policy is put in force. Made before the
+ * proxy starts (the fleet's policy may be applied before any connection is
+ * taken); deps that do not exist yet (workers, redirect, exporter) are NULL
+ * until rpc_core_set_deps, called before any thread uses the core.
  * Returns 0 with *out set, or -1 with err set.
  */
-int rpc_server_start(
-    struct rpc_server **out, const struct rpc_deps *deps, char *err, size_t errlen);
+int rpc_core_new(struct rpc_core **out, const struct rpc_deps *deps, char *err, size_t errlen);
+void rpc_core_set_deps(struct rpc_core *core, const struct rpc_deps *deps);
+void rpc_core_free(struct rpc_core *core);
+
+/*
+ * Put a document from the fleet in force as a new version, by the path
+ * SetPolicy takes, its author "fleet:<source>" (source: "group.x@17", the key
+ * and its revision). Returns 0; -EINVAL when the document is not valid for
+ * this agent (problems filled: free them; msg joins them); -EIO with msg.
+ */
+int rpc_policy_from_fleet(struct rpc_core *core, const char *doc, const char *source,
+    struct policy_problems *problems, char *msg, size_t msglen);
+
+/*
+ * No fleet key applies any more: put the newest locally set version back in
+ * force (as a new version), or the default. Nothing when the local policy
+ * is in force already. Returns 0, or a negative errno with msg.
+ */
+int rpc_policy_back_to_local(struct rpc_core *core, char *msg, size_t msglen);
+
+/* The version in force, and its fleet source ("" when local). Thread-safe. */
+void rpc_policy_state(struct rpc_core *core, uint64_t *version, char *fleet_source, size_t len);
+
+/* Health as GetHealth gives it: 1 serving, 0 degraded with up to max reasons. */
+int rpc_health(struct rpc_core *core, char (*reasons)[640], size_t max, size_t *n);
+
+/*
+ * One unary method for another transport: path "/redirect.v1.Agent/GetInfo",
+ * the packed request; on GRPC status 0, *reply (malloc'ed) and *reply_len.
+ * The caller's identity is trusted by the transport (NATS: the server's
+ * permissions) and gets the admin role. Returns the status code (grpc's
+ * numbering) with msg set when not 0. Serialized on the core: one at a time.
+ */
+int rpc_core_call(struct rpc_core *core, const char *path, const uint8_t *req, size_t len,
+    uint8_t **reply, size_t *reply_len, char *msg, size_t msglen);
+
+/*
+ * Start serving core on [api] local_socket: a unix socket with mode 0660,
+ * group [api] admin_group (when that group exists). Only root, the agent's
+ * own user and members of that group may call (checked with SO_PEERCRED).
+ * Returns 0 with *out set, or -1 with err set.
+ */
+int rpc_server_start(struct rpc_server **out, struct rpc_core *core, char *err, size_t errlen);
 
 /*
  * Stop: in-flight calls are cancelled with a status, the threads are

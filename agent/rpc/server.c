@@ -172,7 +172,7 @@ dispatch(struct rpc_call *c, struct query *q)
 {
 	struct rpc_server *srv = c->srv;
 	const struct rpc_method *m = c->m;
-	struct rpc_ctx cx = {.core = &srv->core, .q = q};
+	struct rpc_ctx cx = {.core = srv->core, .q = q};
 	char who[CONFIG_IDENTITY_MAX + 32];
 	enum rpc_role role;
 	grpc_status_code st;
@@ -372,8 +372,9 @@ int_arg(const char *key, int value)
 }
 
 int
-rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err, size_t errlen)
+rpc_server_start(struct rpc_server **out, struct rpc_core *core, char *err, size_t errlen)
 {
+	const struct rpc_deps *deps = &core->deps;
 	struct rpc_server *srv = calloc(1, sizeof(*srv));
 	grpc_arg args[8];
 	grpc_channel_args chargs = {0, args};
@@ -385,9 +386,7 @@ rpc_server_start(struct rpc_server **out, const struct rpc_deps *deps, char *err
 		return -1;
 	}
 	srv->cfg = deps->cfg;
-	if (rpc_core_init(&srv->core, deps, err, errlen) != 0)
-		goto fail;
-	srv->core_inited = 1;
+	srv->core = core;
 	if (query_open(deps->cfg->db_path, &srv->q, err, errlen) != 0 ||
 	    rpc_local_open(srv, err, errlen) != 0)
 		goto fail;
@@ -520,7 +519,5 @@ rpc_server_stop(struct rpc_server *srv)
 	query_close(srv->q);
 	for (int i = 0; i < RPC_SLOW_THREADS; i++)
 		query_close(srv->slow_q[i]);
-	if (srv->core_inited)
-		rpc_core_destroy(&srv->core);
 	free(srv);
 }

@@ -164,7 +164,7 @@ watch_main(void *arg)
 				continue;
 			}
 			if (w->qcount == 0 &&
-			    store_last_sequence(srv->core.deps.store) > w->cursor) {
+			    store_last_sequence(srv->core->deps.store) > w->cursor) {
 				int rc;
 
 				/* Not under the lock: the completion-queue thread must
@@ -231,7 +231,7 @@ watch_begin(
 {
 	const Redirect__V1__WatchConnectionsRequest *rq =
 	    (const Redirect__V1__WatchConnectionsRequest *)req;
-	uint64_t head = store_last_sequence(srv->core.deps.store);
+	uint64_t head = store_last_sequence(srv->core->deps.store);
 	struct watch *w;
 	grpc_op op;
 	int64_t oldest;

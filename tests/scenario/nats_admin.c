@@ -8,13 +8,43 @@
  *   nats_admin URL dump STREAM      every message: "<Nats-Msg-Id>\t<data>", in stream order
  *   nats_admin URL times STREAM     every message: "<stored at, ns since the epoch>\t<data>"
  *   nats_admin URL count STREAM     the number of messages
+ *   nats_admin URL kv-put BUCKET KEY FILE   a value as it is (no check: a bad document too)
+ *   nats_admin URL kv-get BUCKET KEY        print a key's value
+ *   nats_admin URL pub SUBJECT TEXT         publish; exit 1 when the server refuses it
+ *   nats_admin URL sub SUBJECT              subscribe; exit 1 when the server refuses it
  *
- * URL may carry user:password@. Exit 0, or 1 with the reason on stderr.
+ * URL may carry user:password@; NATS_INBOX sets the inbox prefix (a user
+ * confined to its own). Exit 0, or 1 with the reason on stderr.
  */
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static char refused[512]; /* the server's asynchronous complaint */
+
+static void
+on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
+{
+	const char *t = NULL;
+
+	(void)sub, (void)arg;
+	natsConnection_GetLastError(nc, &t);
+	snprintf(refused, sizeof(refused), "%s", t != NULL ? t : natsStatus_GetText(err));
+}
+
+/* After a publish or a subscription: a refusal comes back asynchronously, if at all. */
+static int
+refusal(natsConnection *nc, const char *what)
+{
+	natsConnection_FlushTimeout(nc, 1000);
+	nats_Sleep(300);
+	if (refused[0] != '\0') {
+		fprintf(stderr, "nats_admin: %s: %s\n", what, refused);
+		return 1;
+	}
+	return 0;
+}
 
 static int
 fail(const char *what, natsStatus s)
@@ -118,10 +148,26 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: nats_admin URL add-stream|update-stream|dump|count ARGS\n");
 		return 2;
 	}
-	if ((s = natsConnection_ConnectTo(&nc, argv[1])) != NATS_OK)
-		return fail(argv[1], s);
-	if ((s = natsConnection_JetStream(&js, nc, NULL)) != NATS_OK)
-		return fail("JetStream", s);
+	{
+		natsOptions *o = NULL;
+
+		if ((s = natsOptions_Create(&o)) != NATS_OK ||
+		    (s = natsOptions_SetURL(o, argv[1])) != NATS_OK ||
+		    (s = natsOptions_SetErrorHandler(o, on_error, NULL)) != NATS_OK ||
+		    (getenv("NATS_INBOX") != NULL && (s = natsOptions_SetCustomInboxPrefix(
+							  o, getenv("NATS_INBOX"))) != NATS_OK) ||
+		    (s = natsConnection_Connect(&nc, o)) != NATS_OK)
+			return fail(argv[1], s);
+		natsOptions_Destroy(o);
+	}
+	{
+		jsOptions jo;
+
+		jsOptions_Init(&jo);
+		jo.Wait = 2000;
+		if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK)
+			return fail("JetStream", s);
+	}
 	if (strcmp(argv[2], "add-stream") == 0 && argc >= 5)
 		rc = put_stream(js, argv[3], argv[4], argc > 5 ? strtoll(argv[5], NULL, 10) : 0, 0);
 	else if (strcmp(argv[2], "update-stream") == 0 && argc == 6)
@@ -130,7 +176,45 @@ main(int argc, char **argv)
 		rc = dump(js, argv[3], 0);
 	else if (strcmp(argv[2], "times") == 0)
 		rc = dump(js, argv[3], 1);
-	else if (strcmp(argv[2], "count") == 0) {
+	else if (strcmp(argv[2], "kv-put") == 0 && argc == 6) {
+		kvStore *kv = NULL;
+		char buf[1 << 16];
+		FILE *f = fopen(argv[5], "r");
+		size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		uint64_t rev = 0;
+
+		if (f != NULL)
+			fclose(f);
+		buf[n] = '\0';
+		if ((s = js_KeyValue(&kv, js, argv[3])) != NATS_OK ||
+		    (s = kvStore_PutString(&rev, kv, argv[4], buf)) != NATS_OK)
+			rc = fail("kv-put", s);
+		else
+			printf("%llu\n", (unsigned long long)rev), rc = 0;
+		kvStore_Destroy(kv);
+	} else if (strcmp(argv[2], "kv-get") == 0 && argc == 5) {
+		kvStore *kv = NULL;
+		kvEntry *e = NULL;
+
+		if ((s = js_KeyValue(&kv, js, argv[3])) != NATS_OK ||
+		    (s = kvStore_Get(&e, kv, argv[4])) != NATS_OK)
+			rc = fail("kv-get", s);
+		else
+			printf("%s\n", kvEntry_ValueString(e)), rc = 0;
+		kvEntry_Destroy(e);
+		kvStore_Destroy(kv);
+	} else if (strcmp(argv[2], "pub") == 0 && argc == 5) {
+		rc = (s = natsConnection_PublishString(nc, argv[3], argv[4])) != NATS_OK
+			 ? fail("pub", s)
+			 : refusal(nc, argv[3]);
+	} else if (strcmp(argv[2], "sub") == 0 && argc == 4) {
+		natsSubscription *sub = NULL;
+
+		rc = (s = natsConnection_SubscribeSync(&sub, nc, argv[3])) != NATS_OK
+			 ? fail("sub", s)
+			 : refusal(nc, argv[3]);
+		natsSubscription_Destroy(sub);
+	} else if (strcmp(argv[2], "count") == 0) {
 		uint64_t n = 0;
 
 		if ((rc = count(js, argv[3], &n)) == 0)
