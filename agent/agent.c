@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ agent_args_parse(
 		switch (c) {
 		case 'c':
 			config_path = optarg;
+			args->config_path = optarg;
 			break;
 		case 'f':
 			args->foreground = 1;
@@ -135,6 +137,9 @@ struct agent {
 	struct workers *workers;
 	struct redirect *redirect;
 	struct rpc_core *core; /* the API's methods and the policy path, for every transport */
+	/* what a reload reads against (agent_reload_context) */
+	struct config *running, *as_loaded;
+	const char *config_path;
 	struct rpc_server *rpc;
 	struct fleet_control *control;
 	struct fleet *fleet;
@@ -247,6 +252,27 @@ hook_export_state(void *ctx, uint64_t *pending, int64_t *lag_s)
 		    (now - sinks[i].oldest_pending_us) / 1000000 > *lag_s)
 			*lag_s = (now - sinks[i].oldest_pending_us) / 1000000;
 	}
+}
+
+static int
+hook_reload(void *ctx, char *msg, size_t msglen)
+{
+	struct agent *a = ctx;
+
+	if (a->running == NULL) {
+		snprintf(msg, msglen, "reload is not available in this process");
+		return -ENOTSUP;
+	}
+	return agent_reload(a, a->running, a->as_loaded, a->config_path, msg, msglen);
+}
+
+void
+agent_reload_context(
+    struct agent *a, struct config *running, struct config *as_loaded, const char *config_path)
+{
+	a->running = running;
+	a->as_loaded = as_loaded;
+	a->config_path = config_path;
 }
 
 static int
@@ -366,6 +392,8 @@ agent_start(struct agent **out, const struct config *cfg)
 
 	deps.workers = a->workers;
 	deps.redirect = a->redirect;
+	deps.reload = hook_reload;
+	deps.reload_ctx = a;
 	rpc_core_set_deps(a->core, &deps); /* before any thread but this one uses the core */
 	if (rpc_server_start(&a->rpc, a->core, err, sizeof(err)) != 0) {
 		log_warnx("cannot start the API: %s", err);
@@ -385,6 +413,104 @@ agent_start(struct agent **out, const struct config *cfg)
 fail:
 	agent_stop(a);
 	return 1;
+}
+
+int
+agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
+    const char *config_path, char *msg, size_t msglen)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* SIGHUP and the API */
+	struct config *next = malloc(sizeof(*next)), *live = malloc(sizeof(*live));
+	char names[16][CONFIG_KEY_NAME_MAX], err[1024], done[512] = "";
+	size_t n, o = 0;
+	int rc = 0, redirect_changed;
+
+	if (next == NULL || live == NULL) {
+		free(next);
+		free(live);
+		snprintf(msg, msglen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&lock);
+	config_defaults(next);
+	if (config_path != NULL && config_load_file(next, config_path, err, sizeof(err)) != 0) {
+		snprintf(
+		    msg, msglen, "configuration error: %s; the running configuration is kept", err);
+		rc = -EINVAL;
+		goto out;
+	}
+	/* What may change live, taken from next; anything else must be as it was. */
+	*live = *as_loaded;
+	live->log_level = next->log_level;
+	memcpy(live->redirect_cidrs, next->redirect_cidrs, sizeof(live->redirect_cidrs));
+	live->n_redirect_cidrs = next->n_redirect_cidrs;
+	memcpy(live->exclude_cidrs, next->exclude_cidrs, sizeof(live->exclude_cidrs));
+	live->n_exclude_cidrs = next->n_exclude_cidrs;
+	memcpy(live->redirect_ports, next->redirect_ports, sizeof(live->redirect_ports));
+	live->n_redirect_ports = next->n_redirect_ports;
+	if ((n = config_diff(live, next, names, 16)) > 0) {
+		o = (size_t)snprintf(msg, msglen, "needs a restart:");
+		for (size_t i = 0; i < n && i < 16 && o < msglen; i++)
+			o += (size_t)snprintf(msg + o, msglen - o, "%s %s", i ? "," : "", names[i]);
+		snprintf(msg + (o < msglen ? o : msglen - 1),
+		    msglen - (o < msglen ? o : msglen - 1), "; the running configuration is kept");
+		rc = -EBUSY;
+		goto out;
+	}
+	/* The certificates are checked before anything changes. */
+	if (rpc_server_reload_certs(a->rpc, err, sizeof(err)) != 0) {
+		snprintf(msg, msglen, "%s; the running configuration is kept", err);
+		rc = -EINVAL;
+		goto out;
+	}
+	n = config_diff(as_loaded, next, names, 16);
+	redirect_changed = memcmp(live->redirect_cidrs, as_loaded->redirect_cidrs,
+			       sizeof(live->redirect_cidrs)) != 0 ||
+			   live->n_redirect_cidrs != as_loaded->n_redirect_cidrs ||
+			   memcmp(live->exclude_cidrs, as_loaded->exclude_cidrs,
+			       sizeof(live->exclude_cidrs)) != 0 ||
+			   live->n_exclude_cidrs != as_loaded->n_exclude_cidrs ||
+			   memcmp(live->redirect_ports, as_loaded->redirect_ports,
+			       sizeof(live->redirect_ports)) != 0 ||
+			   live->n_redirect_ports != as_loaded->n_redirect_ports;
+	if (redirect_changed && a->redirect != NULL) {
+		struct config saved = *running;
+
+		memcpy(
+		    running->redirect_cidrs, next->redirect_cidrs, sizeof(running->redirect_cidrs));
+		running->n_redirect_cidrs = next->n_redirect_cidrs;
+		memcpy(running->exclude_cidrs, next->exclude_cidrs, sizeof(running->exclude_cidrs));
+		running->n_exclude_cidrs = next->n_exclude_cidrs;
+		memcpy(
+		    running->redirect_ports, next->redirect_ports, sizeof(running->redirect_ports));
+		running->n_redirect_ports = next->n_redirect_ports;
+		if (redirect_reload(a->redirect, policy_current(a->policy), err, sizeof(err)) !=
+		    0) {
+			*running = saved;
+			snprintf(msg, msglen,
+			    "cannot install the new redirect rules: %s; the running "
+			    "configuration is kept",
+			    err);
+			rc = -EIO;
+			goto out;
+		}
+	}
+	running->log_level = next->log_level;
+	log_set_level(next->log_level);
+	*as_loaded = *next;
+	for (size_t i = 0; i < n && i < 16; i++)
+		o += (size_t)snprintf(done + o, sizeof(done) > o ? sizeof(done) - o : 0, "%s %s",
+		    i ? "," : "", names[i]);
+	snprintf(msg, msglen, "configuration read again: %s%s",
+	    n > 0 ? "changed" : "nothing changed", done);
+	if (a->rpc != NULL && running->remote_listen[0] != '\0')
+		snprintf(msg + strlen(msg), msglen - strlen(msg),
+		    "; the remote listener's certificates are read again at its next handshake");
+out:
+	pthread_mutex_unlock(&lock);
+	free(next);
+	free(live);
+	return rc;
 }
 
 int

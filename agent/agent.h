@@ -21,8 +21,9 @@ struct agent;
 
 /* The command line both entry points share. */
 struct agent_args {
-	int foreground; /* --foreground */
-	int service;    /* --service (Windows) */
+	int foreground;          /* --foreground */
+	int service;             /* --service (Windows) */
+	const char *config_path; /* --config; NULL: the defaults */
 };
 
 /*
@@ -42,6 +43,26 @@ int agent_args_parse(
  * left running.
  */
 int agent_start(struct agent **out, const struct config *cfg);
+
+/*
+ * Read the configuration again (SIGHUP, ExecReload, redirectctl reload) and
+ * apply what can change live: [agent] log_level; [proxy] redirect_cidrs,
+ * exclude_cidrs and redirect_ports (the nft table is replaced in one
+ * transaction); the contents of the TLS files of [api] remote_listen (read
+ * before the next handshake: open connections keep theirs). Anything else
+ * that changed needs a restart: then nothing is applied and msg says which
+ * keys. running is the configuration the agent runs with (agent_start's),
+ * as_loaded the same before start-up adjusted it (max_sessions to the
+ * descriptor limit). Thread-safe. Returns 0 with what changed in msg, or a
+ * negative errno (-EINVAL: the file is not valid; -EBUSY: a restart is
+ * needed) with the reason; the running configuration is kept then.
+ */
+int agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
+    const char *config_path, char *msg, size_t msglen);
+
+/* What Agent.Reload reloads against (as for agent_reload); without it the method says no. */
+void agent_reload_context(
+    struct agent *a, struct config *running, struct config *as_loaded, const char *config_path);
 
 /* Whether every event loop turned within the last max_age_ms (a watchdog's question). */
 int agent_alive(const struct agent *a, uint64_t max_age_ms);

@@ -858,6 +858,26 @@ out:
 	return rc;
 }
 
+size_t
+config_diff(
+    const struct config *a, const struct config *b, char (*out)[CONFIG_KEY_NAME_MAX], size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		int differ =
+		    memcmp((const char *)a + k->off, (const char *)b + k->off, k->size) != 0;
+
+		if (k->max_items > 0)
+			differ |= memcmp((const char *)a + k->count_off,
+				      (const char *)b + k->count_off, sizeof(size_t)) != 0;
+		if (differ && n < max)
+			snprintf(out[n++], CONFIG_KEY_NAME_MAX, "[%s] %s", k->section, k->name);
+	}
+	return n;
+}
+
 /* ---- documentation from the table ---- */
 
 /* The doc line without Markdown's backquotes, for the plain-text template. */

@@ -38,6 +38,8 @@
 #define CONFIG_FILE_MAX       (1024 * 1024) /* a config file larger than this is refused */
 #define CONFIG_URLS_MAX       1024
 
+#define CONFIG_KEY_NAME_MAX 48 /* "[section] key" */
+
 /* Exit status for a configuration error (sysexits.h EX_CONFIG). */
 #define CONFIG_EXIT_CODE 78
 
@@ -165,5 +167,12 @@ void config_print_template(FILE *f);
 
 /* Print the configuration reference as a Markdown table (the README's). */
 void config_print_reference(FILE *f);
+
+/*
+ * The keys whose values differ between a and b ("[proxy] listen_port"),
+ * up to max into out; returns how many differ in all.
+ */
+size_t config_diff(
+    const struct config *a, const struct config *b, char (*out)[CONFIG_KEY_NAME_MAX], size_t max);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,29 @@ on_signal(uv_signal_t *sig, int signum)
 	uv_stop(sig->loop);
 }
 
+/* What SIGHUP reloads against: the agent, its configuration as it runs and as loaded. */
+struct reload_ctx {
+	struct agent *agent;
+	struct config *running, *as_loaded;
+	const char *path;
+};
+
+/* SIGHUP (systemd's ExecReload, logrotate): the configuration again, never a stop. */
+static void
+on_hup(uv_signal_t *sig, int signum)
+{
+	struct reload_ctx *r = sig->data;
+	char msg[2048];
+
+	(void)signum;
+	sd_notify(0, "RELOADING=1");
+	if (agent_reload(r->agent, r->running, r->as_loaded, r->path, msg, sizeof(msg)) == 0)
+		log_info("SIGHUP: %s", msg);
+	else
+		log_warnx("SIGHUP: %s", msg);
+	sd_notify(0, "READY=1");
+}
+
 /* Feed systemd's watchdog, but only while every event loop is turning. */
 static void
 on_watchdog(uv_timer_t *t)
@@ -154,17 +178,22 @@ on_watchdog(uv_timer_t *t)
 int
 main(int argc, char **argv)
 {
-	static struct config cfg; /* large: not on the stack */
+	static struct config cfg, as_loaded; /* large: not on the stack */
+	static char config_path[PATH_MAX];
+	struct reload_ctx reload;
 	struct agent_args args;
 	int ready_fd = -1, rc;
 	struct agent *agent = NULL;
 	uv_loop_t *loop;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	uv_timer_t watchdog;
 	uint64_t watchdog_usec = 0;
 
 	if ((rc = agent_args_parse(argc, argv, &args, &cfg, usage)) >= 0)
 		return rc;
+	/* Reloads read the file again, after daemonize's chdir("/"): its full path. */
+	if (args.config_path != NULL && realpath(args.config_path, config_path) != NULL)
+		args.config_path = config_path;
 	if (!args.foreground)
 		ready_fd = daemonize();
 	log_init("redirect-agent",
@@ -183,6 +212,9 @@ main(int argc, char **argv)
 	uv_signal_init(loop, &sigterm);
 	uv_signal_start(&sigint, on_signal, SIGINT);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
+	/* SIGHUP must not kill it (the default): ignored until the agent can reload. */
+	signal(SIGHUP, SIG_IGN);
+	as_loaded = cfg;
 	raise_fd_limit(&cfg);
 	if (cfg.n_redirect_ports == 0 || cfg.n_redirect_cidrs == 0)
 		log_warnx(
@@ -193,6 +225,11 @@ main(int argc, char **argv)
 		return rc;
 	}
 	daemon_ready(ready_fd, 0);
+	reload = (struct reload_ctx){agent, &cfg, &as_loaded, args.config_path};
+	agent_reload_context(agent, &cfg, &as_loaded, args.config_path);
+	uv_signal_init(loop, &sighup);
+	sighup.data = &reload;
+	uv_signal_start(&sighup, on_hup, SIGHUP);
 	sd_notifyf(0, "READY=1\nSTATUS=relaying on port %u, API on %s", (unsigned)cfg.listen_port,
 	    cfg.local_socket);
 	uv_timer_init(loop, &watchdog);
@@ -205,6 +242,7 @@ main(int argc, char **argv)
 	agent_stop(agent);
 	uv_close((uv_handle_t *)&sigint, NULL);
 	uv_close((uv_handle_t *)&sigterm, NULL);
+	uv_close((uv_handle_t *)&sighup, NULL);
 	uv_close((uv_handle_t *)&watchdog, NULL);
 	uv_run(loop, UV_RUN_NOWAIT);
 	uv_loop_close(loop);

@@ -740,3 +740,12 @@ out_fleet_policy(int json, const char *key, uint64_t revision, int64_t created_s
 	    fmt_time(created_s * 1000000, t, sizeof(t)));
 	printf("%s\n", SAFE(doc));
 }
+
+void
+out_reload(int json, const char *message)
+{
+	if (json)
+		print_json(json_pack("{s:s}", "message", message));
+	else
+		printf("%s\n", SAFE(message));
+}

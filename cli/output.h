@@ -41,6 +41,8 @@ void out_history(int json, Redirect__V1__ListPolicyHistoryResponse *const *pages
 /* s with control characters escaped, into buf (for one line of output). Returns buf. */
 const char *out_safe(const char *s, char *buf, size_t len);
 
+void out_reload(int json, const char *message);
+
 /* The fleet's views (redirectctl fleet): the inventory's JSON values as a table or JSON. */
 int out_agent_stale(json_t *agent, int64_t now_s);
 void out_agents(int json, json_t *agents);

@@ -319,6 +319,10 @@ static const struct command commands[] = {
     {"status", "", 0, 0, "the agent's identity, configuration summary and health", ACT_STATUS, NULL,
 	NULL},
     {"stats", "", 0, 0, "counters since the agent started", ACT_STATS, NULL, NULL},
+    {"reload", "", 0, 0,
+	"read the configuration file and the TLS certificates again (what needs a restart is "
+	"refused)",
+	ACT_RELOAD, NULL, NULL},
     {"conns", "", 0, 0, "recorded connections, newest first", ACT_CONNS, conns_opts, NULL},
     {"conn", "ID", 1, 1, "one connection in full, redirect records and context in hex", ACT_CONN,
 	NULL, arg_id},

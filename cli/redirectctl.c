@@ -300,9 +300,26 @@ do_policy_history(struct client *cl, const struct request *rq)
 }
 
 static int
+do_reload(struct client *cl, const struct request *rq)
+{
+	Redirect__V1__ReloadRequest q = REDIRECT__V1__RELOAD_REQUEST__INIT;
+	Redirect__V1__ReloadResponse *r = NULL;
+	char msg[2048];
+	int rc;
+
+	if ((rc = CALL(cl, "/redirect.v1.Agent/Reload", q, redirect__v1__reload_response, &r)) != 0)
+		return call_failed(rc, msg);
+	out_reload(rq->json, r->message);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return 0;
+}
+
+static int
 run(struct client *cl, const struct request *rq, const char *doc)
 {
 	switch (rq->action) {
+	case ACT_RELOAD:
+		return do_reload(cl, rq);
 	case ACT_STATUS:
 		return do_status(cl, rq);
 	case ACT_STATS:

@@ -16,8 +16,8 @@
 #endif
 
 static enum log_target log_target = LOG_TARGET_STDERR;
-static enum log_level log_level = LOG_LEVEL_INFO;
-static FILE *log_stream; /* LOG_TARGET_STREAM */
+static _Atomic enum log_level log_level = LOG_LEVEL_INFO; /* changed by a reload */
+static FILE *log_stream;                                  /* LOG_TARGET_STREAM */
 
 void
 log_init(const char *ident, enum log_target target, enum log_level level)
@@ -62,6 +62,12 @@ log_level_parse(const char *s, enum log_level *out)
 		}
 	}
 	return -EINVAL;
+}
+
+void
+log_set_level(enum log_level level)
+{
+	log_level = level;
 }
 
 enum log_level

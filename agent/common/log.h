@@ -48,6 +48,9 @@ int log_level_parse(const char *s, enum log_level *out);
 
 enum log_level log_get_level(void);
 
+/* The level from now on (a reload). Thread-safe. */
+void log_set_level(enum log_level level);
+
 /* log_warn appends ": " and err_str(errno) (err.h); log_warnx does not. */
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);

@@ -40,6 +40,7 @@ struct redirect_info {
 	uint8_t context[REDIRECT_CONTEXT_MAX];
 };
 
+struct policy;
 struct redirect;
 
 /*
@@ -56,6 +57,14 @@ int redirect_setup(const struct config *cfg, struct redirect **out, char *err, s
  * NULL is ignored.
  */
 void redirect_teardown(struct redirect *r);
+
+/*
+ * The configuration's redirect CIDRs, excludes or ports changed (a reload):
+ * install the table again (atomically: one transaction replaces it) and the
+ * bypass sets of p. Returns 0, or a negative errno with err set (the old
+ * table stays).
+ */
+int redirect_reload(struct redirect *r, const struct policy *p, char *err, size_t errlen);
 
 /*
  * After the agent exited, however (systemd's ExecStopPost): remove the
@@ -101,8 +110,6 @@ int redirect_query(sock_t fd, const struct endpoint *local, const struct endpoin
  */
 int redirect_prepare_upstream(sock_t fd, const struct config *cfg, uint32_t records_mark,
     enum redirect_state state, const void *pass_on, size_t pass_on_len);
-
-struct policy;
 
 /*
  * Stop redirecting what the policy's bypass rules match: the kernel skips

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,9 @@ write_sysctl(const char *path, const char *value)
 
 struct redirect {
 	const struct config *cfg;
+	/* libnftables' context is not for two threads at once: the API's health
+	 * (one thread) and SetPolicy (another) and a reload use it. */
+	pthread_mutex_t lock;
 	struct nft *nft;
 	int routes;      /* TPROXY policy routing installed */
 	size_t n_bypass; /* bypass rules installed (their sets: nft_bypass_set) */
@@ -132,7 +136,9 @@ redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_
 		return -ENOMEM;
 	}
 	r->cfg = cfg;
+	pthread_mutex_init(&r->lock, NULL);
 	if ((r->nft = nft_open(err, errlen)) == NULL) {
+		pthread_mutex_destroy(&r->lock);
 		free(r);
 		return -ENOMEM;
 	}
@@ -151,6 +157,7 @@ fail:
 	if (r->routes)
 		(void)route_tproxy_remove(cfg);
 	nft_close(r->nft);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
 	return rc;
 }
@@ -174,6 +181,7 @@ redirect_teardown(struct redirect *r)
 		log_warnx("cannot remove the TPROXY routing rules: %s", err_str(rc));
 out:
 	nft_close(r->nft);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
 
@@ -234,7 +242,25 @@ out:
 int
 redirect_rules_present(struct redirect *r)
 {
-	return nft_table_exists(r->nft, r->cfg);
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = nft_table_exists(r->nft, r->cfg);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int
+redirect_reload(struct redirect *r, const struct policy *p, char *err, size_t errlen)
+{
+	int rc;
+
+	/* The table again, from the config as it is now, then the policy's bypass sets. */
+	pthread_mutex_lock(&r->lock);
+	if ((rc = nft_table_install(r->nft, r->cfg, err, errlen)) == 0)
+		r->n_bypass = 0; /* a new table has none */
+	pthread_mutex_unlock(&r->lock);
+	return rc == 0 ? redirect_apply_bypass(r, p, err, errlen) : rc;
 }
 
 int
@@ -249,8 +275,10 @@ redirect_apply_bypass(struct redirect *r, const struct policy *p, char *err, siz
 		return -ENOMEM;
 	}
 	(void)policy_bypass_list(p, b, n);
+	pthread_mutex_lock(&r->lock);
 	if ((rc = nft_bypass_set(r->nft, r->cfg, b, n, r->n_bypass, err, errlen)) == 0)
 		r->n_bypass = n;
+	pthread_mutex_unlock(&r->lock);
 	free(b);
 	return rc;
 }

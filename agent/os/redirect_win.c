@@ -50,6 +50,13 @@ redirect_teardown(struct redirect *r)
 	free(r);
 }
 
+int
+redirect_reload(struct redirect *r, const struct policy *p, char *err, size_t errlen)
+{
+	(void)r, (void)p, (void)err, (void)errlen;
+	return 0; /* the callout driver's filters are not the agent's */
+}
+
 /* The callout driver redirects; the agent leaves nothing behind to remove. */
 int
 redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen)

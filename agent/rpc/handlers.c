@@ -366,6 +366,27 @@ get_health(struct rpc_ctx *cx)
 	return rpc_reply(cx, &h.base);
 }
 
+static grpc_status_code
+reload(struct rpc_ctx *cx)
+{
+	Redirect__V1__ReloadResponse r = REDIRECT__V1__RELOAD_RESPONSE__INIT;
+	char msg[RPC_MSG_MAX];
+	int rc;
+
+	if (cx->core->deps.reload == NULL)
+		return rpc_fail(cx, GRPC_STATUS_UNIMPLEMENTED, "this agent cannot reload");
+	rc = cx->core->deps.reload(cx->core->deps.reload_ctx, msg, sizeof(msg));
+	if (rc != 0)
+		return rpc_fail(cx,
+		    rc == -EBUSY    ? GRPC_STATUS_FAILED_PRECONDITION
+		    : rc == -EINVAL ? GRPC_STATUS_INVALID_ARGUMENT
+				    : GRPC_STATUS_INTERNAL,
+		    "%s", msg);
+	log_info("rpc: reload by %s: %s", cx->caller, msg);
+	r.message = msg;
+	return rpc_reply(cx, &r.base);
+}
+
 /* ---- Telemetry ---- */
 
 static grpc_status_code
@@ -652,6 +673,8 @@ const struct rpc_method rpc_methods[] = {
     METHOD("Agent", "GetInfo", RPC_ROLE_READER, redirect__v1__get_info_request, get_info, FAST),
     METHOD(
 	"Agent", "GetHealth", RPC_ROLE_READER, redirect__v1__get_health_request, get_health, FAST),
+    /* Reads the file and may replace the nft table: never on the fast queue. */
+    METHOD("Agent", "Reload", RPC_ROLE_ADMIN, redirect__v1__reload_request, reload, SLOW),
     METHOD("Telemetry", "GetStats", RPC_ROLE_READER, redirect__v1__get_stats_request, get_stats,
 	SLOW), /* the policy lock, for rule hits */
     METHOD("Telemetry", "ListConnections", RPC_ROLE_READER, redirect__v1__list_connections_request,

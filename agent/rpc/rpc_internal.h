@@ -132,6 +132,8 @@ struct rpc_server {
 	grpc_completion_queue *cq;
 	grpc_server_credentials *local_creds;
 	grpc_server_credentials *remote_creds; /* NULL: no remote listener */
+	_Atomic unsigned cert_gen;             /* bumped by a reload: read the files again */
+	_Atomic unsigned cert_gen_loaded;      /* the generation gRPC has */
 	void *handles[RPC_MAX_METHODS];
 	int grpc_inited;
 	_Atomic int stopping;

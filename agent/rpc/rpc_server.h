@@ -30,6 +30,9 @@ struct rpc_deps {
 	struct policy_holder *policy; /* written under the core's policy_lock */
 	struct exporter *exporter;    /* NULL: no export sink configured */
 	int64_t started_at_us;
+	/* Agent.Reload: 0 with msg, or a negative errno (agent_reload's). NULL: not offered. */
+	int (*reload)(void *ctx, char *msg, size_t msglen);
+	void *reload_ctx;
 };
 
 /*
@@ -83,6 +86,14 @@ int rpc_core_call(struct rpc_core *core, const char *path, const uint8_t *req, s
  * Returns 0 with *out set, or -1 with err set.
  */
 int rpc_server_start(struct rpc_server **out, struct rpc_core *core, char *err, size_t errlen);
+
+/*
+ * The remote listener's certificate, key and client CA (the files named by
+ * the configuration) are read again before its next handshake: connections
+ * made before keep theirs. The files are checked first: -1 with err set,
+ * and the old ones stay, when one cannot be read. 0 without a remote listener.
+ */
+int rpc_server_reload_certs(struct rpc_server *srv, char *err, size_t errlen);
 
 /*
  * Stop: in-flight calls are cancelled with a status, the threads are

@@ -323,6 +323,71 @@ read_pem(const char *path, char *err, size_t errlen)
 }
 
 /*
+ * The remote listener's certificate, key and client CA, read from their
+ * files: at start, and at the first handshake after each reload
+ * (rpc_server_reload_certs), so that they rotate without dropping a
+ * connection. gRPC asks before each handshake; the files are read only when
+ * the generation moved.
+ */
+static grpc_ssl_server_certificate_config *
+read_certs(const struct config *cfg, char *err, size_t errlen)
+{
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	grpc_ssl_pem_key_cert_pair pair;
+	grpc_ssl_server_certificate_config *c = NULL;
+
+	if ((ca = read_pem(cfg->tls_client_ca, err, errlen)) != NULL &&
+	    (cert = read_pem(cfg->tls_cert, err, errlen)) != NULL &&
+	    (key = read_pem(cfg->tls_key, err, errlen)) != NULL) {
+		pair.private_key = key;
+		pair.cert_chain = cert;
+		c = grpc_ssl_server_certificate_config_create(ca, &pair, 1);
+	}
+	free(ca);
+	free(cert);
+	if (key != NULL) {
+		platform_wipe(key, strlen(key));
+		free(key);
+	}
+	return c;
+}
+
+static grpc_ssl_certificate_config_reload_status
+fetch_certs(void *arg, grpc_ssl_server_certificate_config **config)
+{
+	struct rpc_server *srv = arg;
+	unsigned gen = atomic_load(&srv->cert_gen);
+	char err[512];
+
+	if (gen == srv->cert_gen_loaded)
+		return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+	if ((*config = read_certs(srv->cfg, err, sizeof(err))) == NULL) {
+		log_warnx("rpc: the remote listener keeps its certificates: %s", err);
+		srv->cert_gen_loaded = gen; /* not again until the next reload */
+		return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+	}
+	if (srv->cert_gen_loaded != 0)
+		log_info("rpc: the remote listener's certificates were read again");
+	srv->cert_gen_loaded = gen;
+	return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+}
+
+int
+rpc_server_reload_certs(struct rpc_server *srv, char *err, size_t errlen)
+{
+	grpc_ssl_server_certificate_config *c;
+
+	if (srv == NULL || srv->remote_creds == NULL)
+		return 0;
+	/* Checked now, so that a reload with a bad file says so at once. */
+	if ((c = read_certs(srv->cfg, err, errlen)) == NULL)
+		return -1;
+	grpc_ssl_server_certificate_config_destroy(c);
+	atomic_fetch_add(&srv->cert_gen, 1);
+	return 0;
+}
+
+/*
  * The remote console listener: TLS, client certificate required and
  * verified against tls_client_ca. There is no insecure variant.
  */
@@ -330,36 +395,26 @@ static int
 listen_remote(struct rpc_server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
-	char *ca = NULL, *cert = NULL, *key = NULL;
-	grpc_ssl_pem_key_cert_pair pair;
-	int rc = -1;
+	grpc_ssl_server_certificate_config *c;
 
-	if ((ca = read_pem(cfg->tls_client_ca, err, errlen)) == NULL ||
-	    (cert = read_pem(cfg->tls_cert, err, errlen)) == NULL ||
-	    (key = read_pem(cfg->tls_key, err, errlen)) == NULL)
-		goto out;
-	pair.private_key = key;
-	pair.cert_chain = cert;
-	srv->remote_creds = grpc_ssl_server_credentials_create_ex(
-	    ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+	/* Read once here: a bad file is a start-up error, not a failed handshake. */
+	if ((c = read_certs(cfg, err, errlen)) == NULL)
+		return -1;
+	grpc_ssl_server_certificate_config_destroy(c);
+	atomic_store(&srv->cert_gen, 1);
+	srv->remote_creds = grpc_ssl_server_credentials_create_with_options(
+	    grpc_ssl_server_credentials_create_options_using_config_fetcher(
+		GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, fetch_certs, srv));
 	if (srv->remote_creds == NULL) {
 		snprintf(err, errlen, "cannot use the TLS certificate, key or CA");
-		goto out;
+		return -1;
 	}
 	if (grpc_server_add_http2_port(srv->server, cfg->remote_listen, srv->remote_creds) == 0) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not local?)",
 		    cfg->remote_listen);
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	free(ca);
-	free(cert);
-	if (key != NULL) {
-		platform_wipe(key, strlen(key));
-		free(key);
-	}
-	return rc;
+	return 0;
 }
 
 static grpc_arg

@@ -32,7 +32,8 @@ cat <<'LISTS'
     "$JS.API.CONSUMER.CREATE.KV_REDIRECT_POLICY.>",
     "$JS.API.CONSUMER.DELETE.KV_REDIRECT_POLICY.*",
     "$JS.FC.>",
-    "redirect.rpc.*.Agent.>",
+    "redirect.rpc.*.Agent.GetInfo",
+    "redirect.rpc.*.Agent.GetHealth",
     "redirect.rpc.*.Telemetry.>"
   ]
   # (a list cannot extend another: ADMIN_PUB repeats READER_PUB)

@@ -183,6 +183,9 @@ check "an agent cannot listen to another's calls" not in_c env NATS_INBOX="_INBO
 rc=0; "$CTL" --socket "$WORK/a1.sock" policy set "$WORK/allow.json" 2>"$WORK/err" || rc=$?
 check_eq "a local SetPolicy under a fleet key is refused (exit 1)" 1 "$rc"
 check "naming the key" grep -q "comes from the fleet (group.branch@" "$WORK/err"
+rc=0; fleet reader call "${UUID[3]}" reload 2>/dev/null || rc=$?
+check_eq "a reader cannot call Agent.Reload (exit 1)" 1 "$rc"
+check "an admin may" bash -c "$(declare -f in_c fleet); CNS=$CNS CTL=$CTL URL=$URL; fleet admin call ${UUID[3]} reload | grep -q 'configuration read again'"
 check "an admin may call Policy methods" bash -c "$(declare -f in_c fleet); CNS=$CNS CTL=$CTL URL=$URL; fleet admin call ${UUID[3]} policy get | grep -q '^no policy set\|^version'"
 
 # ---- 7. a killed agent: stale, then gone
