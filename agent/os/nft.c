@@ -63,7 +63,7 @@ sb_cidr_set(struct sbuf *sb, const char *name, int family, const struct cidr *c,
 }
 
 int
-nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
+nft_ruleset_format(const struct config *cfg, int fwmark_prev, char *buf, size_t len)
 {
 	struct sbuf sb = {buf, len, 0, 0};
 	char table[NFT_TABLE_NAME_MAX];
@@ -103,8 +103,9 @@ nft_ruleset_format(const struct config *cfg, char *buf, size_t len)
 	 * bits and port are taken (nft_agents_list).
 	 */
 	sb_printf(&sb,
-	    "\tcomment \"" NFT_COMMENT_PREFIX " pid=%ld mark=0x%x escape=0x%x port=%u\"\n",
-	    (long)getpid(), cfg->mark, cfg->escape_mark, (unsigned)cfg->listen_port);
+	    "\tcomment \"" NFT_COMMENT_PREFIX
+	    " pid=%ld mark=0x%x escape=0x%x port=%u fwmark_prev=%d\"\n",
+	    (long)getpid(), cfg->mark, cfg->escape_mark, (unsigned)cfg->listen_port, fwmark_prev);
 
 	/*
 	 * The remote API's port takes only so many connections, from one peer
@@ -243,7 +244,8 @@ nft_run(struct nft *n, const char *script, char *err, size_t errlen)
 }
 
 int
-nft_table_install(struct nft *n, const struct config *cfg, char *err, size_t errlen)
+nft_table_install(
+    struct nft *n, const struct config *cfg, int fwmark_prev, char *err, size_t errlen)
 {
 	/* Every element costs at most ~50 bytes of text. */
 	size_t len =
@@ -253,7 +255,7 @@ nft_table_install(struct nft *n, const struct config *cfg, char *err, size_t err
 
 	if (script == NULL)
 		return -ENOMEM;
-	r = nft_ruleset_format(cfg, script, len);
+	r = nft_ruleset_format(cfg, fwmark_prev, script, len);
 	if (r >= 0)
 		r = nft_run(n, script, err, errlen);
 	else if (err != NULL)
@@ -290,10 +292,13 @@ parse_comment(const char *c, struct nft_agent *a)
 {
 	long pid;
 	unsigned mark, escape, port;
+	int prev = -1;
 
-	if (sscanf(c, NFT_COMMENT_PREFIX " pid=%ld mark=0x%x escape=0x%x port=%u", &pid, &mark,
-		&escape, &port) != 4)
+	/* fwmark_prev came later: a table without it does not know. */
+	if (sscanf(c, NFT_COMMENT_PREFIX " pid=%ld mark=0x%x escape=0x%x port=%u fwmark_prev=%d",
+		&pid, &mark, &escape, &port, &prev) < 4)
 		return -1;
+	a->fwmark_prev = prev == 0 || prev == 1 ? prev : -1;
 	a->pid = (int)pid;
 	a->mark = mark;
 	a->escape_mark = escape;

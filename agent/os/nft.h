@@ -34,16 +34,19 @@ void nft_table_name(const struct config *cfg, char *buf, size_t len);
 /*
  * Write the script that replaces (or creates) the agent's table: the
  * "add table; delete table" prefix makes a stale table left by a crash go
- * away in the same transaction. Returns the length written, or -ENOSPC when
- * buf is too small.
+ * away in the same transaction. fwmark_prev (0 or 1; -1: unknown) goes in the
+ * table's comment: the value tcp_fwmark_accept had before the agent set it,
+ * which the last agent to go puts back, even after a crash (--cleanup). Returns the length written,
+ * or -ENOSPC when buf is too small.
  */
-int nft_ruleset_format(const struct config *cfg, char *buf, size_t len);
+int nft_ruleset_format(const struct config *cfg, int fwmark_prev, char *buf, size_t len);
 
 /*
  * Install the table. Returns 0, or a negative errno with nft's own message
  * in err. Needs CAP_NET_ADMIN.
  */
-int nft_table_install(struct nft *n, const struct config *cfg, char *err, size_t errlen);
+int nft_table_install(
+    struct nft *n, const struct config *cfg, int fwmark_prev, char *err, size_t errlen);
 
 /* Remove the table if it exists. Returns 0 or a negative errno with err set. */
 int nft_table_remove(struct nft *n, const struct config *cfg, char *err, size_t errlen);
@@ -72,6 +75,7 @@ struct nft_agent {
 	int pid;
 	uint32_t mark, escape_mark;
 	uint16_t listen_port;
+	int fwmark_prev; /* tcp_fwmark_accept before the first agent set it; -1: unknown */
 };
 
 /*

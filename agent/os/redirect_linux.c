@@ -42,8 +42,22 @@ write_sysctl(const char *path, const char *value)
 	return n < 0 ? -saved : 0;
 }
 
+/* The sysctl's value: 0, 1, or -1 when it cannot be read. */
+static int
+read_sysctl(const char *path)
+{
+	char buf[8] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return n > 0 && (buf[0] == '0' || buf[0] == '1') ? buf[0] - '0' : -1;
+}
+
 struct redirect {
 	const struct config *cfg;
+	int fwmark_prev; /* tcp_fwmark_accept before the first agent set it (-1: unknown) */
 	/* libnftables' context is not for two threads at once: the API's health
 	 * (one thread) and SetPolicy (another) and a reload use it. */
 	pthread_mutex_t lock;
@@ -127,6 +141,8 @@ redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_
 	 * us. It is per network namespace and left on at stop: other agents in
 	 * the chain rely on it too.
 	 */
+	int prev = read_sysctl(FWMARK_ACCEPT_SYSCTL);
+
 	if ((rc = write_sysctl(FWMARK_ACCEPT_SYSCTL, "1\n")) != 0) {
 		snprintf(err, errlen, "cannot set %s: %s", FWMARK_ACCEPT_SYSCTL, err_str(rc));
 		return rc;
@@ -144,12 +160,22 @@ redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_
 	}
 	if ((rc = check_other_agents(r, err, errlen)) != 0)
 		goto fail;
+	/* The value from before the first agent, if an agent's table knows it. */
+	r->fwmark_prev = prev;
+	{
+		struct nft_agent t[32];
+		int n = nft_agents_list(r->nft, t, sizeof(t) / sizeof(t[0]));
+
+		for (int i = 0; i < n; i++)
+			if (t[i].fwmark_prev >= 0)
+				r->fwmark_prev = t[i].fwmark_prev;
+	}
 	if (cfg->mode == MODE_TPROXY) {
 		if ((rc = route_tproxy_install(cfg, err, errlen)) != 0)
 			goto fail;
 		r->routes = 1;
 	}
-	if ((rc = nft_table_install(r->nft, cfg, err, errlen)) != 0)
+	if ((rc = nft_table_install(r->nft, cfg, r->fwmark_prev, err, errlen)) != 0)
 		goto fail;
 	*out = r;
 	return 0;
@@ -160,6 +186,26 @@ fail:
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	return rc;
+}
+
+/*
+ * The last agent to go puts tcp_fwmark_accept back as it found it: unless
+ * another live agent's table is still there (it needs the marks), or the
+ * value before is unknown.
+ */
+static void
+restore_fwmark(struct nft *nft, int prev)
+{
+	struct nft_agent t[32];
+	int n = nft_agents_list(nft, t, sizeof(t) / sizeof(t[0]));
+
+	if (prev != 0 || read_sysctl(FWMARK_ACCEPT_SYSCTL) != 1)
+		return;
+	for (int i = 0; i < n; i++)
+		if (agent_alive(t[i].pid))
+			return;
+	if (write_sysctl(FWMARK_ACCEPT_SYSCTL, "0\n") == 0)
+		log_info("%s put back to 0, as the first agent found it", FWMARK_ACCEPT_SYSCTL);
 }
 
 void
@@ -179,6 +225,7 @@ redirect_teardown(struct redirect *r)
 		log_warnx("cannot remove nft table: %s", err);
 	if (r->routes && (rc = route_tproxy_remove(r->cfg)) != 0)
 		log_warnx("cannot remove the TPROXY routing rules: %s", err_str(rc));
+	restore_fwmark(r->nft, r->fwmark_prev);
 out:
 	nft_close(r->nft);
 	pthread_mutex_destroy(&r->lock);
@@ -191,7 +238,7 @@ redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen)
 	struct nft_agent agents[32];
 	char table[NFT_TABLE_NAME_MAX], err[512];
 	struct nft *nft;
-	int n, found = 0, rc = 0;
+	int n, found = 0, rc = 0, prev = -1;
 
 	nft_table_name(cfg, table, sizeof(table));
 	if ((nft = nft_open(err, sizeof(err))) == NULL) {
@@ -206,6 +253,7 @@ redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen)
 	for (int i = 0; i < n; i++) {
 		if (strcmp(agents[i].agent_id, cfg->agent_id) != 0)
 			continue;
+		prev = agents[i].fwmark_prev;
 		if (agent_alive(agents[i].pid)) {
 			snprintf(msg, msglen,
 			    "table %s belongs to a running agent (pid %d): it removes its rules "
@@ -234,6 +282,8 @@ redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen)
 	}
 	snprintf(msg, msglen,
 	    found ? "removed %s, left by an agent that is gone" : "%s: nothing to remove", table);
+	if (found)
+		restore_fwmark(nft, prev);
 out:
 	nft_close(nft);
 	return rc;
@@ -257,7 +307,7 @@ redirect_reload(struct redirect *r, const struct policy *p, char *err, size_t er
 
 	/* The table again, from the config as it is now, then the policy's bypass sets. */
 	pthread_mutex_lock(&r->lock);
-	if ((rc = nft_table_install(r->nft, r->cfg, err, errlen)) == 0)
+	if ((rc = nft_table_install(r->nft, r->cfg, r->fwmark_prev, err, errlen)) == 0)
 		r->n_bypass = 0; /* a new table has none */
 	pthread_mutex_unlock(&r->lock);
 	return rc == 0 ? redirect_apply_bypass(r, p, err, errlen) : rc;

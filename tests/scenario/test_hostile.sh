@@ -246,6 +246,22 @@ stop_agent
 
 # ---- 7. a crashed agent's table: removed by --cleanup (systemd's ExecStopPost)
 rm -f "$WORK"/agent.db*
+fwmark() { in_c cat /proc/sys/net/ipv4/tcp_fwmark_accept; }
+in_c sh -c 'echo 0 >/proc/sys/net/ipv4/tcp_fwmark_accept'
+start_agent "$WORK/agent.conf"
+check_eq "tcp_fwmark_accept is set while an agent runs" 1 "$(fwmark)"
+stop_agent
+check_eq "and put back to 0 after, as the agent found it" 0 "$(fwmark)"
+write_config "$WORK/second.conf" "[proxy]" "agent_id = second" "mark = 0x2" "listen_port = 15002" \
+	"redirect_ports = 8081" "[db]" "path = $WORK/second.db" "[api]" "local_socket = $WORK/second.sock"
+start_agent "$WORK/second.conf"
+second=$AGENT_PID
+start_agent "$WORK/agent.conf"
+stop_agent
+check_eq "not while another agent runs" 1 "$(fwmark)"
+AGENT_PID=$second
+stop_agent
+check_eq "the last one puts it back" 0 "$(fwmark)"
 start_agent "$WORK/agent.conf"
 rc=0; out=$(in_c "$AGENT" --cleanup --config "$WORK/agent.conf" 2>&1) || rc=$?
 check_eq "--cleanup beside the live agent refuses (exit 1)" 1 "$rc"
@@ -259,6 +275,7 @@ rc=0; out=$(in_c "$AGENT" --cleanup --config "$WORK/agent.conf" 2>&1) || rc=$?
 check_eq "--cleanup after the crash exits 0" 0 "$rc"
 check "removing the table" grep -q "removed redirect_agent_default" <<<"$out"
 check "which is gone" not has_table
+check_eq "and tcp_fwmark_accept is put back, after a crash too" 0 "$(fwmark)"
 check_eq "traffic flows (direct) again" "$hello" "$(get 80)"
 rc=0; in_c "$AGENT" --cleanup --config "$WORK/agent.conf" >/dev/null 2>&1 || rc=$?
 check_eq "--cleanup with nothing to remove exits 0" 0 "$rc"

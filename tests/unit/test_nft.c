@@ -25,7 +25,7 @@ test_default_rules(void **state)
 
 	(void)state;
 	config_defaults(&cfg);
-	n = nft_ruleset_format(&cfg, buf, sizeof(buf));
+	n = nft_ruleset_format(&cfg, 0, buf, sizeof(buf));
 	assert_true(n > 0);
 	assert_int_equal((size_t)n, strlen(buf));
 	/* replacing a stale table happens in the same transaction */
@@ -46,7 +46,7 @@ test_default_rules(void **state)
 	assert_true(strstr(buf, "jump bypass") < strstr(buf, "redirect to"));
 	/* the owner's bits and port, for other agents to read */
 	assert_non_null(strstr(buf, "comment \"redirect-agent pid="));
-	assert_non_null(strstr(buf, " mark=0x1 escape=0x80000000 port=15001\""));
+	assert_non_null(strstr(buf, " mark=0x1 escape=0x80000000 port=15001 fwmark_prev=0\""));
 	/* the loop's way out: untracked, so never redirected again */
 	assert_non_null(strstr(buf, "type filter hook output priority raw;"));
 	assert_non_null(strstr(buf, "meta mark & 0x80000000 == 0x80000000 notrack"));
@@ -64,7 +64,7 @@ test_tproxy_rules(void **state)
 			     "[proxy]\nmode = tproxy\ntproxy_mark = 0x100\nredirect_ports = 80\n",
 			     err, sizeof(err)),
 	    0);
-	assert_true(nft_ruleset_format(&cfg, buf, sizeof(buf)) > 0);
+	assert_true(nft_ruleset_format(&cfg, 0, buf, sizeof(buf)) > 0);
 	assert_non_null(strstr(buf, "type filter hook prerouting priority mangle;"));
 	/* traffic for the gateway itself is not intercepted */
 	assert_non_null(strstr(buf, "fib daddr type local return"));
@@ -88,7 +88,7 @@ test_custom_rules(void **state)
 			     "exclude_cidrs =\n",
 			     err, sizeof(err)),
 	    0);
-	assert_true(nft_ruleset_format(&cfg, buf, sizeof(buf)) > 0);
+	assert_true(nft_ruleset_format(&cfg, 0, buf, sizeof(buf)) > 0);
 	assert_non_null(strstr(buf, "table inet redirect_agent_edge {"));
 	assert_non_null(strstr(buf, "elements = { 8000-8080, 22 }"));
 	assert_non_null(strstr(buf, "meta mark & 0x40 == 0x40 return"));
@@ -106,8 +106,8 @@ test_too_small(void **state)
 
 	(void)state;
 	config_defaults(&cfg);
-	assert_int_equal(nft_ruleset_format(&cfg, buf, sizeof(buf)), -ENOSPC);
-	assert_int_equal(nft_ruleset_format(&cfg, buf, 0), -ENOSPC);
+	assert_int_equal(nft_ruleset_format(&cfg, 0, buf, sizeof(buf)), -ENOSPC);
+	assert_int_equal(nft_ruleset_format(&cfg, 0, buf, 0), -ENOSPC);
 }
 
 /* Count the lines of script that start with prefix. */
