@@ -23,6 +23,7 @@
 #include "redirect.h"
 #include "rpc_server.h"
 #include "store.h"
+#include "tls_files.h"
 #include "version.h"
 #include "worker.h"
 
@@ -45,10 +46,11 @@ agent_args_parse(
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	/* ":" first: the messages below, not getopt's (which name argv[0], a path) */
 #ifdef _WIN32
-	static const char shortopts[] = "c:fsnw:Vh";
+	static const char shortopts[] = ":c:fsnw:Vh";
 #else
-	static const char shortopts[] = "c:fnw:Vh";
+	static const char shortopts[] = ":c:fnw:Vh";
 #endif
 	const char *config_path = NULL, *write_path = NULL;
 	int check_only = 0, cleanup = 0, force = 0, c;
@@ -88,7 +90,12 @@ agent_args_parse(
 		case 'h':
 			usage(stdout);
 			return 0;
+		case ':':
+			fprintf(stderr, "redirect-agent: %s needs a value\n", argv[optind - 1]);
+			usage(stderr);
+			return 2;
 		default:
+			fprintf(stderr, "redirect-agent: unknown option '%s'\n", argv[optind - 1]);
 			usage(stderr);
 			return 2;
 		}
@@ -108,6 +115,10 @@ agent_args_parse(
 	}
 	config_defaults(cfg);
 	if (config_path != NULL && config_load_file(cfg, config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "redirect-agent: configuration error: %s\n", err);
+		return CONFIG_EXIT_CODE;
+	}
+	if (check_only && tls_files_check(cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "redirect-agent: configuration error: %s\n", err);
 		return CONFIG_EXIT_CODE;
 	}
@@ -322,6 +333,13 @@ agent_start(struct agent **out, const struct config *cfg)
 		log_warnx("out of memory");
 		return 1;
 	}
+	if ((rc = tls_files_check(cfg, err, sizeof(err))) < 0) {
+		log_warnx("configuration error: %s", err);
+		free(a);
+		return CONFIG_EXIT_CODE;
+	}
+	if (rc > 0)
+		log_warnx("%s: TLS peers will refuse it until it is replaced", err);
 	a->cfg = cfg;
 	so.machine_id = host_machine_id(machine_id, sizeof(machine_id));
 	so.n_sinks = export_sink_names(cfg, so.sinks, STORE_MAX_SINKS);
@@ -458,7 +476,8 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 		goto out;
 	}
 	/* The certificates are checked before anything changes. */
-	if (rpc_server_reload_certs(a->rpc, err, sizeof(err)) != 0) {
+	if (tls_files_check(next, err, sizeof(err)) != 0 ||
+	    rpc_server_reload_certs(a->rpc, err, sizeof(err)) != 0) {
 		snprintf(msg, msglen, "%s; the running configuration is kept", err);
 		rc = -EINVAL;
 		goto out;

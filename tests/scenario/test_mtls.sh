@@ -34,6 +34,39 @@ rc=0; out=$("$AGENT" --check-config --config "$WORK/insecure.conf" 2>&1) || rc=$
 check_eq "remote_listen without TLS files is a configuration error (78)" 78 "$rc"
 check "which says so" grep -q "needs tls_cert, tls_key and tls_client_ca" <<<"$out"
 
+# --check-config reads the TLS files, as the agent will: they exist, parse,
+# and the key is the certificate's.
+tls_conf() { # tls_conf CERT KEY CA: a config naming them, checked; its output in $out
+	printf '[api]\nremote_listen = 127.0.0.1:50051\ntls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n' \
+		"$1" "$2" "$3" >"$WORK/files.conf"
+	rc=0; out=$("$AGENT" --check-config --config "$WORK/files.conf" 2>&1) || rc=$?
+}
+tls_conf "$C/server.pem" "$C/server.key" "$C/ca.pem"
+check_eq "--check-config with good TLS files: 0" 0 "$rc"
+tls_conf "$C/absent.pem" "$C/server.key" "$C/ca.pem"
+check_eq "a certificate file that does not exist: 78" 78 "$rc"
+check "named, with the reason" grep -q "tls_cert = $C/absent.pem: no such file" <<<"$out"
+echo "not a certificate" >"$WORK/junk.pem"
+tls_conf "$C/server.pem" "$C/server.key" "$WORK/junk.pem"
+check_eq "a client CA that is not PEM: 78" 78 "$rc"
+check "named" grep -q "tls_client_ca = $WORK/junk.pem: no PEM certificate" <<<"$out"
+tls_conf "$C/server.pem" "$C/admin.key" "$C/ca.pem"
+check_eq "a key that is not the certificate's: 78" 78 "$rc"
+check "says which" grep -q "tls_key = $C/admin.key is not the key of \[api\] tls_cert" <<<"$out"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=old \
+	-keyout "$C/old.key" -out "$C/old.csr" 2>/dev/null
+openssl x509 -req -in "$C/old.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial -days 0 \
+	-out "$C/old.pem" 2>/dev/null # valid until now: expired a second later
+sleep 1.1
+tls_conf "$C/old.pem" "$C/old.key" "$C/ca.pem"
+check_eq "an expired certificate: 78" 78 "$rc"
+check "with its date" grep -q "tls_cert = $C/old.pem: the certificate expired on 20" <<<"$out"
+printf '[fleet]\nservers = nats://127.0.0.1:4222\ntls_cert = %s\ntls_key = %s\n' \
+	"$C/admin.pem" "$C/server.key" >"$WORK/files.conf"
+rc=0; out=$("$AGENT" --check-config --config "$WORK/files.conf" 2>&1) || rc=$?
+check_eq "the fleet's client certificate and key are checked too: 78" 78 "$rc"
+check "named" grep -q "\[fleet\] tls_key = $C/server.key is not the key of" <<<"$out"
+
 setup_net
 write_config "$WORK/agent.conf" "[api]" "remote_listen = 127.0.0.1:50051" \
 	"tls_cert = $C/server.pem" "tls_key = $C/server.key" "tls_client_ca = $C/ca.pem" \

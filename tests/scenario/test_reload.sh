@@ -103,7 +103,15 @@ get 80 >/dev/null
 for _ in $(seq 30); do grep -q "^event" "$WORK/watch.out" && break; sleep 0.1; done
 check "the stream (old certificate) receives events" grep -q "^event" "$WORK/watch.out"
 before=$(grep -c "^event" "$WORK/watch.out")
+# Half a rotation (the new certificate, the old key) is refused before
+# anything changes: new connections still get the old certificate.
 cp "$C/server-new.pem" "$C/server.pem"
+rc=0; out=$(ctl reload 2>&1) || rc=$?
+check_eq "a reload whose key is not its certificate's exits 1" 1 "$rc"
+check "saying so" grep -q "tls_key = $C/server.key is not the key of \[api\] tls_cert" <<<"$out"
+subject=$(in_c openssl s_client -connect 127.0.0.1:50051 -CAfile "$C/ca.pem" -cert "$C/admin.pem" \
+	-key "$C/admin.key" </dev/null 2>/dev/null | openssl x509 -noout -subject 2>/dev/null || true)
+check_eq "and the old certificate is still served" "subject=CN = server-old" "$subject"
 cp "$C/server-new.key" "$C/server.key"
 check "redirectctl reload reads the certificates again" grep -q "certificates are read again" <<<"$(ctl reload)"
 get 80 >/dev/null
