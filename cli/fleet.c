@@ -64,6 +64,8 @@ reason(natsStatus s, const char *what, char *out, size_t len)
 	}
 	if (text != NULL && text[0] == '(' && (where = strstr(text, "): ")) != NULL)
 		text = where + 3;
+	if (text != NULL && strcmp(text, natsStatus_GetText(s)) == 0)
+		text = NULL; /* nats.c often says the status twice */
 	snprintf(out, len, "%s: %s%s%.300s%s", what, natsStatus_GetText(s),
 	    text != NULL && text[0] != '\0' ? ": " : "", text != NULL ? text : "",
 	    s == NATS_TIMEOUT ? " (no answer: down, or not permitted for this user)" : "");

@@ -12,6 +12,8 @@
 
 #include "clock.h"
 #include "log.h"
+#include "addr.h"
+#include "conn.h"
 #include "parse.h"
 #include "paths.h"
 #include "version.h"
@@ -80,6 +82,13 @@ set_until(struct request *rq, const char *v)
 static int
 set_dst_cidr(struct request *rq, const char *v)
 {
+	struct cidr c;
+	char why[128];
+
+	if (addr_parse_cidr(v, &c, why, sizeof(why)) != 0) {
+		usage_error("--dst-cidr: %s", why);
+		return -1;
+	}
 	rq->dst_cidr = v;
 	return 0;
 }
@@ -97,25 +106,46 @@ set_dst_port(struct request *rq, const char *v)
 	return 0;
 }
 
+/* v, when it is one of the record's words (conn.h); else NULL, said with the words. */
+static const char *
+one_of(const char *opt, const char *v, const char *const *names)
+{
+	char listed[256];
+	size_t o = 0;
+
+	for (const char *const *n = names; *n != NULL; n++)
+		if (strcmp(v, *n) == 0)
+			return v;
+	for (const char *const *n = names; *n != NULL && o < sizeof(listed); n++)
+		o += (size_t)snprintf(listed + o, sizeof(listed) - o, "%s%s",
+		    n == names ? "" : n[1] == NULL ? " or " : ", ", *n);
+	usage_error("--%s takes %s, not '%s'", opt, listed, v);
+	return NULL;
+}
+
+/* The help rows' lists: test_cli.sh checks each word is accepted. */
+#define STATES "open, relaying, closed, failed or interrupted"
+#define VERDICTS "allow, block, bypass, forward or refuse"
+#define REDIRECT_STATES "none, by_self, by_other or previously_by_self"
+
 static int
 set_state(struct request *rq, const char *v)
 {
-	rq->state = v;
-	return 0;
+	return (rq->state = one_of("state", v, conn_state_names)) != NULL ? 0 : -1;
 }
 
 static int
 set_verdict(struct request *rq, const char *v)
 {
-	rq->verdict = v;
-	return 0;
+	return (rq->verdict = one_of("verdict", v, conn_verdict_names)) != NULL ? 0 : -1;
 }
 
 static int
 set_redirect_state(struct request *rq, const char *v)
 {
-	rq->redirect_state = v;
-	return 0;
+	return (rq->redirect_state = one_of("redirect-state", v, redirect_state_names)) != NULL
+		   ? 0
+		   : -1;
 }
 
 static int
@@ -266,10 +296,9 @@ static const struct option_row conns_opts[] = {
     {"until", "DURATION", "opened at least DURATION ago", set_until},
     {"dst-cidr", "CIDR", "original destination in CIDR", set_dst_cidr},
     {"dst-port", "PORT", "original destination port", set_dst_port},
-    {"state", "STATE", "open, relaying, closed, failed or interrupted", set_state},
-    {"verdict", "VERDICT", "allow, block, bypass, forward or refuse", set_verdict},
-    {"redirect-state", "STATE", "none, by_self, by_other or previously_by_self",
-	set_redirect_state},
+    {"state", "STATE", STATES, set_state},
+    {"verdict", "VERDICT", VERDICTS, set_verdict},
+    {"redirect-state", "STATE", REDIRECT_STATES, set_redirect_state},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -359,15 +388,62 @@ static const struct command commands[] = {
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* The global options: one table for the parser and for the help. */
+#define SET_STRING(fn, field)                                                              \
+	static int fn(struct request *rq, const char *v)                                  \
+	{                                                                                  \
+		rq->field = v;                                                             \
+		return 0;                                                                  \
+	}
+SET_STRING(set_socket, socket_path)
+SET_STRING(set_target, target)
+SET_STRING(set_ca, ca)
+SET_STRING(set_cert, cert)
+SET_STRING(set_key, key)
+SET_STRING(set_server, nats.server)
+SET_STRING(set_user, nats.user)
+SET_STRING(set_password, nats.password)
+SET_STRING(set_creds, nats.creds)
+SET_STRING(set_tls_ca, nats.tls_ca)
+SET_STRING(set_tls_cert, nats.tls_cert)
+SET_STRING(set_tls_key, nats.tls_key)
+SET_STRING(set_inbox, nats.inbox)
+SET_STRING(set_prefix, nats.prefix)
+#undef SET_STRING
+
+static int
+set_json(struct request *rq, const char *v)
+{
+	(void)v;
+	rq->json = 1;
+	return 0;
+}
+
+/* --version and --help have no setter: parse_global answers them. */
 static const struct option_row global_opts[] = {
-    {"socket", "PATH", "the agent's local socket", NULL},
-    {"target", "HOST:PORT", "a remote agent, over TLS with --ca, --cert and --key", NULL},
-    {"ca", "FILE", "the CA (PEM) the remote agent's certificate must chain to", NULL},
-    {"cert", "FILE", "this client's certificate (PEM): its identity picks the role", NULL},
-    {"key", "FILE", "this client's private key (PEM)", NULL},
-    {"json", NULL, "print one JSON document (field names as in the API) for scripts", NULL},
+    {"socket", "PATH", "the agent's local socket", set_socket},
+    {"target", "HOST:PORT", "a remote agent, over TLS with --ca, --cert and --key", set_target},
+    {"ca", "FILE", "the CA (PEM) the remote agent's certificate must chain to", set_ca},
+    {"cert", "FILE", "this client's certificate (PEM): its identity picks the role", set_cert},
+    {"key", "FILE", "this client's private key (PEM)", set_key},
+    {"json", NULL, "print one JSON document (field names as in the API) for scripts", set_json},
     {"version", NULL, "print the version and exit", NULL},
-    {"help", NULL, "print this help and exit", NULL},
+    {"help", NULL, "print this help (or a command's, after it) and exit; also -h", NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* The fleet's NATS server: before or after the word "fleet". */
+static const struct option_row fleet_opts[] = {
+    {"server", "URL", "nats://HOST:PORT or tls://HOST:PORT (default nats://127.0.0.1:4222)",
+	set_server},
+    {"user", "NAME", "a NATS user", set_user},
+    {"password", "PW", "its password (or the REDIRECTCTL_NATS_PASSWORD variable)", set_password},
+    {"creds", "FILE", "a NATS .creds file, instead of --user", set_creds},
+    {"tls-ca", "FILE", "TLS to the server: the CA (PEM) its certificate chains to", set_tls_ca},
+    {"tls-cert", "FILE", "a client certificate (PEM), with --tls-key", set_tls_cert},
+    {"tls-key", "FILE", "its private key (PEM)", set_tls_key},
+    {"inbox", "PREFIX", "replies under PREFIX (default _INBOX.<user>)", set_inbox},
+    {"prefix", "P", "the agents' [fleet] subject_prefix (default redirect)", set_prefix},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -445,17 +521,9 @@ print_usage(FILE *f, const struct command *cmd)
 	    f);
 	print_option_help(f, global_opts);
 	fprintf(f, "  (the default socket is %s)\n\n", sock);
-	fputs("fleet options (before or after `fleet`; the fleet's NATS server):\n"
-	      "  --server URL               nats://HOST:PORT or tls://HOST:PORT (default "
-	      "nats://127.0.0.1:4222)\n"
-	      "  --user NAME, --password PW a NATS user (or REDIRECTCTL_NATS_PASSWORD)\n"
-	      "  --creds FILE               a NATS .creds file\n"
-	      "  --tls-ca, --tls-cert, --tls-key FILE   TLS to the server, a client "
-	      "certificate\n"
-	      "  --inbox PREFIX             replies under PREFIX (default _INBOX.<user>)\n"
-	      "  --prefix P                 the agents' [fleet] subject_prefix (default "
-	      "redirect)\n\ncommands:\n",
-	    f);
+	fputs("fleet options (before or after `fleet`; the fleet's NATS server):\n", f);
+	print_option_help(f, fleet_opts);
+	fputs("\ncommands:\n", f);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		char left[64];
 
@@ -567,17 +635,17 @@ arg_help(struct request *rq, char **argv, unsigned n)
 }
 
 /*
- * "--name value", "--name=value" or "--flag" against a command's rows.
- * Returns how many words were used, or -1.
+ * "--name value", "--name=value" or "--flag" against rows. Returns how many
+ * words were used, 0 when no row has that name, or -1.
  */
 static int
-parse_option(struct request *rq, const struct option_row *opts, int argc, char **argv)
+match_option(struct request *rq, const struct option_row *opts, int argc, char **argv)
 {
 	const char *word = argv[0] + 2, *eq = strchr(word, '=');
 	size_t len = eq != NULL ? (size_t)(eq - word) : strlen(word);
 
 	for (const struct option_row *o = opts; o != NULL && o->name != NULL; o++) {
-		if (strlen(o->name) != len || strncmp(o->name, word, len) != 0)
+		if (strlen(o->name) != len || strncmp(o->name, word, len) != 0 || o->set == NULL)
 			continue;
 		if (o->arg == NULL) {
 			if (eq != NULL) {
@@ -594,99 +662,62 @@ parse_option(struct request *rq, const struct option_row *opts, int argc, char *
 		}
 		return o->set(rq, argv[1]) == 0 ? 2 : -1;
 	}
-	if (strcmp(word, "json") == 0) { /* the one global flag taken after a command too */
-		rq->json = 1;
-		return 1;
-	}
-	usage_error("%s: unknown option '%s'", usage_for->name, argv[0]);
-	return -1;
+	return 0;
 }
 
-/* The slot of a fleet option (--server, ...), or NULL. */
-static const char **
-fleet_option(struct request *rq, const char *w)
+/* A command's option (or --json, the one global flag taken after a command too). */
+static int
+parse_option(struct request *rq, const struct option_row *opts, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} opts[] = {
-	    {"server", offsetof(struct fleet_opts, server)},
-	    {"user", offsetof(struct fleet_opts, user)},
-	    {"password", offsetof(struct fleet_opts, password)},
-	    {"creds", offsetof(struct fleet_opts, creds)},
-	    {"tls-ca", offsetof(struct fleet_opts, tls_ca)},
-	    {"tls-cert", offsetof(struct fleet_opts, tls_cert)},
-	    {"tls-key", offsetof(struct fleet_opts, tls_key)},
-	    {"inbox", offsetof(struct fleet_opts, inbox)},
-	    {"prefix", offsetof(struct fleet_opts, prefix)},
-	};
+	int r = match_option(rq, opts, argc, argv);
 
-	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-		if (strcmp(w, opts[i].name) == 0)
-			return (const char **)(void *)((char *)&rq->nats + opts[i].off);
-	return NULL;
+	if (r == 0 && strcmp(argv[0], "--json") == 0)
+		r = set_json(rq, NULL) == 0 ? 1 : -1;
+	if (r == 0)
+		usage_error("%s: unknown option '%s'", usage_for->name, argv[0]);
+	return r == 0 ? -1 : r;
 }
 
 /* "fleet --server URL ... SUBCOMMAND": the options between fleet and its subcommand. */
 static int
 parse_fleet_options(struct request *rq, int argc, char **argv, int *i)
 {
-	for (; *i < argc && strncmp(argv[*i], "--", 2) == 0 && argv[*i][2] != '\0'; (*i)++) {
-		const char **slot = fleet_option(rq, argv[*i] + 2);
+	int r;
 
-		if (slot == NULL)
-			return 0; /* the subcommand's own options come after it */
-		if (*i + 1 >= argc) {
-			usage_error("%s needs a value", argv[*i]);
+	while (*i < argc && strncmp(argv[*i], "--", 2) == 0 && argv[*i][2] != '\0') {
+		if ((r = match_option(rq, fleet_opts, argc - *i, argv + *i)) < 0)
 			return -1;
-		}
-		*slot = argv[++(*i)];
+		if (r == 0)
+			return 0; /* the subcommand's own options come after it */
+		*i += r;
 	}
 	return 0;
 }
 
+/* Returns 0, 1 when --help or --version was answered, or -1. */
 static int
 parse_global(struct request *rq, int argc, char **argv, int *i)
 {
-	for (; *i < argc && strncmp(argv[*i], "--", 2) == 0; (*i)++) {
-		const char *w = argv[*i] + 2;
-		const char **slot = NULL;
+	int r;
 
-		if (strcmp(w, "json") == 0) {
-			rq->json = 1;
-			continue;
-		}
-		if (strcmp(w, "version") == 0) {
+	while (*i < argc && (strncmp(argv[*i], "--", 2) == 0 || strcmp(argv[*i], "-h") == 0)) {
+		if (strcmp(argv[*i], "--version") == 0) {
 			printf("redirectctl %s\n", RA_VERSION);
 			rq->action = ACT_NONE;
 			return 1;
 		}
-		if (strcmp(w, "help") == 0) {
+		if (strcmp(argv[*i], "--help") == 0 || strcmp(argv[*i], "-h") == 0) {
 			print_usage(stdout, NULL);
 			rq->action = ACT_NONE;
 			return 1;
 		}
-		if ((slot = fleet_option(rq, w)) != NULL)
-			;
-		else if (strcmp(w, "socket") == 0)
-			slot = &rq->socket_path;
-		else if (strcmp(w, "target") == 0)
-			slot = &rq->target;
-		else if (strcmp(w, "ca") == 0)
-			slot = &rq->ca;
-		else if (strcmp(w, "cert") == 0)
-			slot = &rq->cert;
-		else if (strcmp(w, "key") == 0)
-			slot = &rq->key;
-		if (slot == NULL) {
+		if ((r = match_option(rq, global_opts, argc - *i, argv + *i)) == 0)
+			r = match_option(rq, fleet_opts, argc - *i, argv + *i);
+		if (r == 0)
 			usage_error("unknown option '%s'", argv[*i]);
+		if (r <= 0)
 			return -1;
-		}
-		if (*i + 1 >= argc) {
-			usage_error("%s needs a value", argv[*i]);
-			return -1;
-		}
-		*slot = argv[++(*i)];
+		*i += r;
 	}
 	return 0;
 }
@@ -701,9 +732,19 @@ parse_cmd(struct request *rq, int argc, char **argv, int i)
 	int used, r;
 
 	if ((cmd = find_command(argc - i, argv + i, &used)) == NULL) {
-		if (is_group_n(argc - i > 2 ? 2 : argc - i, argv + i) || is_group(argv[i]))
-			usage_error(
-			    "'%s' needs a subcommand (redirectctl help %s)", argv[i], argv[i]);
+		/* "policy --help", "fleet policy -h": the group's help, as "help policy" */
+		int g = argc - i >= 2 && is_group_n(2, argv + i) ? 2 : is_group(argv[i]) ? 1 : 0;
+
+		if (g > 0 && i + g < argc &&
+		    (strcmp(argv[i + g], "--help") == 0 || strcmp(argv[i + g], "-h") == 0))
+			return arg_help(rq, argv + i, (unsigned)g) != 0 ? EXIT_USAGE
+									: (rq->action = ACT_HELP, 0);
+		if (g > 0) {
+			const char *sp = g > 1 ? " " : "", *w2 = g > 1 ? argv[i + 1] : "";
+
+			usage_error("'%s%s%s' needs a subcommand (redirectctl help %s%s%s)", argv[i],
+			    sp, w2, argv[i], sp, w2);
+		}
 		else
 			usage_error("unknown command '%s'", argv[i]);
 		return EXIT_USAGE;
@@ -712,6 +753,11 @@ parse_cmd(struct request *rq, int argc, char **argv, int i)
 	if (cmd->action == ACT_FLEET_CALL) {
 		/* fleet call UUID COMMAND [ARGS]: COMMAND is parsed as itself */
 		i += used;
+		if (i < argc && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
+			print_usage(stdout, cmd);
+			rq->action = ACT_NONE;
+			return 0;
+		}
 		if (i + 1 >= argc) {
 			usage_error("fleet call needs UUID COMMAND");
 			return EXIT_USAGE;
