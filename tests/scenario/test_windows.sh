@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The agent cross-compiled for Windows with mingw-w64, from the same CMake
-# source lists as Linux: every translation unit but the Linux-only ones
-# (here against third-party headers only, so not linked). Then the
-# Windows-only units run under
-# wine: the WFP records logic (buffer growth, error mapping, and the real
-# winsock calls wine answers), the portable parsers and socket helpers, and
-# the service wrapper, first its status logic, then as a real service under
-# wine's Service Control Manager: created, started (RUNNING), stopped
-# (STOPPED, exit 0), its log file written, deleted.
+# The agent for Windows, cross-compiled with mingw-w64 from the same CMake
+# source lists as Linux and linked statically against the dependency set
+# deploy/windows/build-deps.sh makes: both executables link, and import only
+# Windows' own DLLs. Then, under wine: the WFP records logic (buffer growth,
+# error mapping, and the real winsock calls wine answers), the portable
+# parsers and socket helpers, and the service wrapper, first its status
+# logic, then as a real service under wine's Service Control Manager:
+# created, started (RUNNING), stopped (STOPPED, exit 0), its log file
+# written, deleted.
 set -euo pipefail
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 WORK=$(mktemp -d /tmp/rawin.XXXX)
@@ -30,23 +30,14 @@ check_eq() {
 	if [ "$2" == "$3" ]; then echo "ok - $1"; PASSES=$((PASSES + 1)); else echo "not ok - $1: expected '$2', got '$3'"; FAILS=$((FAILS + 1)); fi
 }
 
-# The agent's portable core is compiled against the third-party headers that
-# Debian ships (their Windows branches): staged in a folder of their own, so
-# that no glibc header can stand in for a Windows one.
-HDR="$WORK/deps-include"
-mkdir -p "$HDR/openssl"
-for h in uv.h uv sqlite3.h grpc protobuf-c jansson.h jansson_config.h; do
-	ln -s "/usr/include/$h" "$HDR/$h"
-done
-ln -s /usr/include/openssl/* /usr/include/x86_64-linux-gnu/openssl/* "$HDR/openssl/"
-
-cmake -S "$SRCDIR" -B "$WORK/build" -DWERROR=ON -DRA_WIN_DEPS_INCLUDE="$HDR" \
-	-DCMAKE_TOOLCHAIN_FILE="$SRCDIR/deploy/windows/toolchain-mingw64.cmake" >"$WORK/cmake.log" 2>&1 ||
-	{ cat "$WORK/cmake.log"; exit 1; }
-build() { cmake --build "$WORK/build" -j2 >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; return 1; }; }
-check "Windows-only units and the whole agent cross-compile with -Werror" build
+# The whole tree for Windows, linked against the static dependency set
+# (deploy/windows/build-deps.sh), from the same CMake source lists as Linux.
+source "$SRCDIR/tests/scenario/winlib.sh"
+B=${WINBUILD:-$WORK/build}
+check "the Windows tree cross-compiles and links with -Werror" win_build "$B"
+[ "$FAILS" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
 # Each layer's library, from the same lists as Linux with the Windows files appended.
-lib_objs() { x86_64-w64-mingw32-ar t "$WORK/build/$1" | sort | tr '\n' ' '; }
+lib_objs() { x86_64-w64-mingw32-ar t "$B/$1" | sort | tr '\n' ' '; }
 check_eq "common: logging, addresses, the record's words, errors, parsers, paths, host" \
 	"addr.c.obj conn.c.obj err.c.obj host_win.c.obj log.c.obj parse.c.obj paths_win.c.obj records.c.obj " \
 	"$(lib_objs agent/common/libra_common.a)"
@@ -62,16 +53,22 @@ check_eq "policy, db and the API" \
 check_eq "fleet: the export (file sink; this build has no NATS client)" \
 	"ecs.c.obj export.c.obj fleet_off.c.obj shipper.c.obj sink_file.c.obj " \
 	"$(lib_objs agent/fleet/libra_fleet.a)"
-check "and the entry point, main_win.c (compiled; nothing to link it against here)" \
-	test -s "$WORK/build/agent/CMakeFiles/redirect-agent.dir/main_win.c.obj"
-check "and redirectctl (compiled, not linked)" \
-	test -s "$WORK/build/cli/CMakeFiles/redirectctl.dir/redirectctl.c.obj"
-check "test_wfp.exe is a Windows x86-64 program" \
-	grep -q "file format pei-x86-64" <<<"$(x86_64-w64-mingw32-objdump -f "$WORK/build/tests/test_wfp.exe")"
+AGENT_EXE=$B/agent/redirect-agent.exe
+CTL_EXE=$B/cli/redirectctl.exe
+for exe in "$AGENT_EXE" "$CTL_EXE" "$B/tests/test_wfp.exe"; do
+	check "$(basename "$exe") is a Windows x86-64 program" \
+		grep -q "file format pei-x86-64" <<<"$(x86_64-w64-mingw32-objdump -f "$exe" 2>&1)"
+done
+# Static: nothing beside the .exe but Windows' own DLLs (no libstdc++,
+# libwinpthread, libgcc, OpenSSL or gRPC DLL to ship).
+SYSTEM_DLLS="advapi32.dll bcrypt.dll crypt32.dll dbghelp.dll iphlpapi.dll kernel32.dll msvcrt.dll user32.dll userenv.dll ws2_32.dll"
+for exe in "$AGENT_EXE" "$CTL_EXE"; do
+	check "$(basename "$exe") imports only Windows' own DLLs" \
+		[ -z "$(comm -23 <(win_imports "$exe" | tr ' ' '\n') <(tr ' ' '\n' <<<"$SYSTEM_DLLS"))" ]
+done
+echo "# sizes: redirect-agent.exe $(stat -c %s "$AGENT_EXE") bytes, redirectctl.exe $(stat -c %s "$CTL_EXE") bytes"
 
-wineboot -i >/dev/null 2>&1 || true
-# Let the first boot finish (its processes end), or the SCM is still busy.
-timeout 120 wineserver -w || true
+win_boot
 # wine ends its system processes (the SCM among them) when no program of its
 # own runs: keep one running for the service steps.
 wine cmd /c "ping -n 120 127.0.0.1 >nul" >/dev/null 2>&1 &
@@ -82,12 +79,12 @@ keeper=$!
 # waiting for its end would wait for them. A file has no end to wait for.
 for t in wfp service portable; do
 	rc=0
-	wine "$WORK/build/tests/test_$t.exe" >"$WORK/test_$t.out" 2>&1 || rc=$?
+	wine "$B/tests/test_$t.exe" >"$WORK/test_$t.out" 2>&1 || rc=$?
 	grep -E "records on|context on|set records|checks passed|failed" "$WORK/test_$t.out" || true
 	check "test_$t.exe passes under wine" [ "$rc" -eq 0 ]
 done
 
-exe=$(winepath -w "$WORK/build/tests/test_service.exe")
+exe=$(winepath -w "$B/tests/test_service.exe")
 sc_state() { wine sc query ratest 2>/dev/null | tr -d '\r' | awk '/STATE/ {print $4}' || true; }
 wait_state() {
 	local st=""
