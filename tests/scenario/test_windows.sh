@@ -16,6 +16,7 @@ FAILS=0
 PASSES=0
 keeper=""
 cleanup() {
+	[ -n "${WAGENT_PID:-}" ] && kill "$WAGENT_PID" 2>/dev/null
 	[ -n "$keeper" ] && kill "$keeper" 2>/dev/null || true
 	wineserver -k 2>/dev/null || true
 	rm -rf "$WORK"
@@ -48,7 +49,7 @@ check_eq "proxy: loops, sessions, socket events, buffers, sniffer" \
 	"bufpool.c.obj evio_uv.c.obj resolve.c.obj session.c.obj sniff.c.obj uidcount.c.obj worker.c.obj " \
 	"$(lib_objs agent/proxy/libra_proxy.a)"
 check_eq "policy, db and the API" \
-	"holder.c.obj index.c.obj parse.c.obj | outbox.c.obj policies.c.obj query.c.obj retention.c.obj schema.c.obj store.c.obj | auth.c.obj handlers.c.obj local_win.c.obj policy_rpc.c.obj server.c.obj watch.c.obj " \
+	"holder.c.obj index.c.obj parse.c.obj | outbox.c.obj policies.c.obj query.c.obj retention.c.obj schema.c.obj store.c.obj | auth.c.obj handlers.c.obj local_cert.c.obj local_win.c.obj policy_rpc.c.obj server.c.obj watch.c.obj " \
 	"$(lib_objs agent/policy/libra_policy.a)| $(lib_objs db/libra_db.a)| $(lib_objs agent/rpc/libra_rpc.a)"
 check_eq "fleet: the export (file sink; this build has no NATS client)" \
 	"ecs.c.obj export.c.obj fleet_off.c.obj shipper.c.obj sink_file.c.obj " \
@@ -115,6 +116,141 @@ fake agent: stop requested
 fake agent: stopped cleanly" "$(tr -d '\r' <"$log" 2>/dev/null)"
 wine sc delete ratest >/dev/null 2>&1 || true
 check "sc delete removes it" not present
+
+# --- The agent itself under wine, in the foreground. -----------------------
+# Its remote console listener (mutual TLS, roles from the certificate) and
+# its local admin endpoint (loopback TCP with mutual TLS, credentials made at
+# first start), each checked by a Python grpcio console and by redirectctl.exe.
+# Every path in its config is a Windows one (C:\...).
+PY=/usr/bin/python3
+C="$WORK/certs"
+mkdir -p "$C"
+ca() { # ca NAME: a self-signed CA
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=$1" -keyout "$C/$1.key" -out "$C/$1.pem" 2>/dev/null
+}
+leaf() { # leaf CA NAME SAN: a certificate signed by CA
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" \
+		-keyout "$C/$2.key" -out "$C/$2.csr" 2>/dev/null
+	printf 'subjectAltName=%s\n' "$3" >"$C/$2.ext"
+	openssl x509 -req -in "$C/$2.csr" -CA "$C/$1.pem" -CAkey "$C/$1.key" -CAcreateserial \
+		-days 2 -extfile "$C/$2.ext" -out "$C/$2.pem" 2>/dev/null
+}
+ca ca
+ca otherca
+leaf ca server "IP:127.0.0.1,DNS:localhost"
+leaf ca reader "DNS:console-reader"
+leaf ca admin "DNS:console-admin"
+leaf ca stranger "DNS:stranger"
+leaf otherca impostor "DNS:console-admin"
+T="$WINEPREFIX/drive_c/ra-test" # C:\ra-test
+mkdir -p "$T/certs"
+cp "$C"/{ca,server}.{pem,key} "$T/certs/"
+DATA="$WINEPREFIX/drive_c/ProgramData/redirect-agent"
+PORT=25001 # the relay; the others' tests use their own namespaces, this one the host's
+RPORT=25051
+cat >"$T/agent.conf" <<CONF
+[proxy]
+listen_port = $PORT
+[api]
+remote_listen = 127.0.0.1:$RPORT
+tls_cert = C:\ra-test\certs\server.pem
+tls_key = C:\ra-test\certs\server.key
+tls_client_ca = C:/ra-test/certs/ca.pem
+admins = console-admin
+readers = console-reader, someone-else
+CONF
+
+# start_wagent CONF LOG: the agent under wine; WAGENT_PID. Ready at its "started" line.
+start_wagent() {
+	wine "$AGENT_EXE" --foreground --config "$1" >"$2" 2>&1 &
+	WAGENT_PID=$!
+	for _ in $(seq 300); do
+		grep -q "redirect-agent .* started:" "$2" 2>/dev/null && return 0
+		kill -0 "$WAGENT_PID" 2>/dev/null || { cat "$2" >&2; return 1; }
+		sleep 0.1
+	done
+	echo "the agent did not start within 30 s" >&2
+	cat "$2" >&2
+	return 1
+}
+# stop_wagent: Ctrl+C (wine turns SIGINT into a console control event); its exit status.
+stop_wagent() {
+	local rc=0
+	kill -INT "$WAGENT_PID"
+	wait "$WAGENT_PID" || rc=$?
+	WAGENT_PID=""
+	return $rc
+}
+WAGENT_PID=""
+# ctl ARGS...: redirectctl.exe under wine, its output in $WORK/ctl.out; its exit status.
+ctl() { wine "$CTL_EXE" "$@" >"$WORK/ctl.out" 2>&1; }
+
+check "the agent starts under wine (C:\\ paths in its config)" \
+	start_wagent 'C:\ra-test\agent.conf' "$WORK/wagent.log"
+check "it made the local CA and admin certificate in its data folder" \
+	grep -qF "made the local endpoint's CA and admin certificate in C:\\ProgramData\\redirect-agent" \
+	"$WORK/wagent.log"
+check_eq "the endpoint file names the loopback port it listens on" \
+	"$(sed -n 's/.*rpc: local endpoint \(127.0.0.1:[0-9]*\) .*/\1/p' "$WORK/wagent.log")" \
+	"$(tr -d '\r\n' <"$DATA/agent.sock" 2>/dev/null)"
+
+"$PY" -m grpc_tools.protoc -I"$SRCDIR/proto" --python_out="$WORK" --grpc_python_out="$WORK" \
+	"$SRCDIR"/proto/redirect/v1/*.proto
+console() { # console SCRIPT ARGS...: a Python console; its ok / not ok lines counted
+	"$PY" "$SRCDIR/tests/scenario/$1" "${@:2}" >"$WORK/console.out" 2>&1 || true
+	cat "$WORK/console.out"
+	PASSES=$((PASSES + $(grep -c '^ok' "$WORK/console.out" || true)))
+	FAILS=$((FAILS + $(grep -c '^not ok' "$WORK/console.out" || true)))
+	check "$1 ran to its end" grep -q '^ok' "$WORK/console.out"
+	check "$1 had no error of its own" not grep -q Traceback "$WORK/console.out"
+}
+echo "# the remote console over mutual TLS (tls_console.py), against the agent under wine"
+console tls_console.py "$WORK" "$C" "127.0.0.1:$RPORT"
+echo "# the local endpoint (local_console.py)"
+console local_console.py "$WORK" "$DATA" "$C" "127.0.0.1:$RPORT"
+
+check "redirectctl.exe status, by default on the local endpoint" ctl status
+check "answers: serving" grep -q '^health     serving' "$WORK/ctl.out"
+check "redirectctl.exe conns" ctl conns
+check "redirectctl.exe policy get (admin only): the local admin's version" ctl policy get
+check "redirectctl.exe over TLS as a remote reader" ctl --target "127.0.0.1:$RPORT" \
+	--ca 'C:\ra-test\certs\ca.pem' --cert "$(winepath -w "$C/reader.pem")" \
+	--key "$(winepath -w "$C/reader.key")" status
+
+# A second agent (its own relay port and database) cannot take the endpoint over.
+cat >"$T/second.conf" <<CONF
+[proxy]
+listen_port = $((PORT + 1))
+[db]
+path = C:\ra-test\second.db
+CONF
+rc=0
+wine "$AGENT_EXE" --foreground --config 'C:\ra-test\second.conf' >"$WORK/second.log" 2>&1 || rc=$?
+check "a second agent on the same local endpoint exits 1" [ "$rc" -eq 1 ]
+check "saying another agent serves there" \
+	grep -q "another agent is serving on this endpoint" "$WORK/second.log"
+check "redirectctl.exe still reaches the first" ctl status
+
+check "Ctrl+C: the agent exits 0" stop_wagent
+check "and removes its endpoint file" not test -e "$DATA/agent.sock"
+rc=0; ctl status || rc=$?
+check "redirectctl.exe with no agent: exit 3 (unreachable)" [ "$rc" -eq 3 ]
+check "saying why" grep -q "does not exist (is it running?)" "$WORK/ctl.out"
+
+# Damaged credentials are made again, not served; a folder not its own is refused.
+echo "garbage" >"$DATA/local-admin.pem"
+check "the agent starts again with a damaged admin certificate" \
+	start_wagent 'C:\ra-test\agent.conf' "$WORK/wagent2.log"
+check "having made a new set" grep -q "made the local endpoint's CA" "$WORK/wagent2.log"
+check "which redirectctl.exe uses" ctl status
+check "Ctrl+C: exit 0" stop_wagent
+mkdir -p "$WINEPREFIX/drive_c/Shared"
+printf '[proxy]\nlisten_port = %s\n[api]\nlocal_socket = C:\\Shared\\agent.sock\n' "$PORT" >"$T/shared.conf"
+rc=0
+wine "$AGENT_EXE" --foreground --config 'C:\ra-test\shared.conf' >"$WORK/shared.log" 2>&1 || rc=$?
+check "an endpoint in an existing folder not the agent's: refused at start" [ "$rc" -eq 1 ]
+check "naming the folder" grep -q 'needs a folder of its own (C:\\Shared exists' "$WORK/shared.log"
 
 echo "$PASSES passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]
