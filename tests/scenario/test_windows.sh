@@ -78,7 +78,7 @@ keeper=$!
 # Not through ctest or $(...): wine starts helper processes (winedevice.exe)
 # on first use of winsock, and they inherit the output pipe, so a reader
 # waiting for its end would wait for them. A file has no end to wait for.
-for t in wfp service portable; do
+for t in wfp service portable config; do
 	rc=0
 	wine "$B/tests/test_$t.exe" >"$WORK/test_$t.out" 2>&1 || rc=$?
 	grep -E "records on|context on|set records|checks passed|failed" "$WORK/test_$t.out" || true
