@@ -252,5 +252,97 @@ wine "$AGENT_EXE" --foreground --config 'C:\ra-test\shared.conf' >"$WORK/shared.
 check "an endpoint in an existing folder not the agent's: refused at start" [ "$rc" -eq 1 ]
 check "naming the folder" grep -q 'needs a folder of its own (C:\\Shared exists' "$WORK/shared.log"
 
+# --- The relay under wine: redirect-agent-test.exe. -------------------------
+# The shipped agent's code with a test-only redirect backend in place of WFP
+# (tests/windows/redirect_test.c): the original destination comes from the
+# client's source port, so the real loop, sessions, relay, timeouts,
+# half-close and recording run. wine_relay.py is the clients and the
+# upstream servers; the rows are checked in the agent's SQLite database
+# afterwards, and in the ECS file it exported them to (no NATS in this build).
+TEST_EXE=$B/tests/redirect-agent-test.exe
+relay_conf() { # relay_conf FILE [LINE]: the test build's config; LINE joins [proxy]
+	cat >"$1" <<CONF
+[proxy]
+listen_port = $PORT
+connect_timeout_ms = 1500
+${2:-}
+[db]
+path = C:\ra-test\relay.db
+[export]
+ecs_file = C:\ra-test\ecs.json
+CONF
+}
+relay_conf "$T/relay.conf"
+relay_conf "$T/idle.conf" "idle_timeout_s = 1"
+AGENT_EXE=$TEST_EXE
+export RA_TEST_REDIRECT
+RA_TEST_REDIRECT=$("$PY" "$SRCDIR/tests/scenario/wine_relay.py" table "$PORT")
+check "the test build starts under wine" start_wagent 'C:\ra-test\relay.conf' "$WORK/relay.log"
+check "and says it is one" grep -q "TEST BUILD: original destinations from RA_TEST_REDIRECT" \
+	"$WORK/relay.log"
+echo "# the relay (wine_relay.py)"
+rc=0
+"$PY" "$SRCDIR/tests/scenario/wine_relay.py" run "$PORT" >"$WORK/relay.out" 2>&1 || rc=$?
+cat "$WORK/relay.out"
+PASSES=$((PASSES + $(grep -c '^ok' "$WORK/relay.out" || true)))
+FAILS=$((FAILS + $(grep -c '^not ok' "$WORK/relay.out" || true)))
+check "wine_relay.py exits 0 (its own errors too)" [ "$rc" -eq 0 ]
+check "redirectctl.exe conns lists the relayed connections" ctl conns
+check "redirectctl.exe conns --dst-port: the half-closed one" ctl conns --dst-port "$((PORT + 101))"
+check "shown closed" grep -Eq "127\.0\.0\.1:$((PORT + 101)) +closed" "$WORK/ctl.out"
+check "Ctrl+C: the test build exits 0" stop_wagent
+# The idle timeout on a run of its own: 1 s would cut the 200 above short.
+check "the test build starts again, idle_timeout_s = 1" \
+	start_wagent 'C:\ra-test\idle.conf' "$WORK/idle.log"
+rc=0
+"$PY" "$SRCDIR/tests/scenario/wine_relay.py" idle "$PORT" >"$WORK/idle.out" 2>&1 || rc=$?
+cat "$WORK/idle.out"
+PASSES=$((PASSES + $(grep -c '^ok' "$WORK/idle.out" || true)))
+FAILS=$((FAILS + $(grep -c '^not ok' "$WORK/idle.out" || true)))
+check "wine_relay.py idle exits 0" [ "$rc" -eq 0 ]
+check "Ctrl+C: exit 0" stop_wagent
+unset RA_TEST_REDIRECT
+
+db() { sqlite3 -batch -noheader "$T/relay.db" "$@"; }
+check_eq "every relayed echo: closed, completed, no error, redirect state none" 202 \
+	"$(db "SELECT count(*) FROM connections WHERE orig_dst_port = $((PORT + 100))
+	       AND state = 'closed' AND close_reason = 'completed' AND error IS NULL
+	       AND redirect_state = 'none' AND connect_us > 0 AND closed_at_us >= opened_at_us")"
+check_eq "the 300 KiB exchange: bytes counted both ways" 1 \
+	"$(db "SELECT count(*) FROM connections WHERE bytes_up = 307200 AND bytes_down = 307200")"
+check_eq "the IPv6 one: family 6, client ::1, original destination ::1" "6|::1|::1" \
+	"$(db "SELECT family, client_addr, orig_dst_addr FROM connections WHERE family = 6")"
+check_eq "half-close: completed, 100 KiB up, the 72-byte answer down" "closed|completed|102400|72" \
+	"$(db "SELECT state, close_reason, bytes_up, bytes_down FROM connections
+	       WHERE orig_dst_port = $((PORT + 101))")"
+check_eq "refused upstream: failed, with reason and error" \
+	"failed|upstream connect failed|connection refused" \
+	"$(db "SELECT state, close_reason, error FROM connections WHERE orig_dst_port = $((PORT + 102))")"
+check_eq "silent upstream: failed after the connect timeout" \
+	"failed|upstream connect timeout|connection timed out" \
+	"$(db "SELECT state, close_reason, error FROM connections WHERE orig_dst_port = $((PORT + 103))")"
+check_eq "idle session: closed with its reason" 1 \
+	"$(db "SELECT count(*) FROM connections WHERE close_reason = 'idle timeout'")"
+check_eq "the loop: refused, a row of its own" 1 \
+	"$(db "SELECT count(*) FROM connections WHERE orig_dst_port = $PORT AND close_reason LIKE 'loop:%'")"
+check_eq "the direct connection: counted, not a row" \
+	"not redirected: direct connection to the agent's listener|1" \
+	"$(db "SELECT reason, count FROM refused_connections")"
+check_eq "no row left open" 0 "$(db "SELECT count(*) FROM connections WHERE state IN ('open','relaying')")"
+check_eq "integrity_check" ok "$(db "PRAGMA integrity_check")"
+rows=$(db "SELECT count(*) FROM connections")
+check "$rows rows in all" [ "$rows" -ge 207 ]
+ecs="$T/ecs.json"
+check_eq "the ECS file, over both runs: one line per connection ($rows)" "$rows" "$(wc -l <"$ecs" 2>/dev/null || echo 0)"
+check "every line is a JSON document" "$PY" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    json.loads(line)' "$ecs"
+check_eq "with the rows' destination ports" \
+	"$(db "SELECT orig_dst_port FROM connections ORDER BY orig_dst_port" | paste -sd' ')" \
+	"$("$PY" -c '
+import json, sys
+print(" ".join(str(p) for p in sorted(json.loads(l)["destination"]["port"] for l in open(sys.argv[1]))))' "$ecs")"
+
 echo "$PASSES passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]
