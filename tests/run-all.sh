@@ -16,7 +16,8 @@ echo "=== Windows dependency set: $win_deps"
 run_suite() { # run_suite BUILD_DIR CMAKE_ARGS...
 	local dir=$1; shift
 	echo "=== build $dir ($*)"
-	cmake -S . -B "$dir" -DWERROR=ON "$@" >/dev/null
+	# One Windows cross build for both suites: sanitizers do not change it.
+	cmake -S . -B "$dir" -DWERROR=ON -DRA_WINBUILD="$PWD/build/windows" "$@" >/dev/null
 	cmake --build "$dir" -j"$(nproc)" >/dev/null
 	echo "=== test $dir"
 	(cd "$dir" && ctest --output-on-failure "${CTEST_ARGS[@]}")
