@@ -110,7 +110,7 @@ ctl() {
 	in_c wine "$CTL" --socket "$sock" "$@" >"$WORK/ctl.out" 2>&1
 }
 wait_ctl() { # until the service answers status (20 s at most)
-	for _ in $(seq 100); do ctl status && grep -q '^health     serving' "$WORK/ctl.out" && return 0; sleep 0.2; done
+	for _ in $(seq 100); do ctl status && grep -q '^health ' "$WORK/ctl.out" && return 0; sleep 0.2; done
 	cat "$WORK/ctl.out" >&2
 	return 1
 }
@@ -150,6 +150,8 @@ check "redirectctl.exe status answers on the local endpoint" wait_ctl
 check "as the agent the properties named, with their mark" \
 	grep -q '^agent      branch-17' "$WORK/ctl.out"
 check "mark 0x4" grep -q 'mark 0x4' "$WORK/ctl.out"
+check "health degraded: wine has no filter engine, nothing is redirected" \
+	grep -q '^health     degraded' "$WORK/ctl.out"
 uuid=$(awk '/^uuid/ { print $2 }' "$WORK/ctl.out")
 tls_status() {
 	in_c wine "$CTL" --target 127.0.0.1:50051 --ca 'C:\certs\ca.pem' --cert 'C:\certs\admin.pem' \

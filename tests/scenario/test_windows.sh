@@ -43,7 +43,7 @@ check_eq "common: logging, addresses, the record's words, errors, parsers, paths
 	"addr.c.obj conn.c.obj err.c.obj host_win.c.obj log.c.obj parse.c.obj paths_win.c.obj records.c.obj " \
 	"$(lib_objs agent/common/libra_common.a)"
 check_eq "os: the WFP redirect backend and the owner lookup" \
-	"owner_win.c.obj redirect.c.obj redirect_wfp.c.obj redirect_win.c.obj " \
+	"owner_win.c.obj redirect.c.obj redirect_wfp.c.obj redirect_win.c.obj wfp_filters.c.obj " \
 	"$(lib_objs agent/os/libra_os.a)"
 check_eq "proxy: loops, sessions, socket events, buffers, sniffer" \
 	"bufpool.c.obj evio_uv.c.obj resolve.c.obj session.c.obj sniff.c.obj uidcount.c.obj worker.c.obj " \
@@ -62,7 +62,7 @@ for exe in "$AGENT_EXE" "$CTL_EXE" "$B/tests/test_wfp.exe"; do
 done
 # Static: nothing beside the .exe but Windows' own DLLs (no libstdc++,
 # libwinpthread, libgcc, OpenSSL or gRPC DLL to ship).
-SYSTEM_DLLS="advapi32.dll bcrypt.dll crypt32.dll dbghelp.dll iphlpapi.dll kernel32.dll msvcrt.dll user32.dll userenv.dll ws2_32.dll"
+SYSTEM_DLLS="advapi32.dll bcrypt.dll crypt32.dll dbghelp.dll fwpuclnt.dll iphlpapi.dll kernel32.dll msvcrt.dll user32.dll userenv.dll ws2_32.dll"
 for exe in "$AGENT_EXE" "$CTL_EXE"; do
 	check "$(basename "$exe") imports only Windows' own DLLs" \
 		[ -z "$(comm -23 <(win_imports "$exe" | tr ' ' '\n') <(tr ' ' '\n' <<<"$SYSTEM_DLLS"))" ]
@@ -78,10 +78,10 @@ keeper=$!
 # Not through ctest or $(...): wine starts helper processes (winedevice.exe)
 # on first use of winsock, and they inherit the output pipe, so a reader
 # waiting for its end would wait for them. A file has no end to wait for.
-for t in wfp service portable config; do
+for t in wfp service portable config wfp_filters; do
 	rc=0
 	wine "$B/tests/test_$t.exe" >"$WORK/test_$t.out" 2>&1 || rc=$?
-	grep -E "records on|context on|set records|checks passed|failed" "$WORK/test_$t.out" || true
+	grep -E "records on|context on|set records|install under wine|checks passed|failed" "$WORK/test_$t.out" || true
 	check "test_$t.exe passes under wine" [ "$rc" -eq 0 ]
 done
 
@@ -211,7 +211,13 @@ echo "# the local endpoint (local_console.py)"
 console local_console.py "$WORK" "$DATA" "$C" "127.0.0.1:$RPORT"
 
 check "redirectctl.exe status, by default on the local endpoint" ctl status
-check "answers: serving" grep -q '^health     serving' "$WORK/ctl.out"
+# wine has no filter engine: the agent runs without its WFP filters, and says so.
+check "answers: health degraded, nothing is redirected" \
+	grep -Eq '^health     degraded' "$WORK/ctl.out"
+check "because" grep -q 'connections are not redirected' "$WORK/ctl.out"
+check "the log says why: no filter engine" grep -q \
+	"WFP: open the filter engine: not supported on this system .*: connections are not redirected" \
+	"$WORK/wagent.log"
 check "redirectctl.exe conns" ctl conns
 check "redirectctl.exe policy get (admin only): the local admin's version" ctl policy get
 check "redirectctl.exe over TLS as a remote reader" ctl --target "127.0.0.1:$RPORT" \
