@@ -138,7 +138,7 @@ add_cidrs(struct wfp_plan *p, struct wfp_filter *f, const struct cidr *c, size_t
 }
 
 int
-wfp_plan_base(struct wfp_plan *p, const struct config *cfg, FWP_BYTE_BLOB *app_id)
+wfp_plan_base(struct wfp_plan *p, const struct config *cfg, FWP_BYTE_BLOB *app_id, UINT32 agent_pid)
 {
 	size_t addrs = cfg->n_exclude_cidrs + cfg->n_redirect_cidrs;
 
@@ -169,6 +169,7 @@ wfp_plan_base(struct wfp_plan *p, const struct config *cfg, FWP_BYTE_BLOB *app_i
 		    count_family(cfg->redirect_cidrs, cfg->n_redirect_cidrs, family) == 0)
 			continue;
 		f = begin_filter(p, v6, WFP_CALLOUT, WFP_WEIGHT_CALLOUT);
+		f->context = (UINT64)agent_pid << 32 | (UINT64)v6 << 16 | cfg->listen_port;
 		c = add_cond(p, f, &RA_CONDITION_IP_PROTOCOL, FWP_MATCH_EQUAL);
 		c->conditionValue.type = FWP_UINT8;
 		c->conditionValue.uint8 = IPPROTO_TCP;
@@ -273,6 +274,7 @@ add_filters(HANDLE engine, const struct wfp_plan *p, UINT64 *ids)
 			 * type suits an absent driver was never checked on Windows. */
 			f.action.type = FWP_ACTION_CALLOUT_UNKNOWN;
 			f.action.calloutKey = pf->v6 ? RA_WFP_CALLOUT_V6 : RA_WFP_CALLOUT_V4;
+			f.rawContext = pf->context; /* the driver's FWPS_FILTER1.context */
 		} else {
 			f.action.type = FWP_ACTION_PERMIT;
 		}
@@ -352,7 +354,7 @@ wfp_filters_install(const struct config *cfg, struct wfp_filters **out, char *er
 		e = e != ERROR_SUCCESS ? e : GetLastError();
 		goto fail;
 	}
-	if (wfp_plan_base(&plan, cfg, f->app_id) != 0) {
+	if (wfp_plan_base(&plan, cfg, f->app_id, (UINT32)GetCurrentProcessId()) != 0) {
 		snprintf(err, errlen, "WFP: out of memory");
 		wfp_filters_remove(f);
 		return -1;

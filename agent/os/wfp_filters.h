@@ -55,6 +55,9 @@ struct wfp_filter {
 	UINT8 weight;
 	FWPM_FILTER_CONDITION0 *conds; /* into the plan */
 	UINT32 n_conds;
+	/* The callout's: where to redirect, for the driver (the filter's
+	 * rawContext): agent pid << 32 | v6 << 16 | listener port. */
+	UINT64 context;
 };
 
 /* Filters and the condition values they point into, allocated once. */
@@ -71,10 +74,12 @@ struct wfp_plan {
 
 /*
  * The base filters, both layers: self (when app_id is not NULL; the plan
- * points at it, the caller keeps it), loopback, excluded, callout. Returns
- * 0, or -ENOMEM with nothing to free.
+ * points at it, the caller keeps it), loopback, excluded, callout (to
+ * [proxy] listen_port of process agent_pid). Returns 0, or -ENOMEM with
+ * nothing to free.
  */
-int wfp_plan_base(struct wfp_plan *p, const struct config *cfg, FWP_BYTE_BLOB *app_id);
+int wfp_plan_base(
+    struct wfp_plan *p, const struct config *cfg, FWP_BYTE_BLOB *app_id, UINT32 agent_pid);
 
 /* One permit filter per bypass rule and layer it applies to. Returns 0 or -ENOMEM. */
 int wfp_plan_bypass(struct wfp_plan *p, const struct policy_bypass *rules, size_t n);

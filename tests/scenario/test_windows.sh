@@ -56,6 +56,12 @@ check_eq "fleet: the export (file sink; this build has no NATS client)" \
 	"$(lib_objs agent/fleet/libra_fleet.a)"
 AGENT_EXE=$B/agent/redirect-agent.exe
 CTL_EXE=$B/cli/redirectctl.exe
+CALLOUT_OBJ=$B/agent/wfp-callout/CMakeFiles/ra_wfp_callout_check.dir/callout.c.obj
+check "the callout driver compiles (compile check only: never built with the WDK, never run)" \
+	test -s "$CALLOUT_OBJ"
+check_eq "with the kernel calls it makes, left for fwpkclnt.sys and ntoskrnl.exe" \
+	"ExAllocatePoolWithTag ExFreePoolWithTag FwpsAcquireClassifyHandle0 FwpsAcquireWritableLayerDataPointer0 FwpsApplyModifiedLayerData0 FwpsCalloutRegister1 FwpsCalloutUnregisterById0 FwpsQueryConnectionRedirectState0 FwpsRedirectHandleCreate0 FwpsRedirectHandleDestroy0 FwpsReleaseClassifyHandle0 IoCreateDevice IoDeleteDevice memcpy memset" \
+	"$(x86_64-w64-mingw32-nm -u "$CALLOUT_OBJ" | awk '{ sub(/^__imp_/, "", $2); print $2 }' | sort | tr '\n' ' ' | sed 's/ $//')"
 for exe in "$AGENT_EXE" "$CTL_EXE" "$B/tests/test_wfp.exe"; do
 	check "$(basename "$exe") is a Windows x86-64 program" \
 		grep -q "file format pei-x86-64" <<<"$(x86_64-w64-mingw32-objdump -f "$exe" 2>&1)"

@@ -86,7 +86,7 @@ test_base(void)
 		   "redirect_ports = 80, 443, 8000-8080\n"
 		   "redirect_cidrs = 10.0.0.0/8, fd00::/8\n"
 		   "exclude_cidrs = 10.1.0.0/16\n");
-	CHECK_EQ(wfp_plan_base(&p, &cfg, &app_id), 0);
+	CHECK_EQ(wfp_plan_base(&p, &cfg, &app_id, 4242), 0);
 	/* v4: self, loopback, excluded, callout; v6: self, loopback, callout. */
 	CHECK_EQ(p.n_filters, 7);
 	if (p.n_filters != 7)
@@ -106,6 +106,9 @@ test_base(void)
 	CHECK(f->n_conds == 1 && is_v4(cond(f, 0), 0x0a010000, 0xffff0000));
 	f = &p.filters[3];
 	CHECK(!f->v6 && f->kind == WFP_CALLOUT && f->weight == WFP_WEIGHT_CALLOUT);
+	/* the driver's instructions: pid 4242, IPv4, listener port 15001 */
+	CHECK(f->context == ((UINT64)4242 << 32 | 15001));
+	CHECK(p.filters[0].context == 0); /* only callout filters carry one */
 	CHECK_EQ(f->n_conds, 5);
 	CHECK(same_guid(&cond(f, 0)->fieldKey, &RA_CONDITION_IP_PROTOCOL) &&
 	      cond(f, 0)->conditionValue.type == FWP_UINT8 &&
@@ -118,6 +121,7 @@ test_base(void)
 	CHECK(p.filters[5].v6 && p.filters[5].kind == WFP_PERMIT_LOOPBACK);
 	f = &p.filters[6];
 	CHECK(f->v6 && f->kind == WFP_CALLOUT && f->n_conds == 5);
+	CHECK(f->context == ((UINT64)4242 << 32 | 1 << 16 | 15001));
 	CHECK(is_range(cond(f, 3), 8000, 8080));
 	CHECK(is_v6(cond(f, 4), fd00, sizeof(fd00), 8));
 	wfp_plan_free(&p);
@@ -125,7 +129,7 @@ test_base(void)
 	/* Destinations of one family only: no callout filter on the other layer. */
 	load(&cfg, "[proxy]\nredirect_ports = 443\nredirect_cidrs = 192.168.0.0/16\n"
 		   "exclude_cidrs = 192.168.9.0/24\n");
-	CHECK_EQ(wfp_plan_base(&p, &cfg, NULL), 0);
+	CHECK_EQ(wfp_plan_base(&p, &cfg, NULL, 4242), 0);
 	CHECK_EQ(p.n_filters, 4); /* v4: loopback, excluded, callout; v6: loopback */
 	if (p.n_filters == 4) {
 		CHECK(p.filters[0].kind == WFP_PERMIT_LOOPBACK && !p.filters[0].v6);
@@ -138,7 +142,7 @@ test_base(void)
 
 	/* The defaults: everywhere (0.0.0.0/0 and ::/0, zero masks) but loopback. */
 	load(&cfg, "");
-	CHECK_EQ(wfp_plan_base(&p, &cfg, NULL), 0);
+	CHECK_EQ(wfp_plan_base(&p, &cfg, NULL, 4242), 0);
 	CHECK_EQ(p.n_filters, 6); /* per layer: loopback, excluded, callout */
 	if (p.n_filters == 6) {
 		static const UINT8 one[16] = {[15] = 1};
