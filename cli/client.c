@@ -22,6 +22,7 @@
 
 #define CALL_TIMEOUT_MS 10000
 
+#ifndef _WIN32 /* Windows' local endpoint is TCP with TLS: local_win.c */
 /* gRPC would only say "UNAVAILABLE"; connect once ourselves to say why. */
 static int
 probe_socket(const char *path, char *err, size_t errlen)
@@ -43,12 +44,14 @@ probe_socket(const char *path, char *err, size_t errlen)
 	sock_close(fd);
 	return r;
 }
+#endif
 
 /* A reply may be as large as the agent sends (a policy up to 4 MiB, pages up to 16 MiB). */
 static grpc_arg max_receive = {
     GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 16 * 1024 * 1024}};
 static const grpc_channel_args channel_args = {1, &max_receive};
 
+#ifndef _WIN32
 int
 client_open(struct client *c, const char *socket_path, char *err, size_t errlen)
 {
@@ -66,6 +69,7 @@ client_open(struct client *c, const char *socket_path, char *err, size_t errlen)
 	c->cq = grpc_completion_queue_create_for_pluck(NULL);
 	return 0;
 }
+#endif
 
 static char *
 read_file(const char *path, char *err, size_t errlen)

@@ -25,7 +25,11 @@ struct client {
 	void *impl;
 };
 
-/* Prepare a channel to the agent's unix socket. Returns 0, or -1 with err set. */
+/*
+ * Prepare a channel to the agent's unix socket; on Windows to its local
+ * endpoint, loopback TCP with TLS, that the file at socket_path names
+ * (local_win.c). Returns 0, or -1 with err set.
+ */
 int client_open(struct client *c, const char *socket_path, char *err, size_t errlen);
 
 /*

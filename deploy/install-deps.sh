@@ -24,6 +24,10 @@ packages=(
 	dpkg-dev adduser wixl msitools
 	# Windows parts: cross-compiled, their tests run under wine
 	gcc-mingw-w64-x86-64 wine wine64
+	# and the Windows libraries, built from Debian's sources by
+	# deploy/windows/build-deps.sh (posix-thread C++ compiler, mingw zlib,
+	# re2's Unicode tables, SQLite's generator, apt-get source's keys)
+	g++-mingw-w64-x86-64 libz-mingw-w64-dev make perl unicode-data tcl debian-archive-keyring
 )
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(haproxy iperf3 apache2-utils util-linux)

@@ -16,6 +16,18 @@
 
 #include <stddef.h>
 
+/*
+ * Windows' local admin endpoint (loopback TCP with mutual TLS, see
+ * agent/rpc/local_cert.h): the file at [api] local_socket holds its
+ * "127.0.0.1:PORT"; these files beside it hold its credentials. The agent
+ * writes them and redirectctl reads them, so both name them from here.
+ */
+#define PATHS_LOCAL_CA         "local-ca.pem"     /* the CA both sides verify against */
+#define PATHS_LOCAL_SERVER     "local-server.pem" /* the endpoint's certificate */
+#define PATHS_LOCAL_SERVER_KEY "local-server.key"
+#define PATHS_LOCAL_ADMIN      "local-admin.pem" /* the admin client's certificate */
+#define PATHS_LOCAL_ADMIN_KEY  "local-admin.key"
+
 /* The folder of the database (and on Windows of everything). Returns buf. */
 const char *paths_state_dir(char *buf, size_t len);
 

@@ -1,8 +1,9 @@
 /*
- * redirect_win.c: redirect.h on Windows. The companion WFP callout driver
- * (kernel mode, not in this repository) redirects the chosen connections to
- * the listener and attaches a redirect context holding the original
- * addresses; the agent installs no rules of its own. For each accepted
+ * redirect_win.c: redirect.h on Windows. The agent installs its WFP
+ * provider, sublayer, callouts and filters at start (wfp_filters.c: what is
+ * redirected, what is not, policy bypass rules); the companion callout
+ * driver redirects what those filters hand it to the listener and attaches a
+ * redirect context holding the original addresses. For each accepted
  * connection: the original destination comes from the context, the records
  * blob is read and set again, unchanged, on the upstream socket before it
  * connects (redirect_wfp.c), which is how the callout knows that connection
@@ -24,14 +25,25 @@
 #include "log.h"
 #include "policy.h"
 #include "redirect_wfp.h"
+#include "wfp_filters.h"
 
 struct redirect {
+	const struct config *cfg; /* the running config: a reload changes it in place */
+	struct wfp_filters *wfp;  /* NULL: the filters could not be installed */
 	int bypass_warned;
 };
 
+/*
+ * Without its filters the agent still starts, serves its API and relays
+ * what reaches it, and says why nothing is redirected: in its log and as
+ * degraded health (redirect_rules_present). A host without a filter engine
+ * (wine) or a start before the Base Filtering Engine is such a case.
+ */
 int
 redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_t errlen)
 {
+	char why[512];
+
 	if (cfg->mode != MODE_REDIRECT) {
 		snprintf(err, errlen, "[proxy] mode = tproxy is Linux only");
 		return -EINVAL;
@@ -40,38 +52,60 @@ redirect_setup(const struct config *cfg, struct redirect **out, char *err, size_
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	log_info("WFP: connections are redirected by the callout driver; records are passed on");
+	(*out)->cfg = cfg;
+	if (cfg->fail_mode == FAIL_CLOSED)
+		log_warnx("[proxy] fail_mode = closed is not implemented on Windows: the agent's "
+			  "filters go with it (a dynamic WFP session)");
+	if (wfp_filters_install(cfg, &(*out)->wfp, why, sizeof(why)) != 0)
+		log_warnx("%s: connections are not redirected", why);
 	return 0;
 }
 
 void
 redirect_teardown(struct redirect *r)
 {
+	if (r == NULL)
+		return;
+	wfp_filters_remove(r->wfp);
 	free(r);
 }
 
+/*
+ * New CIDRs or ports: the base filters replaced in one transaction (the old
+ * stay if that fails), then the bypass filters. Without filters (none could
+ * be installed at start) a reload tries once more. Not run on Windows.
+ */
 int
 redirect_reload(struct redirect *r, const struct policy *p, char *err, size_t errlen)
 {
-	(void)r, (void)p, (void)err, (void)errlen;
-	return 0; /* the callout driver's filters are not the agent's */
+	if (r == NULL)
+		return 0;
+	if (r->wfp == NULL) {
+		if (wfp_filters_install(r->cfg, &r->wfp, err, errlen) != 0) {
+			log_warnx("%s: connections are still not redirected", err);
+			return 0;
+		}
+	} else if (wfp_filters_set_base(r->wfp, r->cfg, err, errlen) != 0) {
+		return -EIO;
+	}
+	return redirect_apply_bypass(r, p, err, errlen);
 }
 
-/* The callout driver redirects; the agent leaves nothing behind to remove. */
+/* The filters live in a dynamic session: they went with the agent's process. */
 int
 redirect_cleanup(const struct config *cfg, int force, char *msg, size_t msglen)
 {
 	(void)cfg, (void)force;
-	snprintf(msg, msglen, "nothing to remove: on Windows the agent installs no rules");
+	snprintf(msg, msglen,
+	    "nothing to remove: on Windows the agent's WFP filters go with its process");
 	return 0;
 }
 
-/* The agent installs nothing on Windows, so nothing of its own can be missing. */
+/* Whether the agent's filters are installed. */
 int
 redirect_rules_present(struct redirect *r)
 {
-	(void)r;
-	return 1;
+	return r != NULL && r->wfp != NULL;
 }
 
 int
@@ -143,20 +177,26 @@ redirect_prepare_upstream(sock_t fd, const struct config *cfg, uint32_t records_
 }
 
 /*
- * Bypass means "never redirected": on Windows that is the callout's filter,
- * which this agent does not manage. Such connections are relayed and
- * recorded instead; say so once.
+ * Bypass means "never redirected": a permit filter per rule, above the
+ * callout's. Without the agent's filters nothing is redirected anyway.
  */
 int
 redirect_apply_bypass(struct redirect *r, const struct policy *p, char *err, size_t errlen)
 {
-	struct policy_bypass one;
+	struct policy_bypass rules[POLICY_MAX_BYPASS_RULES];
+	size_t n = p != NULL ? policy_bypass_list(p, rules, POLICY_MAX_BYPASS_RULES) : 0;
 
-	(void)err, (void)errlen;
-	if (r != NULL && !r->bypass_warned && p != NULL && policy_bypass_list(p, &one, 1) > 0) {
-		log_warnx("bypass rules are not applied on Windows (the callout's filters decide "
-			  "what is redirected): matching connections are relayed and recorded");
-		r->bypass_warned = 1;
+	if (r == NULL)
+		return 0;
+	if (r->wfp == NULL) {
+		if (n > 0 && !r->bypass_warned) {
+			log_warnx("bypass rules: the agent's WFP filters are not installed, so "
+				  "nothing is redirected and nothing needs bypassing");
+			r->bypass_warned = 1;
+		}
+		return 0;
 	}
-	return 0;
+	if (n > POLICY_MAX_BYPASS_RULES)
+		n = POLICY_MAX_BYPASS_RULES; /* the policy compiler refuses more */
+	return wfp_filters_set_bypass(r->wfp, rules, n, err, errlen) == 0 ? 0 : -EIO;
 }

@@ -65,6 +65,11 @@ rpc_role_of(const struct config *cfg, grpc_call *call, char *who, size_t wholen)
 		grpc_auth_context_release(ctx);
 		return RPC_ROLE_ADMIN;
 	}
+	if (rpc_local_is_admin(ctx)) { /* Windows' local endpoint */
+		snprintf(who, wholen, "local admin");
+		grpc_auth_context_release(ctx);
+		return RPC_ROLE_ADMIN;
+	}
 	snprintf(who, wholen, "a certificate with no identity");
 	/* The identity is the subjectAltName values; the CN only when there is
 	 * no SAN at all (RFC 6125): a certificate for "stranger" does not

@@ -13,6 +13,7 @@
 #define RA_RPC_INTERNAL_H
 
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -164,8 +165,9 @@ struct rpc_server {
 
 /*
  * The local admin endpoint, one file per platform: a unix socket whose
- * peers are checked by uid (local_linux.c), or a unix socket in an
- * administrators-only folder (local_win.c). Every local caller is admin.
+ * peers are checked by uid (local_linux.c), or loopback TCP with mutual TLS
+ * whose admin key lies in an administrators-only folder (local_win.c).
+ * Every local caller is admin.
  *
  * rpc_local_open   before grpc_init: claim the endpoint (a stale socket left
  *                  by a crash is replaced; one with a live agent is refused).
@@ -179,6 +181,13 @@ int rpc_local_open(struct rpc_server *srv, char *err, size_t errlen);
 int rpc_local_attach(struct rpc_server *srv, char *err, size_t errlen);
 int rpc_local_serve(struct rpc_server *srv, char *err, size_t errlen);
 void rpc_local_close(struct rpc_server *srv);
+
+/*
+ * Whether a TLS caller came through the local endpoint as its admin: on
+ * Windows, whether it presented the local admin certificate (local_win.c);
+ * never on Linux, whose local callers are not TLS. Thread-safe.
+ */
+int rpc_local_is_admin(const grpc_auth_context *ctx);
 
 /* The packed bytes of msg as a gRPC byte buffer (one copy). */
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg);
