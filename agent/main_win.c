@@ -17,6 +17,8 @@
 
 struct run {
 	struct config *cfg;
+	struct config *as_loaded; /* what a reload compares the file with */
+	const char *config_path;  /* absolute: the service's directory is System32 */
 	int service;
 	uv_loop_t *loop;
 	uv_async_t stop; /* from the SCM's thread: end the loop */
@@ -88,6 +90,8 @@ run_agent(void *arg)
 			log_init_stream(NULL, r->cfg->log_level);
 		return rc;
 	}
+	/* redirectctl reload (Agent.Reload): Windows has no SIGHUP. */
+	agent_reload_context(agent, r->cfg, r->as_loaded, r->config_path);
 	if (r->service)
 		service_ready();
 	uv_run(r->loop, UV_RUN_DEFAULT);
@@ -101,7 +105,8 @@ run_agent(void *arg)
 int
 main(int argc, char **argv)
 {
-	static struct config cfg; /* large: not on the stack */
+	static struct config cfg, as_loaded; /* large: not on the stack */
+	static char config_path[MAX_PATH];
 	static struct run r;
 	struct agent_args args;
 	struct service_ops ops = {run_agent, request_stop, &r};
@@ -122,6 +127,12 @@ main(int argc, char **argv)
 	}
 
 	r.cfg = &cfg;
+	as_loaded = cfg;
+	r.as_loaded = &as_loaded;
+	r.config_path = args.config_path != NULL &&
+				_fullpath(config_path, args.config_path, sizeof(config_path)) != NULL
+			    ? config_path
+			    : args.config_path;
 	r.service = args.service;
 	r.loop = uv_default_loop();
 	/* Ready before the SCM can ask us to stop. */
@@ -129,6 +140,14 @@ main(int argc, char **argv)
 	if (args.service) {
 		DWORD e = service_start(SERVICE_NAME, &ops);
 
+		/*
+		 * STOPPED is reported: everything was closed and flushed before it.
+		 * Leave at once: an installer waiting for the stop deletes this
+		 * executable next, and cannot while the process lingers (under
+		 * wine's msiexec, one uninstall in five left it behind).
+		 */
+		if (e == 0)
+			ExitProcess(0);
 		rc = 0;
 		if (e != 0) {
 			fprintf(stderr,

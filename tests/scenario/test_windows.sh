@@ -226,6 +226,16 @@ check "the log says why: no filter engine" grep -q \
 	"$WORK/wagent.log"
 check "redirectctl.exe conns" ctl conns
 check "redirectctl.exe policy get (admin only): the local admin's version" ctl policy get
+# Reload (Windows has no SIGHUP: Agent.Reload only).
+cp "$T/agent.conf" "$T/agent.conf.orig"
+printf '[agent]\nlog_level = debug\n' >>"$T/agent.conf"
+check "redirectctl.exe reload applies a new log level" ctl reload
+check "saying so" grep -q "configuration read again: changed \[agent\] log_level" "$WORK/ctl.out"
+sed -i "s/^listen_port = $PORT/listen_port = $((PORT + 1))/" "$T/agent.conf"
+rc=0; ctl reload || rc=$?
+check_eq "a new listen_port needs a restart: exit 1" 1 "$rc"
+check "naming the key" grep -q "needs a restart: \[proxy\] listen_port" "$WORK/ctl.out"
+mv "$T/agent.conf.orig" "$T/agent.conf"
 check "redirectctl.exe over TLS as a remote reader" ctl --target "127.0.0.1:$RPORT" \
 	--ca 'C:\ra-test\certs\ca.pem' --cert "$(winepath -w "$C/reader.pem")" \
 	--key "$(winepath -w "$C/reader.key")" status
