@@ -192,6 +192,35 @@ retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_
 	if (rc != SQLITE_DONE)
 		goto fail;
 	deleted += sqlite3_changes(db);
+
+	/* The refusal counts (one row per second, uid and reason) age out with
+	 * the rows, and are capped at max_rows rows too. */
+	if (policy->days > 0 || policy->max_rows > 0) {
+		int64_t cap_at = INT64_MIN;
+
+		if (policy->max_rows > 0 &&
+		    one_int(db,
+			"SELECT at_us FROM refused_connections ORDER BY at_us DESC LIMIT 1 OFFSET ?1",
+			(int64_t)policy->max_rows, &cap_at) != 0)
+			goto fail;
+		if (cap_at == 0)
+			cap_at = INT64_MIN; /* fewer rows than the cap */
+		if (sqlite3_prepare_v2(db,
+			"DELETE FROM refused_connections WHERE (at_us, uid, reason) IN ("
+			" SELECT at_us, uid, reason FROM refused_connections"
+			" WHERE at_us < ?1 OR at_us <= ?2 ORDER BY at_us LIMIT ?3)",
+			-1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, cutoff);
+		sqlite3_bind_int64(st, 2, cap_at);
+		sqlite3_bind_int64(st, 3, batch);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc != SQLITE_DONE)
+			goto fail;
+		deleted += sqlite3_changes(db);
+	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		return deleted;
 fail:

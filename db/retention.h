@@ -24,8 +24,9 @@ struct retention_policy {
 };
 
 /*
- * Delete at most policy->batch connection rows and as many watch events that
- * fall outside the policy, oldest first, in one transaction. An event no
+ * Delete at most policy->batch connection rows, as many watch events and as
+ * many refusal counts (refused_connections) that fall outside the policy,
+ * oldest first, in one transaction. An event no
  * configured sink has acknowledged stays, and so does its connection's row,
  * unless it is more than max_backlog events behind the newest: then the
  * oldest go, and each sink's export_cursors.lost counts the final events it

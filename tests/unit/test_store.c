@@ -302,6 +302,24 @@ test_retention(void **state)
 
 	p = (struct retention_policy){.days = 0, .max_rows = 0, .batch = 100};
 	assert_int_equal(retention_prune_batch(db, &p, now), 0);
+
+	/* The refusal counts: by age, then capped at max_rows (the newest seconds kept). */
+	assert_int_equal(sqlite3_exec(db,
+			     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+			     " WHERE i < 30) INSERT INTO refused_connections (at_us, uid, reason,"
+			     " count) SELECT 1800000000000000 - i * 3600000000, 1000,"
+			     " 'not redirected', i FROM n",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	/* 30 hourly rows: 6 are over a day old */
+	p = (struct retention_policy){.days = 1, .max_rows = 0, .batch = 100};
+	assert_int_equal(retention_prune_batch(db, &p, now), 6);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM refused_connections"), 24);
+	p = (struct retention_policy){.days = 0, .max_rows = 10, .batch = 4};
+	while (retention_prune_batch(db, &p, now) > 0)
+		;
+	assert_int_equal(query_int(db, "SELECT count(*) FROM refused_connections"), 10);
+	assert_int_equal(query_int(db, "SELECT max(count) FROM refused_connections"), 10);
 	sqlite3_close(db);
 }
 
