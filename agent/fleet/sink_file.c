@@ -56,7 +56,16 @@ open_file(struct sink_file *s)
 {
 	struct stat st;
 
-	if ((s->f = fopen(s->path, "ab")) == NULL) {
+#ifdef _WIN32
+	s->f = fopen(s->path, "ab"); /* the folder's access list guards it */
+#else
+	/* Every user's connections: readable by root and the file's group only. */
+	int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if ((s->f = fd >= 0 ? fdopen(fd, "ab") : NULL) == NULL && fd >= 0)
+		close(fd);
+#endif
+	if (s->f == NULL) {
 		snprintf(s->error, sizeof(s->error), "%s: %s", s->path, err_str(errno));
 		return -1;
 	}

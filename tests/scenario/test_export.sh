@@ -85,6 +85,10 @@ check "redirectctl status shows it" grep -q "uuid.*$uuid" <<<"$("$CTL" --socket 
 for i in $(seq 20); do in_c curl -sS --max-time 5 -o /dev/null "http://$SRV4/bytes/$((i * 100))"; done
 in_c curl -sS --max-time 2 -o /dev/null "http://$SRV4:81/" 2>/dev/null || true # refused: a failed record
 check_eq "the stream holds one record per connection" 21 "$(wait_count 21)"
+# Every user's connections: not for other users to read, whatever the umask (here $(umask)).
+check_eq "the ECS file is made mode 0640" 640 "$(stat -c %a "$WORK/conn.json")"
+check_eq "the database and its WAL are 0640" "640 640" \
+	"$(stat -c %a "$WORK/agent.db" "$WORK/agent.db-wal" | tr '\n' ' ' | sed 's/ $//')"
 records >"$WORK/recs"
 check_eq "message ids are <uuid>:<sequence>, all distinct" 21 \
 	"$(cut -f1 "$WORK/recs" | grep -c "^$uuid:[0-9]*$" | tr -d ' ')"
