@@ -4,7 +4,7 @@
  * service_win.c) or a console run (--foreground: Ctrl+C stops it). The
  * agent itself starts and stops in agent.c.
  *
- * Not yet linked or run on Windows: see README, "Windows".
+ * Linked and run under wine; never on Windows: see deploy/windows/README.md.
  */
 #include <stdio.h>
 #include <stdlib.h>

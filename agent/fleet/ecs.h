@@ -2,8 +2,8 @@
  * ecs.h: a connection event as one Elastic Common Schema (ECS 8.x) JSON
  * object, the record every export sink ships (the NATS stream, the file).
  *
- * The fields, and how the row maps onto them, are in the README ("The
- * exported record"). Unknown values are left out, never faked: no uid, no
+ * The fields, and how the row maps onto them, are in deploy/nats/README.md
+ * ("The exported record"). Unknown values are left out, never faked: no uid, no
  * pid, no executable, no server name, no bytes before the close.
  */
 #ifndef RA_ECS_H

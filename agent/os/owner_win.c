@@ -7,7 +7,7 @@
  *
  * Each lookup reads the whole table, so it costs more with more open
  * connections; the table is kept in one buffer per event loop, grown as
- * needed. Not yet run on Windows: see README, "Windows".
+ * needed. Not yet run on Windows: see deploy/windows/README.md.
  */
 #include "owner.h"
 

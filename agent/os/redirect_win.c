@@ -13,7 +13,7 @@
  * connection is "none", or "by_self" when it comes from one of the agent's
  * own upstream sockets (a loop: the callout redirected our own connection).
  *
- * Not yet run on Windows: see README, "Windows".
+ * Not yet run on Windows: see deploy/windows/README.md.
  */
 #include "redirect.h"
 

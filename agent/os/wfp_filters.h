@@ -20,7 +20,7 @@
  * the bypass rules without any Windows call: tests/windows runs it.
  *
  * Not yet run on Windows: wine has no filter engine (FwpmEngineOpen0 answers
- * RPC_S_CANNOT_SUPPORT). See README, "Windows".
+ * RPC_S_CANNOT_SUPPORT). See deploy/windows/README.md.
  */
 #ifndef RA_WFP_FILTERS_H
 #define RA_WFP_FILTERS_H

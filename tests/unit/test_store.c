@@ -921,6 +921,128 @@ test_policy_backup(void **state)
 	free(backup);
 }
 
+/*
+ * The README documents the database: "The record" lists every column of
+ * connections, and "Data and privacy" every table. The names in the first
+ * cell of each row under header (in backquotes, several per cell) go into
+ * names; returns how many, or -1 if the README has no such table.
+ */
+#define README_MAX_NAMES 64
+
+static int
+readme_names(const char *header, char names[][64])
+{
+	FILE *f = fopen(SRCDIR "/README.md", "r");
+	char line[2048];
+	int n = 0, in = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (!in) {
+			in = strncmp(line, header, strlen(header)) == 0;
+			continue;
+		}
+		if (line[0] != '|')
+			break;
+		if (strncmp(line, "| ---", 5) == 0)
+			continue;
+		/* the first cell: up to the next " |" */
+		char *end = strstr(line + 1, " |"), *q = line + 1;
+
+		assert_non_null(end);
+		*end = '\0';
+		while ((q = strchr(q, '`')) != NULL) {
+			char *close = strchr(q + 1, '`');
+
+			assert_non_null(close);
+			assert_true(n < README_MAX_NAMES);
+			snprintf(names[n++], 64, "%.*s", (int)(close - q - 1), q + 1);
+			q = close + 1;
+		}
+	}
+	fclose(f);
+	return in ? n : -1;
+}
+
+/* Whether name is among names[0..n). */
+static int
+listed(char names[][64], int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Every column the README lists exists, and every column is listed. */
+static void
+test_readme_record_table(void **state)
+{
+	char names[README_MAX_NAMES][64];
+	int n = readme_names("| column | meaning |", names), cols = 0;
+	struct store *st = open_store(0, 0, 0);
+	sqlite3 *db;
+	sqlite3_stmt *q;
+
+	(void)state;
+	store_close(st);
+	assert_true(n > 0);
+	db = open_db();
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('connections')",
+			     -1, &q, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *col = (const char *)sqlite3_column_text(q, 0);
+
+		if (!listed(names, n, col))
+			fail_msg("README, \"The record\": column %s is not described", col);
+		cols++;
+	}
+	sqlite3_finalize(q);
+	for (int i = 0; i < n; i++) {
+		char sql[256];
+
+		snprintf(sql, sizeof(sql),
+		    "SELECT count(*) FROM pragma_table_info('connections') WHERE name = '%.63s'",
+		    names[i]);
+		if (query_int(db, sql) != 1)
+			fail_msg("README, \"The record\": %s is not a column", names[i]);
+	}
+	assert_int_equal(n, cols);
+	sqlite3_close(db);
+}
+
+/* "Data and privacy" names every table of the database, and no other. */
+static void
+test_readme_data_table(void **state)
+{
+	char names[README_MAX_NAMES][64];
+	int n = readme_names("| table or file | holds | kept |", names), tables = 0;
+	struct store *st = open_store(0, 0, 0);
+	sqlite3 *db;
+	sqlite3_stmt *q;
+
+	(void)state;
+	store_close(st);
+	assert_true(n > 0);
+	db = open_db();
+	assert_int_equal(sqlite3_prepare_v2(db,
+			     "SELECT name FROM sqlite_master WHERE type = 'table'"
+			     " AND name NOT LIKE 'sqlite_%'",
+			     -1, &q, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(q, 0);
+
+		if (!listed(names, n, t))
+			fail_msg("README, \"Data and privacy\": table %s has no retention row", t);
+		tables++;
+	}
+	sqlite3_finalize(q);
+	assert_true(tables >= 6);
+	sqlite3_close(db);
+}
+
 int
 main(void)
 {
@@ -940,6 +1062,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_file_lost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_unwritable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy_backup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readme_record_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readme_data_table, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
