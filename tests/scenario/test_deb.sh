@@ -25,6 +25,8 @@ check "installed: /usr/sbin/redirect-agent runs" /usr/sbin/redirect-agent --vers
 check "installed: /usr/bin/redirectctl" test -x /usr/bin/redirectctl
 check "installed: the unit" test -f /usr/lib/systemd/system/redirect-agent.service
 check "installed: the config" test -f /etc/redirect-agent/agent.conf
+check "installed: the purge script the README names" test -f /usr/share/redirect-agent/purge.sql
+check_eq "the config is 0640 (it may hold a NATS password)" 640 "$(stat -c %a /etc/redirect-agent/agent.conf)"
 check "postinst created the redirect-admin group" getent group redirect-admin
 check "postinst enabled the unit" test -L /etc/systemd/system/multi-user.target.wants/redirect-agent.service
 

@@ -59,4 +59,29 @@ check_eq "a daemonized start that fails (the API socket) exits 1" 1 "$rc"
 # The child reports the failure, then exits (under ASan, after its leak check).
 for _ in $(seq 50); do pgrep -f "$WORK/nosock.conf" >/dev/null || break; sleep 0.1; done
 check "and leaves no agent behind" not pgrep -f "$WORK/nosock.conf"
+
+# The documented purge (deploy/purge.sql, README "Data and privacy"): with
+# the agent stopped, the record goes, from the file and its WAL; identity,
+# policy and numbering stay.
+start_agent "$WORK/agent.conf"
+echo '{"rules": [{"id": "r", "action": "allow", "match": {"dst_ports": [80]}}]}' >"$WORK/p.json"
+"$CTL" --socket "$WORK/agent.sock" policy set "$WORK/p.json" >/dev/null
+for _ in 1 2 3; do in_c curl -sS --max-time 5 -o /dev/null "http://$SRV4/"; done
+uuid=$("$CTL" --socket "$WORK/agent.sock" --json status | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["agent_uuid"])')
+stop_agent
+last_id=$(sqlite3 "$WORK/agent.db" "SELECT max(id) FROM connections")
+check "rows to purge ($last_id), naming $SRV4" grep -qa "$SRV4" "$WORK/agent.db" "$WORK/agent.db-wal"
+check "deploy/purge.sql runs" bash -c 'sqlite3 "$1" <"$2" >/dev/null' _ "$WORK/agent.db" "$SRCDIR/deploy/purge.sql"
+check_eq "no connection, event or refusal is left" "0|0|0" \
+	"$(sqlite3 "$WORK/agent.db" "SELECT (SELECT count(*) FROM connections), (SELECT count(*) FROM connection_events), (SELECT count(*) FROM refused_connections)")"
+check "nor any trace of the destination in the file or its WAL" \
+	not grep -qa "$SRV4" "$WORK/agent.db" $(ls "$WORK"/agent.db-wal 2>/dev/null)
+start_agent "$WORK/agent.conf"
+in_c curl -sS --max-time 5 -o /dev/null "http://$SRV4/"
+check_eq "the same agent afterwards (UUID)" "$uuid" \
+	"$("$CTL" --socket "$WORK/agent.sock" --json status | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["agent_uuid"])')"
+check "its policy kept" grep -q '"id": *"r"' <<<"$("$CTL" --socket "$WORK/agent.sock" policy get)"
+new_id=$(wait_sql "SELECT count(*) FROM connections" 1 >/dev/null; sqlite3 "$WORK/agent.db" "SELECT min(id) FROM connections")
+check "connection ids go on after the purged ones ($new_id > $last_id)" [ "$new_id" -gt "$last_id" ]
+stop_agent
 finish
