@@ -466,6 +466,12 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	live->n_exclude_cidrs = next->n_exclude_cidrs;
 	memcpy(live->redirect_ports, next->redirect_ports, sizeof(live->redirect_ports));
 	live->n_redirect_ports = next->n_redirect_ports;
+	live->idle_timeout_s = next->idle_timeout_s;
+	live->connect_timeout_ms = next->connect_timeout_ms;
+	live->drain_timeout_ms = next->drain_timeout_ms;
+	live->retention_days = next->retention_days;
+	live->max_rows = next->max_rows;
+	live->policy_history_keep = next->policy_history_keep;
 	if ((n = config_diff(live, next, names, 16)) > 0) {
 		o = (size_t)snprintf(msg, msglen, "needs a restart:");
 		for (size_t i = 0; i < n && i < 16 && o < msglen; i++)
@@ -516,6 +522,17 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	}
 	running->log_level = next->log_level;
 	log_set_level(next->log_level);
+	/* The limits: each part reads its own copy, set here. */
+	running->idle_timeout_s = next->idle_timeout_s;
+	running->connect_timeout_ms = next->connect_timeout_ms;
+	running->drain_timeout_ms = next->drain_timeout_ms;
+	running->retention_days = next->retention_days;
+	running->max_rows = next->max_rows;
+	running->policy_history_keep = next->policy_history_keep;
+	workers_set_timeouts(a->workers, running);
+	store_set_retention(a->store, running->retention_days, running->max_rows);
+	if (a->core != NULL)
+		rpc_core_set_policy_history_keep(a->core, running->policy_history_keep);
 	*as_loaded = *next;
 	for (size_t i = 0; i < n && i < 16; i++)
 		o += (size_t)snprintf(done + o, sizeof(done) > o ? sizeof(done) - o : 0, "%s %s",

@@ -39,7 +39,9 @@ struct store {
 	_Atomic uint64_t last_seq; /* the newest committed event */
 	pthread_t writer;
 	int writer_running;
-	struct retention_policy retention;
+	struct retention_policy retention; /* days and max_rows: the two below */
+	_Atomic unsigned retention_days;   /* a reload may change them */
+	_Atomic uint64_t retention_max_rows;
 	unsigned prune_interval_ms;
 
 	_Atomic uint64_t next_id;
@@ -435,6 +437,26 @@ write_batch(struct store *s, struct conn_record *recs, unsigned n, unsigned char
 	}
 }
 
+/* The retention policy as it is now (store_set_retention may change it). */
+static struct retention_policy
+retention_now(struct store *s)
+{
+	struct retention_policy p = s->retention;
+
+	p.days = atomic_load_explicit(&s->retention_days, memory_order_relaxed);
+	p.max_rows = atomic_load_explicit(&s->retention_max_rows, memory_order_relaxed);
+	return p;
+}
+
+/* How many events between two prunes under load, for max_rows. */
+static uint64_t
+prune_every_for(uint64_t max_rows)
+{
+	/* Often enough to hold the caps, seldom enough that finding the cap's
+	 * row (a walk of max_rows index entries) costs little. */
+	return max_rows / 100 > STORE_PRUNE_BATCH ? max_rows / 100 : STORE_PRUNE_BATCH;
+}
+
 /*
  * The writer: take everything queued (up to a batch) under the lock, write it
  * outside the lock, repeat. The first event after a quiet spell is committed
@@ -452,11 +474,6 @@ writer_main(void *arg)
 	struct timespec next_prune, next_commit, next_check;
 	int pruning = 1; /* prune once at start */
 	uint64_t since_prune = 0;
-	/* Often enough to hold the caps, seldom enough that finding the cap's
-	 * row (a walk of max_rows index entries) costs little. */
-	uint64_t prune_every = s->retention.max_rows / 100 > STORE_PRUNE_BATCH
-				   ? s->retention.max_rows / 100
-				   : STORE_PRUNE_BATCH;
 
 	platform_thread_name("ra-db-writer");
 	/*
@@ -527,8 +544,10 @@ writer_main(void *arg)
 			 * moments; max_rows = 1000 once grew to 599,561 rows).
 			 */
 			since_prune += n;
-			if (since_prune >= prune_every && s->db != NULL) {
-				struct retention_policy p = s->retention;
+			if (since_prune >= prune_every_for(atomic_load_explicit(
+						&s->retention_max_rows, memory_order_relaxed)) &&
+			    s->db != NULL) {
+				struct retention_policy p = retention_now(s);
 				int d;
 
 				p.batch = (unsigned)(3 * since_prune);
@@ -543,8 +562,8 @@ writer_main(void *arg)
 			if (pruning && s->db == NULL)
 				pruning = 0;
 			if (pruning) {
-				int d =
-				    retention_prune_batch(s->db, &s->retention, clock_wall_us());
+				struct retention_policy p = retention_now(s);
+				int d = retention_prune_batch(s->db, &p, clock_wall_us());
 
 				if (d > 0)
 					atomic_fetch_add_explicit(
@@ -1070,6 +1089,8 @@ store_open(struct store **out, const struct store_options *opt, char *err, size_
 	    .n_sinks = opt->n_sinks,
 	    .max_backlog = opt->max_backlog,
 	};
+	atomic_init(&s->retention_days, opt->retention_days);
+	atomic_init(&s->retention_max_rows, opt->max_rows);
 	for (size_t i = 0; i < opt->n_sinks && i < STORE_MAX_SINKS; i++)
 		s->retention.sinks[i] = opt->sinks[i];
 	s->prune_interval_ms =
@@ -1246,6 +1267,15 @@ store_flush(struct store *s, unsigned timeout_ms)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+void
+store_set_retention(struct store *st, unsigned days, uint64_t max_rows)
+{
+	if (st == NULL)
+		return;
+	atomic_store_explicit(&st->retention_days, days, memory_order_relaxed);
+	atomic_store_explicit(&st->retention_max_rows, max_rows, memory_order_relaxed);
 }
 
 void

@@ -177,6 +177,9 @@ int store_flush(struct store *st, unsigned timeout_ms);
 
 void store_get_stats(struct store *st, struct store_stats *out);
 
+/* A reload's [db] retention_days and max_rows: the writer's next prune uses them. */
+void store_set_retention(struct store *st, unsigned days, uint64_t max_rows);
+
 /* Commit everything queued, stop the writer and close the database. st is freed. */
 void store_close(struct store *st);
 

@@ -540,7 +540,7 @@ static void
 on_timer(uv_timer_t *t)
 {
 	struct session *s = t->data;
-	uint64_t idle_ms = (uint64_t)s->w->cfg->idle_timeout_s * 1000;
+	uint64_t idle_ms = (uint64_t)atomic_load_explicit(&s->w->idle_timeout_s, memory_order_relaxed) * 1000;
 	uint64_t quiet;
 
 	if (s->state == SESSION_PEEKING) {
@@ -606,7 +606,7 @@ start_relay(struct session *s)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	uint64_t idle_ms = (uint64_t)s->w->cfg->idle_timeout_s * 1000;
+	uint64_t idle_ms = (uint64_t)atomic_load_explicit(&s->w->idle_timeout_s, memory_order_relaxed) * 1000;
 
 	s->state = SESSION_RELAYING;
 	s->rec.state = CONN_RELAYING;
@@ -864,7 +864,8 @@ session_connect(struct session *s)
 		return;
 	}
 	s->state = SESSION_CONNECTING;
-	uv_timer_start(&s->timer, on_timer, w->cfg->connect_timeout_ms, 0);
+	uv_timer_start(&s->timer, on_timer,
+	    atomic_load_explicit(&w->connect_timeout_ms, memory_order_relaxed), 0);
 	session_want(s);
 }
 
@@ -976,7 +977,8 @@ decide(struct session *s)
 		s->pre->resolving = 1;
 		s->handles++; /* the lookup's callback is the session's to wait for */
 		s->state = SESSION_RESOLVING;
-		uv_timer_start(&s->timer, on_timer, w->cfg->connect_timeout_ms, 0);
+		uv_timer_start(&s->timer, on_timer,
+		    atomic_load_explicit(&w->connect_timeout_ms, memory_order_relaxed), 0);
 	} else {
 		session_close(s, rc == -ENOENT ? CLOSE_PROXY_UNRESOLVED : CLOSE_LOCAL_ERROR,
 		    rc == -ENOENT ? 0 : rc);

@@ -256,7 +256,8 @@ on_stop(uv_async_t *a)
 		worker_finish(w);
 		return;
 	}
-	uv_timer_start(&w->drain_timer, on_drain_deadline, w->cfg->drain_timeout_ms, 0);
+	uv_timer_start(&w->drain_timer, on_drain_deadline,
+	    atomic_load_explicit(&w->drain_timeout_ms, memory_order_relaxed), 0);
 }
 
 static void
@@ -358,6 +359,9 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 
 	w->index = index;
 	w->cfg = cfg;
+	atomic_init(&w->idle_timeout_s, cfg->idle_timeout_s);
+	atomic_init(&w->connect_timeout_ms, cfg->connect_timeout_ms);
+	atomic_init(&w->drain_timeout_ms, cfg->drain_timeout_ms);
 	w->store = store;
 	w->max_sessions = max_sessions;
 	w->sessions.prev = w->sessions.next = &w->sessions;
@@ -478,6 +482,19 @@ worker_destroy(struct worker *w)
 	if (w->pool.in_use != 0)
 		log_warnx("worker %u: %zu relay buffers not returned", w->index, w->pool.in_use);
 	bufpool_destroy(&w->pool);
+}
+
+void
+workers_set_timeouts(struct workers *ws, const struct config *cfg)
+{
+	for (unsigned i = 0; ws != NULL && i < ws->n; i++) {
+		struct worker *w = &ws->w[i];
+
+		atomic_store_explicit(&w->idle_timeout_s, cfg->idle_timeout_s, memory_order_relaxed);
+		atomic_store_explicit(
+		    &w->connect_timeout_ms, cfg->connect_timeout_ms, memory_order_relaxed);
+		atomic_store_explicit(&w->drain_timeout_ms, cfg->drain_timeout_ms, memory_order_relaxed);
+	}
 }
 
 unsigned

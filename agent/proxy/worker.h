@@ -26,6 +26,12 @@ struct workers;
 unsigned workers_count(const struct config *cfg);
 
 /*
+ * A reload's [proxy] idle_timeout_s, connect_timeout_ms and drain_timeout_ms:
+ * sessions use them from their next timer on. Any thread.
+ */
+void workers_set_timeouts(struct workers *ws, const struct config *cfg);
+
+/*
  * Bind the listeners and start workers_count(cfg) workers. Fails when
  * the listen port is already taken (another agent). Returns 0 with *out set,
  * or -1 with err set.

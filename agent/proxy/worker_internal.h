@@ -50,6 +50,8 @@ struct worker {
 	unsigned n_listeners;
 
 	const struct config *cfg;
+	/* [proxy] timeouts, read as sessions need them: a reload may change them */
+	_Atomic unsigned idle_timeout_s, connect_timeout_ms, drain_timeout_ms;
 	struct store *store;
 	struct policy_holder *policy; /* this worker reads through slot `index` */
 	struct owner_ctx *owner;      /* NULL: owners cannot be looked up */

@@ -78,6 +78,15 @@ rpc_core_free(struct rpc_core *core)
 	free(core);
 }
 
+void
+rpc_core_set_policy_history_keep(struct rpc_core *core, unsigned keep)
+{
+	pthread_mutex_lock(&core->policy_lock); /* the policy store's */
+	if (core->policies != NULL)
+		policies_set_keep(core->policies, keep);
+	pthread_mutex_unlock(&core->policy_lock);
+}
+
 int
 rpc_core_call(struct rpc_core *core, const char *path, const uint8_t *req, size_t len,
     uint8_t **reply, size_t *reply_len, char *msg, size_t msglen)

@@ -47,6 +47,9 @@ int rpc_core_new(struct rpc_core **out, const struct rpc_deps *deps, char *err, 
 void rpc_core_set_deps(struct rpc_core *core, const struct rpc_deps *deps);
 void rpc_core_free(struct rpc_core *core);
 
+/* A reload's [db] policy_history_keep: the next SetPolicy prunes to it. */
+void rpc_core_set_policy_history_keep(struct rpc_core *core, unsigned keep);
+
 /*
  * Put a document from the fleet in force as a new version, by the path
  * SetPolicy takes, its author "fleet:<source>" (source: "group.x@17", the key
