@@ -155,6 +155,7 @@ struct agent {
 	struct fleet_control *control;
 	struct fleet *fleet;
 	struct exporter *exporter;
+	int64_t started_at_us;
 	char hostname[256];
 	struct ecs_agent ecs; /* who writes the exported records */
 };
@@ -294,6 +295,57 @@ hook_call(void *ctx, const char *path, const uint8_t *req, size_t len, uint8_t *
 	    ((struct agent *)ctx)->core, path, req, len, reply, reply_len, msg, msglen);
 }
 
+/* Fleet control for cfg (a's connection): made, and its thread started when start says so. */
+static int
+control_new(struct agent *a, const struct config *cfg, int start, char *err, size_t errlen)
+{
+	struct fleet_hooks hooks = {a, hook_apply, hook_back_to_local, hook_policy_state,
+	    hook_health, hook_export_state, hook_call};
+
+	if (fleet_control_new(&a->control, cfg, a->fleet, store_agent_uuid(a->store), a->hostname,
+		a->started_at_us, &hooks, err, errlen) != 0)
+		return -1;
+	if (start && fleet_control_start(a->control, err, errlen) != 0) {
+		fleet_control_free(a->control);
+		a->control = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The [fleet] keys a reload may change: all but turning the fleet on or off
+ * and the names the export publishes under (subject_prefix, stream,
+ * create_stream), which its cursor and the console depend on.
+ */
+static void
+fleet_take(struct config *to, const struct config *from)
+{
+	memcpy(to->fleet_servers, from->fleet_servers, sizeof(to->fleet_servers));
+	memcpy(to->fleet_tls_ca, from->fleet_tls_ca, sizeof(to->fleet_tls_ca));
+	memcpy(to->fleet_tls_cert, from->fleet_tls_cert, sizeof(to->fleet_tls_cert));
+	memcpy(to->fleet_tls_key, from->fleet_tls_key, sizeof(to->fleet_tls_key));
+	memcpy(to->fleet_creds, from->fleet_creds, sizeof(to->fleet_creds));
+	memcpy(to->fleet_groups, from->fleet_groups, sizeof(to->fleet_groups));
+	to->n_fleet_groups = from->n_fleet_groups;
+	to->fleet_heartbeat_s = from->fleet_heartbeat_s;
+	memcpy(to->fleet_agents_bucket, from->fleet_agents_bucket, sizeof(to->fleet_agents_bucket));
+	memcpy(to->fleet_policy_bucket, from->fleet_policy_bucket, sizeof(to->fleet_policy_bucket));
+	to->fleet_local_policy = from->fleet_local_policy;
+	to->fleet_policy_wait_s = from->fleet_policy_wait_s;
+}
+
+/* Whether fleet control must be made anew for next: what it reads at bind time changed. */
+static int
+control_changed(const struct config *was, const struct config *next)
+{
+	return was->n_fleet_groups != next->n_fleet_groups ||
+	       memcmp(was->fleet_groups, next->fleet_groups, sizeof(was->fleet_groups)) != 0 ||
+	       was->fleet_heartbeat_s != next->fleet_heartbeat_s ||
+	       strcmp(was->fleet_agents_bucket, next->fleet_agents_bucket) != 0 ||
+	       strcmp(was->fleet_policy_bucket, next->fleet_policy_bucket) != 0;
+}
+
 static void
 log_summary(const struct proxy_stats_snapshot *pp, struct store *st)
 {
@@ -371,12 +423,13 @@ agent_start(struct agent **out, const struct config *cfg)
 		goto fail;
 	}
 	clock_gettime(CLOCK_REALTIME, &started);
+	a->started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000;
 	deps = (struct rpc_deps){
 	    .cfg = cfg,
 	    .store = a->store,
 	    .policy = a->policy,
 	    .exporter = a->exporter,
-	    .started_at_us = (int64_t)started.tv_sec * 1000000 + started.tv_nsec / 1000,
+	    .started_at_us = a->started_at_us,
 	};
 	if (rpc_core_new(&a->core, &deps, err, sizeof(err)) != 0) {
 		log_warnx("cannot start the API: %s", err);
@@ -385,11 +438,7 @@ agent_start(struct agent **out, const struct config *cfg)
 	/* The fleet's policy, when it can be had in time, is in force before the first connection.
 	 */
 	if (a->fleet != NULL) {
-		struct fleet_hooks hooks = {a, hook_apply, hook_back_to_local, hook_policy_state,
-		    hook_health, hook_export_state, hook_call};
-
-		if (fleet_control_new(&a->control, cfg, a->fleet, store_agent_uuid(a->store),
-			a->hostname, deps.started_at_us, &hooks, err, sizeof(err)) != 0) {
+		if (control_new(a, cfg, 0, err, sizeof(err)) != 0) {
 			log_warnx("cannot start fleet control: %s", err);
 			goto fail;
 		}
@@ -441,7 +490,7 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	struct config *next = malloc(sizeof(*next)), *live = malloc(sizeof(*live));
 	char names[16][CONFIG_KEY_NAME_MAX], err[1024], done[512] = "";
 	size_t n, o = 0;
-	int rc = 0, redirect_changed;
+	int rc = 0, redirect_changed, fleet_again = 0;
 
 	if (next == NULL || live == NULL) {
 		free(next);
@@ -472,6 +521,8 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	live->retention_days = next->retention_days;
 	live->max_rows = next->max_rows;
 	live->policy_history_keep = next->policy_history_keep;
+	if (a->fleet != NULL && next->fleet_servers[0] != '\0')
+		fleet_take(live, next);
 	if ((n = config_diff(live, next, names, 16)) > 0) {
 		o = (size_t)snprintf(msg, msglen, "needs a restart:");
 		for (size_t i = 0; i < n && i < 16 && o < msglen; i++)
@@ -483,7 +534,9 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	}
 	/* The certificates are checked before anything changes. */
 	if (tls_files_check(next, err, sizeof(err)) != 0 ||
-	    rpc_server_reload_certs(a->rpc, err, sizeof(err)) != 0) {
+	    rpc_server_reload_certs(a->rpc, err, sizeof(err)) != 0 ||
+	    (a->fleet != NULL &&
+		fleet_check(next, store_agent_uuid(a->store), err, sizeof(err)) != 0)) {
 		snprintf(msg, msglen, "%s; the running configuration is kept", err);
 		rc = -EINVAL;
 		goto out;
@@ -533,6 +586,27 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	store_set_retention(a->store, running->retention_days, running->max_rows);
 	if (a->core != NULL)
 		rpc_core_set_policy_history_keep(a->core, running->policy_history_keep);
+	if (a->fleet != NULL) {
+		/* The connection first (checked above, so it fails only when a file
+		 * changed since), then control, which reads the config as it binds. */
+		int remake = control_changed(running, next);
+
+		fleet_again =
+		    fleet_reconfigure(a->fleet, next, store_agent_uuid(a->store), err, sizeof(err));
+		if (fleet_again < 0) { /* the rest is in force already: say what is not */
+			snprintf(msg, msglen,
+			    "%s; the [fleet] settings are not changed, the rest is in force", err);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (remake) {
+			fleet_control_free(a->control); /* its thread reads running */
+			a->control = NULL;
+		}
+		fleet_take(running, next);
+		if (remake && control_new(a, running, 1, err, sizeof(err)) != 0)
+			log_warnx("fleet control: cannot start again: %s", err);
+	}
 	*as_loaded = *next;
 	for (size_t i = 0; i < n && i < 16; i++)
 		o += (size_t)snprintf(done + o, sizeof(done) > o ? sizeof(done) - o : 0, "%s %s",
@@ -542,6 +616,9 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	if (a->rpc != NULL && running->remote_listen[0] != '\0')
 		snprintf(msg + strlen(msg), msglen - strlen(msg),
 		    "; the remote listener's certificates are read again at its next handshake");
+	if (fleet_again > 0)
+		snprintf(msg + strlen(msg), msglen - strlen(msg),
+		    "; the fleet connection is made again with the new [fleet] settings");
 out:
 	pthread_mutex_unlock(&lock);
 	free(next);

@@ -545,7 +545,7 @@ writer_main(void *arg)
 			 */
 			since_prune += n;
 			if (since_prune >= prune_every_for(atomic_load_explicit(
-						&s->retention_max_rows, memory_order_relaxed)) &&
+					       &s->retention_max_rows, memory_order_relaxed)) &&
 			    s->db != NULL) {
 				struct retention_policy p = retention_now(s);
 				int d;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@
 #define FLEET_RETRY_MAX_MS 5000
 
 struct fleet {
-	natsOptions *opts;
+	natsOptions *opts; /* the fleet thread's (and fleet_close's) */
 	pthread_t thread;
 	int running;
 
@@ -45,6 +46,10 @@ struct fleet {
 	char server[256];              /* the one connected to, redacted */
 	char servers[CONFIG_URLS_MAX]; /* all of them, redacted: for messages */
 	unsigned seed;                 /* the jitter's */
+	uint64_t print;                /* what opts were made from (fleet_reconfigure) */
+	/* fleet_reconfigure's options, taken up by the thread for its next connection */
+	natsOptions *next_opts;
+	char next_servers[CONFIG_URLS_MAX];
 };
 
 int
@@ -116,6 +121,10 @@ on_reconnected(natsConnection *nc, void *arg)
 
 	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
 	pthread_mutex_lock(&f->lock);
+	if (nc != f->nc) { /* one fleet_reconfigure replaced */
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
 	f->connected = 1;
 	f->last_error[0] = '\0';
 	redact(url, f->server, sizeof(f->server));
@@ -134,6 +143,10 @@ on_disconnected(natsConnection *nc, void *arg)
 	snprintf(why, sizeof(why), "disconnected from %s%s%.300s", f->server,
 	    text != NULL && text[0] != '\0' ? ": " : "", text != NULL ? text : "");
 	pthread_mutex_lock(&f->lock);
+	if (nc != f->nc) { /* a replaced connection, closed on purpose */
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
 	f->connected = 0;
 	pthread_mutex_unlock(&f->lock);
 	set_error(f, why);
@@ -145,8 +158,11 @@ on_closed(natsConnection *nc, void *arg)
 {
 	struct fleet *f = arg;
 
-	(void)nc;
 	pthread_mutex_lock(&f->lock);
+	if (nc != f->nc) { /* a replaced connection */
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
 	f->connected = 0;
 	f->closed = 1;
 	pthread_cond_signal(&f->wake);
@@ -162,6 +178,12 @@ on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
 	char why[600];
 
 	(void)sub;
+	pthread_mutex_lock(&f->lock);
+	if (nc != f->nc) { /* a replaced connection */
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	pthread_mutex_unlock(&f->lock);
 	natsConnection_GetLastError(nc, &text);
 	nats_reason(err, text, "NATS", why, sizeof(why));
 	set_error(f, why);
@@ -188,7 +210,7 @@ reconnect_delay(natsConnection *nc, int attempts, void *arg)
 	return next_delay(arg, attempts);
 }
 
-/* Wait ms, or until fleet_close. Returns 1 when stopping. Under no lock. */
+/* Wait ms, or until fleet_close or fleet_reconfigure. Returns 1 when stopping. Under no lock. */
 static int
 pause_ms(struct fleet *f, int64_t ms)
 {
@@ -197,7 +219,8 @@ pause_ms(struct fleet *f, int64_t ms)
 
 	clock_deadline_ms(&until, (unsigned)ms);
 	pthread_mutex_lock(&f->lock);
-	while (!f->stopping && pthread_cond_timedwait(&f->wake, &f->lock, &until) != ETIMEDOUT)
+	while (!f->stopping && f->next_opts == NULL &&
+	       pthread_cond_timedwait(&f->wake, &f->lock, &until) != ETIMEDOUT)
 		;
 	stopping = f->stopping;
 	pthread_mutex_unlock(&f->lock);
@@ -219,14 +242,22 @@ fleet_main(void *arg)
 		natsStatus s;
 
 		pthread_mutex_lock(&f->lock);
-		while (!f->stopping && f->nc != NULL && !f->closed)
+		while (!f->stopping && f->nc != NULL && !f->closed && f->next_opts == NULL)
 			pthread_cond_wait(&f->wake, &f->lock);
 		if (f->stopping) {
 			pthread_mutex_unlock(&f->lock);
 			break;
 		}
+		if (f->next_opts != NULL) { /* fleet_reconfigure: the next connection uses them */
+			natsOptions_Destroy(f->opts); /* a connection keeps its own copy */
+			f->opts = f->next_opts;
+			f->next_opts = NULL;
+			memcpy(f->servers, f->next_servers, sizeof(f->servers));
+			attempts = 0;
+		}
 		old = f->nc;
 		f->nc = NULL;
+		f->connected = 0;
 		f->closed = 0;
 		pthread_mutex_unlock(&f->lock);
 		/* Users keep the old one alive through their own references. */
@@ -250,6 +281,8 @@ fleet_main(void *arg)
 		pthread_mutex_lock(&f->lock);
 		f->nc = nc;
 		f->gen++;
+		/* closed before it was ours (its callback ignored): make another */
+		f->closed = natsConnection_IsClosed(nc);
 		pthread_mutex_unlock(&f->lock);
 		on_reconnected(nc, f);
 	}
@@ -273,15 +306,116 @@ split_urls(char *buf, const char **urls, int max)
 	return n;
 }
 
+/* FNV-1a over n bytes, on from h. */
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	for (const unsigned char *c = p; n-- > 0; c++)
+		h = (h ^ *c) * 1099511628211u;
+	return h;
+}
+
+/*
+ * What a connection is made from: the settings and the files' contents
+ * (a certificate rotated in place is a change too).
+ */
+static uint64_t
+fingerprint(const struct config *cfg, const char *uuid)
+{
+	const char *parts[] = {cfg->fleet_servers, cfg->fleet_tls_ca, cfg->fleet_tls_cert,
+	    cfg->fleet_tls_key, cfg->fleet_creds, cfg->agent_id, uuid};
+	uint64_t h = 14695981039346656037u;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char buf[4096];
+		size_t n;
+		FILE *fp;
+
+		h = fnv(h, parts[i], strlen(parts[i]) + 1);
+		if (i == 0 || i >= 5 || parts[i][0] == '\0' || (fp = fopen(parts[i], "rb")) == NULL)
+			continue;
+		while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+			h = fnv(h, buf, n);
+		fclose(fp);
+	}
+	return h;
+}
+
+/*
+ * The library's options for cfg, with f's callbacks (f may be NULL: only
+ * checked), and the servers as they may be logged. 0, or -1 with err set.
+ */
+static int
+make_opts(natsOptions **out, struct fleet *f, const struct config *cfg, const char *uuid,
+    char *redacted, size_t redacted_len, char *err, size_t errlen)
+{
+	char servers[CONFIG_URLS_MAX], name[128], inbox[64];
+	const char *urls[FLEET_MAX_SERVERS];
+	natsOptions *o = NULL;
+	int n, secure = 0;
+	natsStatus s;
+
+	*out = NULL;
+	snprintf(servers, sizeof(servers), "%s", cfg->fleet_servers);
+	redact(cfg->fleet_servers, redacted, redacted_len);
+	n = split_urls(servers, urls, FLEET_MAX_SERVERS);
+	for (int i = 0; i < n; i++)
+		secure |= strncmp(urls[i], "tls://", 6) == 0;
+	snprintf(name, sizeof(name), "redirect-agent %s (%s)", uuid, cfg->agent_id);
+	snprintf(inbox, sizeof(inbox), "_INBOX.agent-%s", uuid);
+	if ((s = natsOptions_Create(&o)) != NATS_OK ||
+	    (s = natsOptions_SetServers(o, urls, n)) != NATS_OK ||
+	    (s = natsOptions_SetName(o, name)) != NATS_OK ||
+	    (s = natsOptions_SetMaxReconnect(o, -1)) != NATS_OK ||
+	    (s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, f)) != NATS_OK ||
+	    (s = natsOptions_SetReconnectedCB(o, on_reconnected, f)) != NATS_OK ||
+	    (s = natsOptions_SetDisconnectedCB(o, on_disconnected, f)) != NATS_OK ||
+	    (s = natsOptions_SetClosedCB(o, on_closed, f)) != NATS_OK ||
+	    (s = natsOptions_SetErrorHandler(o, on_error, f)) != NATS_OK ||
+	    (s = natsOptions_SetPingInterval(o, 10000)) != NATS_OK ||
+	    (s = natsOptions_SetMaxPingsOut(o, 3)) != NATS_OK ||
+	    /* Console calls are answered at once, not at the flusher's next turn (~1 ms). */
+	    (s = natsOptions_SetSendAsap(o, true)) != NATS_OK ||
+	    /* Replies come back under the agent's own inbox: a server can then let each
+	     * agent read only its own (deploy/nats/). */
+	    (s = natsOptions_SetCustomInboxPrefix(o, inbox)) != NATS_OK) {
+		nats_reason(s, nats_GetLastError(NULL), "NATS options", err, errlen);
+		goto fail;
+	}
+	if (secure || cfg->fleet_tls_ca[0] != '\0') {
+		if ((s = natsOptions_SetSecure(o, true)) != NATS_OK) {
+			nats_reason(s, nats_GetLastError(NULL), "NATS options", err, errlen);
+			goto fail;
+		}
+		if (cfg->fleet_tls_ca[0] != '\0' &&
+		    (s = natsOptions_LoadCATrustedCertificates(o, cfg->fleet_tls_ca)) != NATS_OK) {
+			nats_reason(s, nats_GetLastError(NULL), cfg->fleet_tls_ca, err, errlen);
+			goto fail;
+		}
+	}
+	if (cfg->fleet_tls_cert[0] != '\0' &&
+	    (s = natsOptions_LoadCertificatesChain(o, cfg->fleet_tls_cert, cfg->fleet_tls_key)) !=
+		NATS_OK) {
+		nats_reason(s, nats_GetLastError(NULL), cfg->fleet_tls_cert, err, errlen);
+		goto fail;
+	}
+	if (cfg->fleet_creds[0] != '\0' &&
+	    (s = natsOptions_SetUserCredentialsFromFiles(o, cfg->fleet_creds, NULL)) != NATS_OK) {
+		nats_reason(s, nats_GetLastError(NULL), cfg->fleet_creds, err, errlen);
+		goto fail;
+	}
+	*out = o;
+	return 0;
+fail:
+	natsOptions_Destroy(o);
+	return -1;
+}
+
 int
 fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char *err, size_t errlen)
 {
 	struct fleet *f = calloc(1, sizeof(*f));
-	char servers[CONFIG_URLS_MAX], name[128], inbox[64];
-	const char *urls[FLEET_MAX_SERVERS];
 	pthread_condattr_t ca;
-	int n, secure = 0;
-	natsStatus s;
 
 	*out = NULL;
 	if (f == NULL) {
@@ -295,50 +429,9 @@ fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char 
 	pthread_condattr_destroy(&ca);
 	snprintf(f->last_error, sizeof(f->last_error), "connecting");
 	f->seed = (unsigned)(uintptr_t)f;
-	snprintf(servers, sizeof(servers), "%s", cfg->fleet_servers);
-	redact(cfg->fleet_servers, f->servers, sizeof(f->servers));
-	n = split_urls(servers, urls, FLEET_MAX_SERVERS);
-	for (int i = 0; i < n; i++)
-		secure |= strncmp(urls[i], "tls://", 6) == 0;
-	snprintf(name, sizeof(name), "redirect-agent %s (%s)", uuid, cfg->agent_id);
-	snprintf(inbox, sizeof(inbox), "_INBOX.agent-%s", uuid);
-	if ((s = natsOptions_Create(&f->opts)) != NATS_OK ||
-	    (s = natsOptions_SetServers(f->opts, urls, n)) != NATS_OK ||
-	    (s = natsOptions_SetName(f->opts, name)) != NATS_OK ||
-	    (s = natsOptions_SetMaxReconnect(f->opts, -1)) != NATS_OK ||
-	    (s = natsOptions_SetCustomReconnectDelay(f->opts, reconnect_delay, f)) != NATS_OK ||
-	    (s = natsOptions_SetReconnectedCB(f->opts, on_reconnected, f)) != NATS_OK ||
-	    (s = natsOptions_SetDisconnectedCB(f->opts, on_disconnected, f)) != NATS_OK ||
-	    (s = natsOptions_SetClosedCB(f->opts, on_closed, f)) != NATS_OK ||
-	    (s = natsOptions_SetErrorHandler(f->opts, on_error, f)) != NATS_OK ||
-	    (s = natsOptions_SetPingInterval(f->opts, 10000)) != NATS_OK ||
-	    (s = natsOptions_SetMaxPingsOut(f->opts, 3)) != NATS_OK ||
-	    /* Console calls are answered at once, not at the flusher's next turn (~1 ms). */
-	    (s = natsOptions_SetSendAsap(f->opts, true)) != NATS_OK ||
-	    /* Replies come back under the agent's own inbox: a server can then let each
-	     * agent read only its own (deploy/nats/). */
-	    (s = natsOptions_SetCustomInboxPrefix(f->opts, inbox)) != NATS_OK)
-		goto natsfail;
-	if (secure || cfg->fleet_tls_ca[0] != '\0') {
-		if ((s = natsOptions_SetSecure(f->opts, true)) != NATS_OK)
-			goto natsfail;
-		if (cfg->fleet_tls_ca[0] != '\0' && (s = natsOptions_LoadCATrustedCertificates(
-							 f->opts, cfg->fleet_tls_ca)) != NATS_OK) {
-			nats_reason(s, nats_GetLastError(NULL), cfg->fleet_tls_ca, err, errlen);
-			goto fail;
-		}
-	}
-	if (cfg->fleet_tls_cert[0] != '\0' &&
-	    (s = natsOptions_LoadCertificatesChain(
-		 f->opts, cfg->fleet_tls_cert, cfg->fleet_tls_key)) != NATS_OK) {
-		nats_reason(s, nats_GetLastError(NULL), cfg->fleet_tls_cert, err, errlen);
+	f->print = fingerprint(cfg, uuid);
+	if (make_opts(&f->opts, f, cfg, uuid, f->servers, sizeof(f->servers), err, errlen) != 0)
 		goto fail;
-	}
-	if (cfg->fleet_creds[0] != '\0' && (s = natsOptions_SetUserCredentialsFromFiles(
-						f->opts, cfg->fleet_creds, NULL)) != NATS_OK) {
-		nats_reason(s, nats_GetLastError(NULL), cfg->fleet_creds, err, errlen);
-		goto fail;
-	}
 	if (pthread_create(&f->thread, NULL, fleet_main, f) != 0) {
 		snprintf(err, errlen, "cannot start the fleet thread");
 		goto fail;
@@ -347,11 +440,45 @@ fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char 
 	log_info("fleet: connecting to %s", f->servers);
 	*out = f;
 	return 0;
-natsfail:
-	nats_reason(s, nats_GetLastError(NULL), "NATS options", err, errlen);
 fail:
 	fleet_close(f);
 	return -1;
+}
+
+int
+fleet_check(const struct config *cfg, const char *uuid, char *err, size_t errlen)
+{
+	char servers[CONFIG_URLS_MAX];
+	natsOptions *o;
+
+	if (make_opts(&o, NULL, cfg, uuid, servers, sizeof(servers), err, errlen) != 0)
+		return -1;
+	natsOptions_Destroy(o);
+	return 0;
+}
+
+int
+fleet_reconfigure(
+    struct fleet *f, const struct config *cfg, const char *uuid, char *err, size_t errlen)
+{
+	uint64_t print = fingerprint(cfg, uuid);
+	char servers[CONFIG_URLS_MAX];
+	natsOptions *o;
+
+	if (print == f->print)
+		return 0;
+	if (make_opts(&o, f, cfg, uuid, servers, sizeof(servers), err, errlen) != 0)
+		return -1;
+	f->print = print;
+	pthread_mutex_lock(&f->lock);
+	natsOptions_Destroy(f->next_opts); /* two reloads in a row: the last one counts */
+	f->next_opts = o;
+	memcpy(f->next_servers, servers, sizeof(f->next_servers));
+	snprintf(f->last_error, sizeof(f->last_error), "connecting");
+	pthread_cond_signal(&f->wake);
+	pthread_mutex_unlock(&f->lock);
+	log_info("fleet: the connection settings changed: connecting to %s", servers);
+	return 1;
 }
 
 void
@@ -370,6 +497,7 @@ fleet_close(struct fleet *f)
 		natsConnection_Destroy(f->nc);
 	}
 	natsOptions_Destroy(f->opts);
+	natsOptions_Destroy(f->next_opts);
 	pthread_cond_destroy(&f->wake);
 	pthread_mutex_destroy(&f->lock);
 	free(f);

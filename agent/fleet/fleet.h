@@ -32,6 +32,23 @@ struct fleet;
 int fleet_open(
     struct fleet **out, const struct config *cfg, const char *uuid, char *err, size_t errlen);
 
+/*
+ * Whether cfg's [fleet] connection settings can be used (the URLs, and the
+ * TLS and credential files load): 0, or -1 with err set. Changes nothing.
+ */
+int fleet_check(const struct config *cfg, const char *uuid, char *err, size_t errlen);
+
+/*
+ * A reload: when the servers, the TLS or credential files (their names or
+ * contents) changed, connect again with them. The current connection is
+ * closed; users of it see a new generation and make theirs again, and
+ * unacknowledged publishes are sent again (their message ids make that
+ * safe). Returns 1 when a new connection is under way, 0 when nothing
+ * changed, -1 with err set (f unchanged). One caller at a time.
+ */
+int fleet_reconfigure(
+    struct fleet *f, const struct config *cfg, const char *uuid, char *err, size_t errlen);
+
 /* Close the connection (pending publishes are dropped) and free f. NULL is ignored. */
 void fleet_close(struct fleet *f);
 

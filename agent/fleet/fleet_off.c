@@ -19,10 +19,25 @@ int
 fleet_open(struct fleet **out, const struct config *cfg, const char *uuid, char *err, size_t errlen)
 {
 	(void)cfg, (void)uuid;
-	*out = NULL;
+	if (out != NULL)
+		*out = NULL;
 	snprintf(err, errlen,
 	    "[fleet] servers: this build has no NATS client (export to [export] ecs_file instead)");
 	return -1;
+}
+
+int
+fleet_check(const struct config *cfg, const char *uuid, char *err, size_t errlen)
+{
+	return fleet_open(NULL, cfg, uuid, err, errlen);
+}
+
+int
+fleet_reconfigure(
+    struct fleet *f, const struct config *cfg, const char *uuid, char *err, size_t errlen)
+{
+	(void)f;
+	return fleet_check(cfg, uuid, err, errlen);
 }
 
 void

@@ -540,7 +540,8 @@ static void
 on_timer(uv_timer_t *t)
 {
 	struct session *s = t->data;
-	uint64_t idle_ms = (uint64_t)atomic_load_explicit(&s->w->idle_timeout_s, memory_order_relaxed) * 1000;
+	uint64_t idle_ms =
+	    (uint64_t)atomic_load_explicit(&s->w->idle_timeout_s, memory_order_relaxed) * 1000;
 	uint64_t quiet;
 
 	if (s->state == SESSION_PEEKING) {
@@ -606,7 +607,8 @@ start_relay(struct session *s)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	uint64_t idle_ms = (uint64_t)atomic_load_explicit(&s->w->idle_timeout_s, memory_order_relaxed) * 1000;
+	uint64_t idle_ms =
+	    (uint64_t)atomic_load_explicit(&s->w->idle_timeout_s, memory_order_relaxed) * 1000;
 
 	s->state = SESSION_RELAYING;
 	s->rec.state = CONN_RELAYING;

@@ -490,10 +490,12 @@ workers_set_timeouts(struct workers *ws, const struct config *cfg)
 	for (unsigned i = 0; ws != NULL && i < ws->n; i++) {
 		struct worker *w = &ws->w[i];
 
-		atomic_store_explicit(&w->idle_timeout_s, cfg->idle_timeout_s, memory_order_relaxed);
+		atomic_store_explicit(
+		    &w->idle_timeout_s, cfg->idle_timeout_s, memory_order_relaxed);
 		atomic_store_explicit(
 		    &w->connect_timeout_ms, cfg->connect_timeout_ms, memory_order_relaxed);
-		atomic_store_explicit(&w->drain_timeout_ms, cfg->drain_timeout_ms, memory_order_relaxed);
+		atomic_store_explicit(
+		    &w->drain_timeout_ms, cfg->drain_timeout_ms, memory_order_relaxed);
 	}
 }
 

@@ -15,6 +15,9 @@
 #     write the policy bucket; an agent cannot publish as another, nor read
 #     another's policy key; a local SetPolicy is refused under a fleet key.
 #  7. A killed agent is marked stale, then leaves the inventory.
+#  8. A reload moves an agent to another group, with a new heartbeat and a
+#     new password: it connects again and follows the new group's policy.
+#     Turning the fleet off, or renaming its subjects, needs a restart.
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 : "${NATS_ADMIN:?NATS_ADMIN must point at the nats_admin test tool}"
@@ -206,6 +209,50 @@ for _ in $(seq 200); do
 done
 check_eq "then leaves the inventory at the bucket's age limit" "a1 a2" "$left"
 in_c nft delete table inet redirect_agent_a3 2>/dev/null || true
+
+# ---- 8. a reload changes the fleet settings: groups, heartbeat, credentials
+# The operator lets a2 read group.hq and gives it a new password (users.sh,
+# then a server reload); the server then drops a2's connection.
+"$SRCDIR/deploy/nats/users.sh" pw-operator pw-admin pw-reader \
+	"${UUID[1]}:pw-a1:branch" "${UUID[2]}:pw-a2b:branch,hq" "${UUID[3]}:pw-a3:hq" >"$WORK/users.conf"
+kill -HUP "$NATS_PID"
+hqrev=$(fleet admin policy set hq "$WORK/allow.json" | awk '{ print $3 }')
+check "a2 blocks, by group.branch" [ -z "$(get 8002)" ]
+reload2() { "$CTL" --socket "$WORK/a2.sock" reload; }
+cp "$WORK/a2.conf" "$WORK/a2.conf.was"
+agent_conf 2 "[fleet]" "servers = nats://agent-${UUID[2]}:pw-a2b@127.0.0.1:$PORT" "groups = hq" \
+	"heartbeat_s = 3" "policy_wait_s = 1" "creds = $WORK/missing.creds"
+rc=0; out=$(reload2 2>&1) || rc=$?
+check_eq "a reload naming a creds file that is missing exits 1" 1 "$rc"
+check "naming the file, keeping the running configuration" \
+	grep -q "missing.creds.*running configuration is kept" <<<"$out"
+agent_conf 2 "[fleet]" "servers = nats://agent-${UUID[2]}:pw-a2b@127.0.0.1:$PORT" "groups = hq" \
+	"heartbeat_s = 3" "policy_wait_s = 1" "subject_prefix = other"
+rc=0; out=$(reload2 2>&1) || rc=$?
+check_eq "a reload changing [fleet] subject_prefix exits 1" 1 "$rc"
+check "it needs a restart, said so" grep -q "needs a restart: \[fleet\] subject_prefix" <<<"$out"
+agent_conf 2 "[fleet]" "servers = nats://agent-${UUID[2]}:pw-a2b@127.0.0.1:$PORT" "groups = hq" \
+	"heartbeat_s = 3" "policy_wait_s = 1"
+out=$(reload2)
+check "a reload with the new password and group connects again" \
+	grep -q "the fleet connection is made again" <<<"$out"
+for _ in $(seq 100); do [ -n "$(get 8002)" ] && break; sleep 0.1; done
+check_eq "a2 now follows group.hq (allows)" "$hello" "$(get 8002)"
+check_eq "and records the fleet author" "fleet:group.hq@$hqrev" \
+	"$(sqlite3 "$WORK/a2.db" "SELECT author FROM policies ORDER BY version DESC LIMIT 1")"
+entry=""
+for _ in $(seq 60); do
+	entry=$(fleet reader agents --json | json '" ".join("%s:%s:%s:%s" % (a["groups"], a["heartbeat_s"], a["policy"].get("key"), a["health"]["status"]) for a in d["agents"] if a["name"] == "a2")')
+	[ "$entry" = "['hq']:3:group.hq:serving" ] && break
+	sleep 0.1
+done
+check_eq "its inventory entry says group hq, heartbeat 3 s, serving" "['hq']:3:group.hq:serving" "$entry"
+check "a1 still blocks (group.branch)" [ -z "$(get 8001)" ]
+agent_conf 2
+rc=0; out=$(reload2 2>&1) || rc=$?
+check_eq "turning the fleet off by a reload exits 1" 1 "$rc"
+check "it needs a restart" grep -q "needs a restart: \[fleet\] servers" <<<"$out"
+check_eq "and a2 still follows group.hq" "$hello" "$(get 8002)"
 
 for n in 1 2; do AGENT_PID=${PID[$n]}; stop_agent; done
 finish
