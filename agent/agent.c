@@ -521,6 +521,13 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	live->retention_days = next->retention_days;
 	live->max_rows = next->max_rows;
 	live->policy_history_keep = next->policy_history_keep;
+	live->max_sessions_per_uid = next->max_sessions_per_uid;
+	live->system_uid_max = next->system_uid_max;
+	live->degraded_after_s = next->degraded_after_s;
+	memcpy(live->admins, next->admins, sizeof(live->admins));
+	live->n_admins = next->n_admins;
+	memcpy(live->readers, next->readers, sizeof(live->readers));
+	live->n_readers = next->n_readers;
 	if (a->fleet != NULL && next->fleet_servers[0] != '\0')
 		fleet_take(live, next);
 	if ((n = config_diff(live, next, names, 16)) > 0) {
@@ -582,7 +589,11 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	running->retention_days = next->retention_days;
 	running->max_rows = next->max_rows;
 	running->policy_history_keep = next->policy_history_keep;
-	workers_set_timeouts(a->workers, running);
+	running->max_sessions_per_uid = next->max_sessions_per_uid;
+	running->system_uid_max = next->system_uid_max;
+	running->degraded_after_s = next->degraded_after_s; /* read by GetHealth as is */
+	workers_set_limits(a->workers, running);
+	rpc_server_set_roles(a->rpc, running, next);
 	store_set_retention(a->store, running->retention_days, running->max_rows);
 	if (a->core != NULL)
 		rpc_core_set_policy_history_keep(a->core, running->policy_history_keep);

@@ -1150,19 +1150,21 @@ static int
 admit(struct session *s)
 {
 	struct worker *w = s->w;
+	unsigned max_per_uid = atomic_load_explicit(&w->max_per_uid, memory_order_relaxed);
 	int32_t uid;
 
-	if (w->max_per_uid == 0)
+	if (max_per_uid == 0)
 		return 0;
 	if (s->rec.uid < 0 && w->owner != NULL)
 		s->rec.uid = owner_uid(w->owner, &s->rec.client, &s->rec.orig_dst);
 	uid = s->rec.uid;
-	if (uid < 0 || (uint32_t)uid > w->cfg->system_uid_max) {
+	if (uid < 0 ||
+	    (uint32_t)uid > atomic_load_explicit(&w->system_uid_max, memory_order_relaxed)) {
 		if (w->n_sessions > w->max_sessions - w->reserve) {
 			session_close(s, CLOSE_RESERVED, 0);
 			return -1;
 		}
-		if (uid >= 0 && uidcount_get(&w->uids, (uint32_t)uid) >= w->max_per_uid) {
+		if (uid >= 0 && uidcount_get(&w->uids, (uint32_t)uid) >= max_per_uid) {
 			session_close(s, CLOSE_UID_LIMIT, 0);
 			return -1;
 		}

@@ -351,6 +351,13 @@ probe_port(const struct config *cfg, int family, char *err, size_t errlen)
 	return -1;
 }
 
+/* A loop's share of [proxy] max_sessions_per_uid (0: no limit). */
+static unsigned
+per_uid_share(unsigned limit, unsigned n_workers)
+{
+	return limit > 0 ? (limit + n_workers - 1) / n_workers : 0;
+}
+
 static int
 worker_init(struct worker *w, unsigned index, const unsigned char *use, const struct config *cfg,
     struct store *store, unsigned max_sessions, unsigned n_workers, char *err, size_t errlen)
@@ -366,9 +373,13 @@ worker_init(struct worker *w, unsigned index, const unsigned char *use, const st
 	w->max_sessions = max_sessions;
 	w->sessions.prev = w->sessions.next = &w->sessions;
 	w->finals.prev = w->finals.next = &w->finals;
-	/* Fair share: the limit and the reserve, split evenly like max_sessions. */
-	if (cfg->mode == MODE_REDIRECT && cfg->max_sessions_per_uid > 0) {
-		w->max_per_uid = (cfg->max_sessions_per_uid + n_workers - 1) / n_workers;
+	/* Fair share: the limit and the reserve, split evenly like max_sessions.
+	 * The table is there even when the limit is off: a reload may set it. */
+	w->n_workers = n_workers;
+	atomic_init(&w->max_per_uid, 0);
+	atomic_init(&w->system_uid_max, cfg->system_uid_max);
+	if (cfg->mode == MODE_REDIRECT) {
+		atomic_init(&w->max_per_uid, per_uid_share(cfg->max_sessions_per_uid, n_workers));
 		w->reserve = max_sessions / 8;
 		if (uidcount_init(&w->uids, max_sessions) != 0) {
 			snprintf(err, errlen, "out of memory");
@@ -485,10 +496,17 @@ worker_destroy(struct worker *w)
 }
 
 void
-workers_set_timeouts(struct workers *ws, const struct config *cfg)
+workers_set_limits(struct workers *ws, const struct config *cfg)
 {
 	for (unsigned i = 0; ws != NULL && i < ws->n; i++) {
 		struct worker *w = &ws->w[i];
+
+		if (cfg->mode == MODE_REDIRECT)
+			atomic_store_explicit(&w->max_per_uid,
+			    per_uid_share(cfg->max_sessions_per_uid, w->n_workers),
+			    memory_order_relaxed);
+		atomic_store_explicit(
+		    &w->system_uid_max, cfg->system_uid_max, memory_order_relaxed);
 
 		atomic_store_explicit(
 		    &w->idle_timeout_s, cfg->idle_timeout_s, memory_order_relaxed);

@@ -26,10 +26,12 @@ struct workers;
 unsigned workers_count(const struct config *cfg);
 
 /*
- * A reload's [proxy] idle_timeout_s, connect_timeout_ms and drain_timeout_ms:
- * sessions use them from their next timer on. Any thread.
+ * A reload's [proxy] idle_timeout_s, connect_timeout_ms and drain_timeout_ms
+ * (sessions use them from their next timer on), max_sessions_per_uid and
+ * system_uid_max (from the next connection on: the sessions a user held when
+ * the limit was off are not counted against it). Any thread.
  */
-void workers_set_timeouts(struct workers *ws, const struct config *cfg);
+void workers_set_limits(struct workers *ws, const struct config *cfg);
 
 /*
  * Bind the listeners and start workers_count(cfg) workers. Fails when

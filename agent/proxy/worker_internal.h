@@ -63,7 +63,9 @@ struct worker {
 
 	/* Fair share between local users ([proxy] max_sessions_per_uid). */
 	struct uidcount uids;
-	unsigned max_per_uid; /* this loop's share of the limit; 0: none */
+	unsigned n_workers;              /* how many loops share the limits */
+	_Atomic unsigned max_per_uid;    /* this loop's share of the limit; 0: none */
+	_Atomic unsigned system_uid_max; /* [proxy] system_uid_max: a reload may change both */
 	unsigned reserve;     /* the last sessions, for system users only */
 	/* Refused connections are counted, not recorded one by one (this second's). */
 	struct store_refusal refusals[WORKER_REFUSALS];

@@ -135,6 +135,7 @@ struct rpc_server {
 	grpc_server_credentials *remote_creds; /* NULL: no remote listener */
 	_Atomic unsigned cert_gen;             /* bumped by a reload: read the files again */
 	_Atomic unsigned cert_gen_loaded;      /* the generation gRPC has */
+	pthread_mutex_t roles_lock;            /* cfg's admins and readers (a reload) */
 	void *handles[RPC_MAX_METHODS];
 	int grpc_inited;
 	_Atomic int stopping;

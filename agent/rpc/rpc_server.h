@@ -99,6 +99,14 @@ int rpc_server_start(struct rpc_server **out, struct rpc_core *core, char *err, 
 int rpc_server_reload_certs(struct rpc_server *srv, char *err, size_t errlen);
 
 /*
+ * A reload's [api] admins and readers: copied from next into running (the
+ * configuration srv reads) under the lock its role checks take, so each
+ * call is judged by one list or the other. srv may be NULL (no server yet).
+ */
+void rpc_server_set_roles(
+    struct rpc_server *srv, struct config *running, const struct config *next);
+
+/*
  * Stop: in-flight calls are cancelled with a status, the threads are
  * joined, the socket file removed, and srv freed. NULL is ignored.
  */

@@ -186,7 +186,9 @@ dispatch(struct rpc_call *c, struct query *q)
 		reply(c, GRPC_STATUS_UNIMPLEMENTED, cx.msg);
 		return;
 	}
+	pthread_mutex_lock(&srv->roles_lock);
 	role = rpc_role_of(srv->cfg, c->call, who, sizeof(who));
+	pthread_mutex_unlock(&srv->roles_lock);
 	cx.caller = who;
 	if (m->handle == NULL) { /* the stream: role and request checked here */
 		ProtobufCMessage *req = unpack_request(m->input, c->payload);
@@ -372,6 +374,19 @@ fetch_certs(void *arg, grpc_ssl_server_certificate_config **config)
 	return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 }
 
+void
+rpc_server_set_roles(struct rpc_server *srv, struct config *running, const struct config *next)
+{
+	if (srv != NULL)
+		pthread_mutex_lock(&srv->roles_lock);
+	memcpy(running->admins, next->admins, sizeof(running->admins));
+	running->n_admins = next->n_admins;
+	memcpy(running->readers, next->readers, sizeof(running->readers));
+	running->n_readers = next->n_readers;
+	if (srv != NULL)
+		pthread_mutex_unlock(&srv->roles_lock);
+}
+
 int
 rpc_server_reload_certs(struct rpc_server *srv, char *err, size_t errlen)
 {
@@ -442,6 +457,7 @@ rpc_server_start(struct rpc_server **out, struct rpc_core *core, char *err, size
 	}
 	srv->cfg = deps->cfg;
 	srv->core = core;
+	pthread_mutex_init(&srv->roles_lock, NULL);
 	if (query_open(deps->cfg->db_path, &srv->q, err, errlen) != 0 ||
 	    rpc_local_open(srv, err, errlen) != 0)
 		goto fail;
@@ -574,5 +590,6 @@ rpc_server_stop(struct rpc_server *srv)
 	query_close(srv->q);
 	for (int i = 0; i < RPC_SLOW_THREADS; i++)
 		query_close(srv->slow_q[i]);
+	pthread_mutex_destroy(&srv->roles_lock);
 	free(srv);
 }

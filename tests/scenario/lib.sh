@@ -104,6 +104,36 @@ with open(path, "w") as f:
 PYEOF
 }
 
+# hold_sessions USER N SECONDS: N idle connections to the server, as USER (setpriv
+# uid), held SECONDS; prints how many the agent kept after 1 s. In the
+# background: $! is its pid.
+hold_sessions() {
+	in_c setpriv --reuid="$1" --regid="$1" --clear-groups "$PY" - "$SRV4" "$2" "$3" <<'PYEOF' &
+import socket, sys, time
+srv, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+socks = []
+for _ in range(n):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((srv, 80))
+        socks.append(s)
+    except OSError:
+        pass
+time.sleep(1)
+def alive(s):
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+print(sum(alive(s) for s in socks), flush=True)
+time.sleep(secs)
+PYEOF
+}
+
 # start_agent CONFIG: run the agent in the client namespace; AGENT_PID is set.
 # Ready means its own "started" line (a table left by a crash proves nothing).
 start_agent() {

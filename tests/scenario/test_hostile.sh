@@ -518,39 +518,11 @@ kill "$hog" 2>/dev/null || true
 stop_agent
 
 # ---- 13. fair share: one user cannot hold every session
-# hold USER N SECONDS: N idle connections to the server, as USER (setpriv
-# uid), held SECONDS; prints how many the agent kept after 1 s.
-hold() {
-	in_c setpriv --reuid="$1" --regid="$1" --clear-groups "$PY" - "$SRV4" "$2" "$3" <<'PYEOF' &
-import socket, sys, time
-srv, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-socks = []
-for _ in range(n):
-    s = socket.socket()
-    s.settimeout(2)
-    try:
-        s.connect((srv, 80))
-        socks.append(s)
-    except OSError:
-        pass
-time.sleep(1)
-def alive(s):
-    s.setblocking(False)
-    try:
-        return s.recv(1, socket.MSG_PEEK) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-print(sum(alive(s) for s in socks), flush=True)
-time.sleep(secs)
-PYEOF
-}
 rm -f "$WORK"/agent.db*
 write_config "$WORK/fair.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "workers = 1" \
 	"max_sessions = 64" "max_sessions_per_uid = 16"
 start_agent "$WORK/fair.conf"
-hold 65534 40 6 >"$WORK/held"
+hold_sessions 65534 40 6 >"$WORK/held"
 holder=$!
 PIDS+=("$holder")
 for _ in $(seq 50); do [ -s "$WORK/held" ] && break; sleep 0.1; done
@@ -568,7 +540,7 @@ rm -f "$WORK"/agent.db*
 write_config "$WORK/fair.conf" "[proxy]" "redirect_ports = 80, 8080, 8081" "workers = 1" \
 	"max_sessions = 64" "max_sessions_per_uid = 1000"
 start_agent "$WORK/fair.conf"
-hold 65534 64 6 >"$WORK/held"
+hold_sessions 65534 64 6 >"$WORK/held"
 holder=$!
 PIDS+=("$holder")
 for _ in $(seq 50); do [ -s "$WORK/held" ] && break; sleep 0.1; done

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Reload without a restart (SIGHUP, systemd's ExecReload, redirectctl
-# reload): SIGHUP never stops the agent; the log level and the redirected
-# ports change live; a change that needs a restart, or a broken file, is
+# reload): SIGHUP never stops the agent; the log level, the redirected
+# ports, the timeouts, the retention limits, the fair share and the API's
+# roles change live; a change that needs a restart, or a broken file, is
 # refused and the running configuration kept; the remote listener's
-# certificates rotate without dropping a connection.
+# certificates rotate without dropping a connection. (The fleet settings:
+# test_fleet.sh.)
 source "$(dirname "$0")/lib.sh"
 : "${CTL:?CTL must point at redirectctl}"
 
@@ -31,8 +33,8 @@ cp "$C/server-old.key" "$C/server.key"
 setup_net
 start_httpd 80
 start_httpd 8080
-conf() { # conf [EXTRA LINES...]
-	write_config "$WORK/agent.conf" "[api]" "remote_listen = 127.0.0.1:50051" \
+conf() { # conf [EXTRA LINES...]: one event loop, so one loop's share is the whole limit
+	write_config "$WORK/agent.conf" "[proxy]" "workers = 1" "[api]" "remote_listen = 127.0.0.1:50051" \
 		"tls_cert = $C/server.pem" "tls_key = $C/server.key" "tls_client_ca = $C/ca.pem" \
 		"admins = console-admin" "$@"
 }
@@ -68,6 +70,19 @@ check "the timeouts and retention change live" grep -q \
 in_c "$PY" -c "import socket, time; s = socket.create_connection(('$SRV4', 80)); time.sleep(2.5)"
 check_eq "an idle connection is closed after 1 s, not 600" "idle timeout" \
 	"$(wait_sql "SELECT close_reason FROM connections ORDER BY id DESC LIMIT 1" "idle timeout")"
+
+# Live: the fair share. With max_sessions_per_uid = 3 a user keeps 3 idle
+# sessions; set to 0 (no limit) again, 8.
+fair() { # fair LIMIT: reload with it, then how many of 8 sessions uid 65534 keeps
+	conf "[proxy]" "redirect_ports = 80, 8080" "max_sessions_per_uid = $1"
+	ctl reload >/dev/null
+	hold_sessions 65534 8 0 >"$WORK/held"
+	wait $!
+	cat "$WORK/held"
+}
+check_eq "max_sessions_per_uid = 3 by a reload: nobody keeps 3 of 8" 3 "$(fair 3)"
+check_eq "and 0 (no limit) by the next: 8 of 8" 8 "$(fair 0)"
+check_eq "3 again: 3 of 8" 3 "$(fair 3)"
 
 # A change that needs a restart: refused, nothing changes.
 conf "[agent]" "log_level = debug" "[proxy]" "redirect_ports = 80" "listen_port = 15009"
@@ -138,5 +153,21 @@ subject=$(in_c openssl s_client -connect 127.0.0.1:50051 -CAfile "$C/ca.pem" -ce
 check "a new connection gets the new certificate ($subject)" grep -q "server-new" <<<"$subject"
 kill "$watcher" 2>/dev/null || true
 wait "$watcher" 2>/dev/null || true
+
+# Live: the roles. console-admin, made a reader by a reload, may read but no
+# longer set the policy; made an admin again, it may.
+remote() { in_c "$CTL" --target 127.0.0.1:50051 --ca "$C/ca.pem" --cert "$C/admin.pem" --key "$C/admin.key" "$@"; }
+echo '{"rules": []}' >"$WORK/policy.json"
+check "console-admin may set the policy" remote policy set "$WORK/policy.json"
+conf "[agent]" "log_level = debug" "[proxy]" "redirect_ports = 80, 8080" "[api]" "admins = someone-else" \
+	"readers = console-admin"
+check "a reload makes it a reader" grep -q "changed \[api\] admins, \[api\] readers" <<<"$(ctl reload)"
+check "which may read" remote status
+rc=0; remote policy set "$WORK/policy.json" 2>"$WORK/err" || rc=$?
+check_eq "but not set the policy (exit 1)" 1 "$rc"
+check "as the agent says" grep -q "console-admin is a reader: .* needs the admin role" "$WORK/err"
+conf "[agent]" "log_level = debug" "[proxy]" "redirect_ports = 80, 8080"
+ctl reload >/dev/null
+check "an admin again by the next reload" remote policy set "$WORK/policy.json"
 stop_agent
 finish
