@@ -21,8 +21,11 @@
 
 #include "addr.h"
 
-#define OWNER_EXE_MAX     4096
-#define OWNER_SCAN_MAX_US 50000 /* the /proc search's bound, per connection (off the loop) */
+#define OWNER_EXE_MAX 4096
+/* The /proc search's bounds, per connection (off the loop): its thread's CPU
+ * time, so that a loaded machine does not cut it short, and the wall time. */
+#define OWNER_SCAN_MAX_US      50000
+#define OWNER_SCAN_WALL_MAX_US 1000000
 
 struct owner {
 	int32_t uid, pid;        /* -1 when unknown */

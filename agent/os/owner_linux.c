@@ -118,13 +118,33 @@ diag(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst
 
 /*
  * Whether process pid, running as uid, has the socket with this inode open;
- * 0 once the deadline passes (a process may hold thousands of descriptors).
+ * 0 once the budget is spent (a process may hold thousands of descriptors).
  * The socket's owner is its creator's uid: only that user's processes are
  * searched, so one user holding many descriptors slows the search for its
  * own connections only, never another user's.
  */
+/* Where a search must stop: OWNER_SCAN_MAX_US of the thread's CPU, or OWNER_SCAN_WALL_MAX_US. */
+struct budget {
+	uint64_t cpu_end, wall_end;
+};
+
+static uint64_t
+thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static int
-holds(int pid, uint32_t uid, const char *want, uint64_t deadline)
+budget_left(const struct budget *b)
+{
+	return thread_cpu_us() < b->cpu_end && clock_mono_us() < b->wall_end;
+}
+
+static int
+holds(int pid, uint32_t uid, const char *want, const struct budget *b)
 {
 	char path[64], link[64];
 	struct stat sb;
@@ -138,7 +158,7 @@ holds(int pid, uint32_t uid, const char *want, uint64_t deadline)
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	if ((d = opendir(path)) == NULL)
 		return 0;
-	while (!found && (e = readdir(d)) != NULL && clock_mono_us() < deadline) {
+	while (!found && (e = readdir(d)) != NULL && budget_left(b)) {
 		ssize_t n;
 
 		if (e->d_name[0] == '.')
@@ -164,13 +184,14 @@ cmp_desc(const void *a, const void *b)
 /*
  * The process holding the socket: recent owners first, then every process,
  * newest first (a client that just started, like curl, has a high pid). The
- * whole search, listing /proc included, stops at OWNER_SCAN_MAX_US.
+ * whole search, listing /proc included, stops when its budget is spent.
  */
 static int
 find_pid(struct owner_ctx *c, uint32_t uid, uint32_t inode)
 {
 	char want[40];
-	uint64_t deadline = clock_mono_us() + OWNER_SCAN_MAX_US;
+	struct budget b = {
+	    thread_cpu_us() + OWNER_SCAN_MAX_US, clock_mono_us() + OWNER_SCAN_WALL_MAX_US};
 	DIR *proc;
 	struct dirent *e;
 	int *pids = NULL, pid = -1, recent[RECENT];
@@ -181,11 +202,11 @@ find_pid(struct owner_ctx *c, uint32_t uid, uint32_t inode)
 	memcpy(recent, c->recent, sizeof(recent));
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < RECENT; i++)
-		if (recent[i] > 0 && holds(recent[i], uid, want, deadline))
+		if (recent[i] > 0 && holds(recent[i], uid, want, &b))
 			return recent[i];
 	if ((proc = opendir("/proc")) == NULL)
 		return -1;
-	while ((e = readdir(proc)) != NULL && clock_mono_us() < deadline) {
+	while ((e = readdir(proc)) != NULL && budget_left(&b)) {
 		char *end;
 		long p = strtol(e->d_name, &end, 10); /* digits only: the rest are not processes */
 
@@ -202,8 +223,8 @@ find_pid(struct owner_ctx *c, uint32_t uid, uint32_t inode)
 	}
 	closedir(proc);
 	qsort(pids, n, sizeof(*pids), cmp_desc);
-	for (size_t i = 0; i < n && clock_mono_us() < deadline; i++) {
-		if (holds(pids[i], uid, want, deadline)) {
+	for (size_t i = 0; i < n && budget_left(&b); i++) {
+		if (holds(pids[i], uid, want, &b)) {
 			pid = pids[i];
 			pthread_mutex_lock(&c->lock);
 			c->recent[c->next++ % RECENT] = pid;
