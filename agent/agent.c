@@ -156,9 +156,13 @@ struct agent {
 	struct fleet *fleet;
 	struct exporter *exporter;
 	int64_t started_at_us;
+	int stopping; /* under reload_lock: agent_stop has begun */
 	char hostname[256];
 	struct ecs_agent ecs; /* who writes the exported records */
 };
+
+/* One reload at a time (SIGHUP, the API, a console over NATS), and none once stopping. */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define EXPORT_STOP_MS 2000 /* at stop, what is handed over gets this long to be acknowledged */
 
@@ -295,24 +299,6 @@ hook_call(void *ctx, const char *path, const uint8_t *req, size_t len, uint8_t *
 	    ((struct agent *)ctx)->core, path, req, len, reply, reply_len, msg, msglen);
 }
 
-/* Fleet control for cfg (a's connection): made, and its thread started when start says so. */
-static int
-control_new(struct agent *a, const struct config *cfg, int start, char *err, size_t errlen)
-{
-	struct fleet_hooks hooks = {a, hook_apply, hook_back_to_local, hook_policy_state,
-	    hook_health, hook_export_state, hook_call};
-
-	if (fleet_control_new(&a->control, cfg, a->fleet, store_agent_uuid(a->store), a->hostname,
-		a->started_at_us, &hooks, err, errlen) != 0)
-		return -1;
-	if (start && fleet_control_start(a->control, err, errlen) != 0) {
-		fleet_control_free(a->control);
-		a->control = NULL;
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * The [fleet] keys a reload may change: all but turning the fleet on or off
  * and the names the export publishes under (subject_prefix, stream,
@@ -335,7 +321,7 @@ fleet_take(struct config *to, const struct config *from)
 	to->fleet_policy_wait_s = from->fleet_policy_wait_s;
 }
 
-/* Whether fleet control must be made anew for next: what it reads at bind time changed. */
+/* Whether fleet control must bind again for next: what it reads at bind time changed. */
 static int
 control_changed(const struct config *was, const struct config *next)
 {
@@ -438,7 +424,11 @@ agent_start(struct agent **out, const struct config *cfg)
 	/* The fleet's policy, when it can be had in time, is in force before the first connection.
 	 */
 	if (a->fleet != NULL) {
-		if (control_new(a, cfg, 0, err, sizeof(err)) != 0) {
+		struct fleet_hooks hooks = {a, hook_apply, hook_back_to_local, hook_policy_state,
+		    hook_health, hook_export_state, hook_call};
+
+		if (fleet_control_new(&a->control, cfg, a->fleet, store_agent_uuid(a->store),
+			a->hostname, a->started_at_us, &hooks, err, sizeof(err)) != 0) {
 			log_warnx("cannot start fleet control: %s", err);
 			goto fail;
 		}
@@ -486,7 +476,6 @@ int
 agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
     const char *config_path, char *msg, size_t msglen)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* SIGHUP and the API */
 	struct config *next = malloc(sizeof(*next)), *live = malloc(sizeof(*live));
 	char names[16][CONFIG_KEY_NAME_MAX], err[1024], done[512] = "";
 	size_t n, o = 0;
@@ -498,7 +487,12 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 		snprintf(msg, msglen, "out of memory");
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&reload_lock);
+	if (a->stopping) {
+		snprintf(msg, msglen, "the agent is stopping");
+		rc = -EBUSY;
+		goto out;
+	}
 	config_defaults(next);
 	if (config_path != NULL && config_load_file(next, config_path, err, sizeof(err)) != 0) {
 		snprintf(
@@ -599,7 +593,7 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 		rpc_core_set_policy_history_keep(a->core, running->policy_history_keep);
 	if (a->fleet != NULL) {
 		/* The connection first (checked above, so it fails only when a file
-		 * changed since), then control, which reads the config as it binds. */
+		 * changed since), then control, which binds again with its new copy. */
 		int remake = control_changed(running, next);
 
 		fleet_again =
@@ -610,13 +604,10 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 			rc = -EINVAL;
 			goto out;
 		}
-		if (remake) {
-			fleet_control_free(a->control); /* its thread reads running */
-			a->control = NULL;
-		}
 		fleet_take(running, next);
-		if (remake && control_new(a, running, 1, err, sizeof(err)) != 0)
-			log_warnx("fleet control: cannot start again: %s", err);
+		if (remake && fleet_control_reconfigure(a->control, running) != 0)
+			log_warnx(
+			    "fleet control: out of memory: it keeps its groups until a restart");
 	}
 	*as_loaded = *next;
 	for (size_t i = 0; i < n && i < 16; i++)
@@ -631,7 +622,7 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 		snprintf(msg + strlen(msg), msglen - strlen(msg),
 		    "; the fleet connection is made again with the new [fleet] settings");
 out:
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&reload_lock);
 	free(next);
 	free(live);
 	return rc;
@@ -650,6 +641,9 @@ agent_stop(struct agent *a)
 
 	if (a == NULL)
 		return;
+	pthread_mutex_lock(&reload_lock); /* a reload running on an API thread ends first */
+	a->stopping = 1;
+	pthread_mutex_unlock(&reload_lock);
 	fleet_control_free(a->control); /* no console call is running after this */
 	rpc_server_stop(a->rpc);
 	redirect_teardown(a->redirect);

@@ -32,7 +32,8 @@
 #define CONTROL_MSG_MAX  2048 /* an error reply's Status-Message */
 
 struct fleet_control {
-	const struct config *cfg;
+	const struct config *cfg; /* &own: the thread's (a reload hands it next_cfg) */
+	struct config own;
 	struct fleet *fleet;
 	struct fleet_hooks hooks;
 	char uuid[40], hostname[256], started_at[32];
@@ -41,9 +42,10 @@ struct fleet_control {
 	int running;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	int stopping;     /* under lock */
-	int policy_dirty; /* under lock: a key changed, or the connection is new */
-	int report_now;   /* under lock: the inventory entry changed */
+	int stopping;            /* under lock */
+	int policy_dirty;        /* under lock: a key changed, or the connection is new */
+	int report_now;          /* under lock: the inventory entry changed */
+	struct config *next_cfg; /* under lock: fleet_control_reconfigure's */
 
 	/* the thread's (or fleet_control_sync's, before the thread runs) */
 	unsigned gen;
@@ -548,6 +550,50 @@ report(struct fleet_control *c)
 	free(text);
 }
 
+/* ---- the configuration ---- */
+
+/* The agent's policy keys for c->cfg, in order, none known yet. Under lock. */
+static void
+set_keys(struct fleet_control *c)
+{
+	for (size_t i = 0; i < c->n_keys; i++)
+		free(c->keys[i].doc);
+	memset(c->keys, 0, sizeof(c->keys));
+	c->n_keys = 0;
+	snprintf(c->keys[c->n_keys++].key, CONTROL_KEY_MAX, "agent.%s", c->uuid);
+	for (size_t i = 0; i < c->cfg->n_fleet_groups; i++)
+		snprintf(
+		    c->keys[c->n_keys++].key, CONTROL_KEY_MAX, "group.%s", c->cfg->fleet_groups[i]);
+}
+
+/* The first heartbeat at a random place in the interval: not the whole fleet at once. */
+static void
+start_beat(struct fleet_control *c)
+{
+	c->next_beat_us = clock_wall_us() + jitter_us(c, c->cfg->fleet_heartbeat_s * 1000);
+}
+
+/* On the thread: a reload's configuration, bound again from scratch. */
+static void
+take_config(struct fleet_control *c, struct config *next)
+{
+	unbind(c);
+	c->own = *next;
+	free(next);
+	pthread_mutex_lock(&c->lock);
+	set_keys(c);
+	pthread_mutex_unlock(&c->lock);
+	c->rejected_key[0] = '\0';
+	c->n_problems = 0;
+	c->bind_error[0] = '\0';
+	c->next_bind_us = 0;
+	c->next_full_us = 0;
+	start_beat(c);
+	log_info(
+	    "fleet: control bound again for the new configuration (%zu groups, heartbeat %u s)",
+	    c->cfg->n_fleet_groups, c->cfg->fleet_heartbeat_s);
+}
+
 /* ---- the thread ---- */
 
 static void *
@@ -560,18 +606,26 @@ control_main(void *arg)
 		struct timespec until;
 		int stopping, dirty, now;
 
+		struct config *next;
+
 		clock_deadline_ms(&until, c->change_due_us != 0 ? 100 : CONTROL_TICK_MS);
 		pthread_mutex_lock(&c->lock);
-		while (!c->stopping && !c->policy_dirty && !c->report_now &&
+		while (!c->stopping && !c->policy_dirty && !c->report_now && c->next_cfg == NULL &&
 		       pthread_cond_timedwait(&c->wake, &c->lock, &until) != ETIMEDOUT)
 			;
 		stopping = c->stopping;
 		dirty = c->policy_dirty;
 		now = c->report_now;
 		c->policy_dirty = c->report_now = 0;
+		next = c->next_cfg;
+		c->next_cfg = NULL;
 		pthread_mutex_unlock(&c->lock);
-		if (stopping)
+		if (stopping) {
+			free(next);
 			break;
+		}
+		if (next != NULL)
+			take_config(c, next); /* bind_now binds anew and reads the new keys */
 		if (bind_now(c) != 1)
 			continue;
 		/* Now and then the keys are read again: a republished change is
@@ -615,22 +669,20 @@ fleet_control_new(struct fleet_control **out, const struct config *cfg, struct f
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	c->cfg = cfg;
+	c->own = *cfg;
+	c->cfg = &c->own;
 	c->fleet = fleet;
 	c->hooks = *hooks;
 	snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
 	snprintf(c->hostname, sizeof(c->hostname), "%s", hostname);
 	rfc3339(started_at_us, c->started_at, sizeof(c->started_at));
 	snprintf(c->subject_base, sizeof(c->subject_base), "%s.policy.", cfg->fleet_subject_prefix);
-	snprintf(c->keys[c->n_keys++].key, CONTROL_KEY_MAX, "agent.%s", uuid);
-	for (size_t i = 0; i < cfg->n_fleet_groups; i++)
-		snprintf(
-		    c->keys[c->n_keys++].key, CONTROL_KEY_MAX, "group.%s", cfg->fleet_groups[i]);
+	set_keys(c);
 	for (const char *u = uuid; *u != '\0'; u++)
 		c->seed = c->seed * 31 + (unsigned char)*u;
-	/* The first heartbeat is written at once; the next ones on a cadence of
-	 * the agent's own (its place in the interval drawn at random). */
-	c->next_beat_us = clock_wall_us() + jitter_us(c, cfg->fleet_heartbeat_s * 1000);
+	/* The heartbeat on a cadence of the agent's own (its place in the
+	 * interval drawn at random); binding writes the first entry at once. */
+	start_beat(c);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -676,6 +728,22 @@ fleet_control_start(struct fleet_control *c, char *err, size_t errlen)
 	return 0;
 }
 
+int
+fleet_control_reconfigure(struct fleet_control *c, const struct config *cfg)
+{
+	struct config *next = malloc(sizeof(*next));
+
+	if (next == NULL)
+		return -1;
+	*next = *cfg;
+	pthread_mutex_lock(&c->lock);
+	free(c->next_cfg); /* two reloads in a row: the last one counts */
+	c->next_cfg = next;
+	pthread_cond_signal(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
 void
 fleet_control_free(struct fleet_control *c)
 {
@@ -691,6 +759,7 @@ fleet_control_free(struct fleet_control *c)
 	unbind(c);
 	for (size_t i = 0; i < c->n_keys; i++)
 		free(c->keys[i].doc);
+	free(c->next_cfg);
 	pthread_cond_destroy(&c->wake);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -60,8 +60,8 @@ struct fleet_hooks {
 };
 
 /*
- * Prepare the agent's fleet control on fleet (nothing is sent yet).
- * Returns 0 with *out set, or -1 with err set.
+ * Prepare the agent's fleet control on fleet (nothing is sent yet). It
+ * keeps its own copy of cfg. Returns 0 with *out set, or -1 with err set.
  */
 int fleet_control_new(struct fleet_control **out, const struct config *cfg, struct fleet *fleet,
     const char *uuid, const char *hostname, int64_t started_at_us, const struct fleet_hooks *hooks,
@@ -77,6 +77,15 @@ int fleet_control_sync(struct fleet_control *c);
 
 /* Start the thread: subscriptions, the inventory's heartbeat, policy changes. */
 int fleet_control_start(struct fleet_control *c, char *err, size_t errlen);
+
+/*
+ * A reload changed [fleet] groups, heartbeat_s or a bucket's name: the
+ * thread binds again with cfg (copied), reads the new keys and puts the
+ * first one's policy in force (or the local one when none applies). The
+ * same object stays: callbacks the library is running keep a valid one.
+ * Returns 0, or -1 (out of memory).
+ */
+int fleet_control_reconfigure(struct fleet_control *c, const struct config *cfg);
 
 /* Stop and free. NULL is ignored. */
 void fleet_control_free(struct fleet_control *c);

@@ -29,6 +29,7 @@
 #define FLEET_MAX_SERVERS  16
 #define FLEET_RETRY_MIN_MS 250
 #define FLEET_RETRY_MAX_MS 5000
+#define FLEET_DRAIN_MS     2000 /* a replaced connection's time to finish what it was doing */
 
 struct fleet {
 	natsOptions *opts; /* the fleet thread's (and fleet_close's) */
@@ -125,7 +126,8 @@ on_reconnected(natsConnection *nc, void *arg)
 		pthread_mutex_unlock(&f->lock);
 		return;
 	}
-	f->connected = 1;
+	/* (a drop just before it became f->nc had its callback ignored) */
+	f->connected = natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
 	f->last_error[0] = '\0';
 	redact(url, f->server, sizeof(f->server));
 	pthread_mutex_unlock(&f->lock);
@@ -227,6 +229,31 @@ pause_ms(struct fleet *f, int64_t ms)
 	return stopping;
 }
 
+/*
+ * A connection replaced by fleet_reconfigure while it still worked is
+ * drained, not cut: a console's call being answered on it (an Agent.Reload
+ * that changed the settings) still gets its reply out. It closes itself
+ * once drained, within FLEET_DRAIN_MS; retire() then destroys it.
+ */
+static natsConnection *
+drain(natsConnection *old)
+{
+	if (natsConnection_DrainTimeout(old, FLEET_DRAIN_MS) == NATS_OK)
+		return old;
+	natsConnection_Destroy(old); /* not connected: nothing to drain */
+	return NULL;
+}
+
+static void
+retire(struct fleet *f, natsConnection **old)
+{
+	for (int i = 0; *old != NULL && i < (FLEET_DRAIN_MS + 500) / 50; i++)
+		if (natsConnection_IsClosed(*old) || pause_ms(f, 50)) /* stopping: cut it */
+			break;
+	natsConnection_Destroy(*old); /* NULL is ignored */
+	*old = NULL;
+}
+
 /* Connect, and connect again whenever the library closes the connection. */
 static void *
 fleet_main(void *arg)
@@ -236,9 +263,10 @@ fleet_main(void *arg)
 
 	platform_thread_name("ra-fleet");
 	for (;;) {
-		natsConnection *nc = NULL, *old;
+		natsConnection *nc = NULL, *old, *draining = NULL;
 		const char *text = NULL;
 		char why[600];
+		int replaced = 0, closed;
 		natsStatus s;
 
 		pthread_mutex_lock(&f->lock);
@@ -253,6 +281,7 @@ fleet_main(void *arg)
 			f->opts = f->next_opts;
 			f->next_opts = NULL;
 			memcpy(f->servers, f->next_servers, sizeof(f->servers));
+			replaced = f->nc != NULL && !f->closed;
 			attempts = 0;
 		}
 		old = f->nc;
@@ -262,7 +291,10 @@ fleet_main(void *arg)
 		pthread_mutex_unlock(&f->lock);
 		/* Users keep the old one alive through their own references. */
 		if (old != NULL) {
-			natsConnection_Destroy(old);
+			if (replaced)
+				draining = drain(old);
+			else
+				natsConnection_Destroy(old);
 			attempts = 0;
 		}
 		s = natsConnection_Connect(&nc, f->opts);
@@ -273,6 +305,7 @@ fleet_main(void *arg)
 			    f->servers);
 			set_error(f, why);
 			natsConnection_Destroy(nc);
+			retire(f, &draining);
 			if (pause_ms(f, next_delay(f, ++attempts)))
 				break;
 			continue;
@@ -282,9 +315,11 @@ fleet_main(void *arg)
 		f->nc = nc;
 		f->gen++;
 		/* closed before it was ours (its callback ignored): make another */
-		f->closed = natsConnection_IsClosed(nc);
+		closed = f->closed = natsConnection_IsClosed(nc);
 		pthread_mutex_unlock(&f->lock);
-		on_reconnected(nc, f);
+		if (!closed)
+			on_reconnected(nc, f);
+		retire(f, &draining);
 	}
 	return NULL;
 }
@@ -493,7 +528,17 @@ fleet_close(struct fleet *f)
 	if (f->running)
 		pthread_join(f->thread, NULL);
 	if (f->nc != NULL) {
+		struct timespec until;
+
+		/* The library calls on_closed from its own thread: wait for it (2 s at
+		 * most), so that no callback of ours runs after f is freed. */
 		natsConnection_Close(f->nc);
+		clock_deadline_ms(&until, 2000);
+		pthread_mutex_lock(&f->lock);
+		while (
+		    !f->closed && pthread_cond_timedwait(&f->wake, &f->lock, &until) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&f->lock);
 		natsConnection_Destroy(f->nc);
 	}
 	natsOptions_Destroy(f->opts);

@@ -111,6 +111,13 @@ fleet_control_start(struct fleet_control *c, char *err, size_t errlen)
 	return -1;
 }
 
+int
+fleet_control_reconfigure(struct fleet_control *c, const struct config *cfg)
+{
+	(void)c, (void)cfg;
+	return -1;
+}
+
 void
 fleet_control_free(struct fleet_control *c)
 {

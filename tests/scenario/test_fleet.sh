@@ -248,6 +248,16 @@ for _ in $(seq 60); do
 done
 check_eq "its inventory entry says group hq, heartbeat 3 s, serving" "['hq']:3:group.hq:serving" "$entry"
 check "a1 still blocks (group.branch)" [ -z "$(get 8001)" ]
+# A console's reload over NATS that replaces the very connection it came on
+# still gets its reply (the old connection is drained, not cut).
+agent_conf 2 "[fleet]" "servers = nats://agent-${UUID[2]}:pw-a2b@127.0.0.1:$PORT, nats://agent-${UUID[2]}:pw-a2b@localhost:$PORT" \
+	"groups = hq" "heartbeat_s = 2" "policy_wait_s = 1"
+out=$(fleet admin call "${UUID[2]}" reload 2>&1 || true)
+check "a console's reload that changes the servers gets its reply over NATS" \
+	grep -q "the fleet connection is made again" <<<"$out"
+for _ in $(seq 100); do fleet reader call "${UUID[2]}" status >/dev/null 2>&1 && break; sleep 0.1; done
+check "and reaches a2 again on its new connection" \
+	bash -c "$(declare -f in_c fleet); CNS=$CNS CTL=$CTL URL=$URL; fleet reader call ${UUID[2]} status | grep -q a2"
 agent_conf 2
 rc=0; out=$(reload2 2>&1) || rc=$?
 check_eq "turning the fleet off by a reload exits 1" 1 "$rc"
