@@ -6,11 +6,14 @@
  * The client end of a redirected connection is an ordinary socket of this
  * host, connected from the recorded client address to the original
  * destination (NAT is invisible to it), so the kernel finds it by that
- * 4-tuple. The uid costs one netlink round trip. The process costs a search
- * of /proc/<pid>/fd, among that uid's processes only: the processes that
+ * 4-tuple. The uid, and the socket's cookie, cost one netlink round trip.
+ * The process is one map lookup: a cgroup BPF hook records who called
+ * connect() under the socket's cookie (owner_linux.c). Where the hook
+ * cannot be attached, or its entry is gone, the process costs a search of
+ * /proc/<pid>/fd, among that uid's processes only: the processes that
  * opened recent connections are tried first (a browser opens many), then
- * the rest, within a time bound; a process not found in time is unknown,
- * and a rule about it decides by its on_unknown. The session calls this on
+ * the rest, within a bound; a process not found in time is unknown, and a
+ * rule about it decides by its on_unknown. The session calls this on
  * libuv's thread pool, never on its event loop. Connections from other
  * hosts (TPROXY) have no local owner.
  */
@@ -30,6 +33,7 @@
 struct owner {
 	int32_t uid, pid;        /* -1 when unknown */
 	char exe[OWNER_EXE_MAX]; /* "" when unknown */
+	int by_hook;             /* the pid came from the connect hook, not a search */
 };
 
 struct owner_ctx;

@@ -112,6 +112,7 @@ owner_lookup(struct owner_ctx *c, const struct endpoint *src, const struct endpo
 	(void)dst; /* the client's local end is unique among live connections */
 	out->uid = out->pid = -1;
 	out->exe[0] = '\0';
+	out->by_hook = 0;
 	if (src->family != AF_INET && src->family != AF_INET6)
 		return -EAFNOSUPPORT;
 	if ((r = read_table(c, src->family)) != 0)

@@ -1026,6 +1026,12 @@ owner_done(uv_work_t *req, int status)
 	if (status == 0 && ow->rc == 0) {
 		s->rec.uid = ow->o.uid;
 		s->rec.pid = ow->o.pid;
+		if (ow->with_process)
+			log_debug("session %llu: owner uid %d, pid %d (%s)",
+			    (unsigned long long)s->rec.id, (int)ow->o.uid, (int)ow->o.pid,
+			    ow->o.pid < 0   ? "not found"
+			    : ow->o.by_hook ? "by the connect hook"
+					    : "by a /proc search");
 		if (ow->o.exe[0] != '\0') {
 			struct conn_detail *d = detail(s);
 

@@ -136,9 +136,14 @@ PYEOF
 
 # start_agent CONFIG: run the agent in the client namespace; AGENT_PID is set.
 # Ready means its own "started" line (a table left by a crash proves nothing).
+# `ip netns exec` gives it a fresh /sys without the cgroup v2 mount; the
+# agent's connect hook needs one (as under systemd), so it is mounted there
+# again, in that command's own mount namespace (the host's is untouched).
 start_agent() {
 	local n=${#PIDS[@]}
-	ip netns exec "$CNS" "$AGENT" --foreground --config "$1" >>"$WORK/agent$n.log" 2>&1 &
+	ip netns exec "$CNS" sh -c 'grep -q " cgroup2 " /proc/self/mounts ||
+		mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; exec "$@"' sh \
+		"$AGENT" --foreground --config "$1" >>"$WORK/agent$n.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
 	for _ in $(seq 200); do

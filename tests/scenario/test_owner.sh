@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The client's owner: rules on uid and executable, and rows that record uid,
 # pid and exe. curl run as nobody (setpriv) and as root, and a Python client.
+# The process comes from the connect hook (cgroup BPF): one map lookup, even
+# for a client holding 19,000 descriptors (a /proc search reads each one).
+# The first agent runs with the systemd unit's capabilities, no more.
 source "$(dirname "$0")/lib.sh"
 
 ctl() { "$CTL" --socket "$WORK/agent.sock" "$@"; }
@@ -10,8 +13,16 @@ nobody_curl() { in_c setpriv --reuid=65534 --regid=65534 --clear-groups curl -sS
 setup_net
 start_httpd 80
 start_httpd 8080
-write_config "$WORK/agent.conf" "[proxy]" "redirect_ports = 80, 8080"
-start_agent "$WORK/agent.conf"
+write_config "$WORK/agent.conf" "[agent]" "log_level = debug" "[proxy]" "redirect_ports = 80, 8080"
+# With no more capabilities than the systemd unit gives it.
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$SRCDIR/deploy/systemd/redirect-agent.service" |
+	tr 'A-Z ' 'a-z,' | sed 's/cap_/+/g')
+printf '#!/bin/sh\nexec setpriv --bounding-set=-all,%s %s "$@"\n' "$caps" "$AGENT" >"$WORK/unit-caps.sh"
+chmod +x "$WORK/unit-caps.sh"
+echo "the unit's capabilities: $caps"
+AGENT="$WORK/unit-caps.sh" start_agent "$WORK/agent.conf"
+log=$(ls -t "$WORK"/agent*.log | head -1)
+check "the connect hook is attached" grep -q "owner: processes are found by a connect hook" "$log"
 cat >"$WORK/policy.json" <<EOF
 {"rules": [
   {"id": "nobody-stays-home", "match": {"uids": [65534]}, "action": "block"},
@@ -34,6 +45,35 @@ body=$(in_c "$PY" -c "import urllib.request; print(urllib.request.urlopen('http:
 check_eq "python on 8080 is relayed" "hello from $(hostname)" "$body"
 py=$(readlink -f /usr/bin/python3)
 check_eq "recorded with python's executable" "allow||0|$py" "$(last "allow||0|$py")"
+check "each process came from the connect hook" \
+	awk '/owner uid/ { n++; if (/by the connect hook/) h++ } END { exit !(n >= 4 && n == h) }' "$log"
+
+# A client holding 19,000 descriptors: known at once, by its executable.
+cat >"$WORK/python.json" <<EOF
+{"rules": [{"id": "no-python-on-8080", "match": {"exe_paths": ["$py"], "dst_ports": [8080]},
+  "action": "block"}]}
+EOF
+ctl policy set "$WORK/python.json" >/dev/null
+in_c setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" - <<EOF >"$WORK/fat.out" 2>&1 || true
+import os, socket, time
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(19000)]
+t0 = time.monotonic()
+try:
+    s = socket.create_connection(("$SRV4", 8080), timeout=5)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    got = s.recv(100)
+except OSError:
+    got = b""
+print("pid", os.getpid(), "held", len(fds), "answered" if got else "closed",
+      "after %d ms" % ((time.monotonic() - t0) * 1000))
+EOF
+true
+cat "$WORK/fat.out"
+check "a python holding 19,000 descriptors is closed" grep -q "held 19000 closed" "$WORK/fat.out"
+fat=$(awk '{ print $2 }' "$WORK/fat.out")
+check_eq "by the executable rule, with its uid and executable" "block|no-python-on-8080|65534|$py" \
+	"$(last "block|no-python-on-8080|65534|$py")"
+check "found by the connect hook" grep -q "owner uid 65534, pid $fat (by the connect hook)" "$log"
 
 # Without a rule that needs it, only the uid is looked up (auto): the fair
 # share between users needs it (max_sessions_per_uid); not the process ...

@@ -17,6 +17,10 @@ echo "exposure score: $score"
 check "hardening: exposure score $score is at most 3.0 (OK or better)" \
 	awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 3.0) }'
 
+# What the agent calls beyond @system-service: bpf (the owner's connect hook).
+# (test_owner.sh runs the agent with the unit's capabilities.)
+check "the unit's system call filter allows bpf" \
+	grep -qE '^SystemCallFilter=@system-service( .*)? bpf( |$)' "$UNIT"
 check "the shipped config parses" "$AGENT" --check-config --config "$SRCDIR/deploy/agent.conf"
 # Every key of agent/config.c's key table, each once, with its default.
 check_eq "the shipped config is the agent's own template (--print-config)" \
