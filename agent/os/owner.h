@@ -8,8 +8,9 @@
  * destination (NAT is invisible to it), so the kernel finds it by that
  * 4-tuple. The uid, and the socket's cookie, cost one netlink round trip.
  * The process is one map lookup: a cgroup BPF hook records who called
- * connect() under the socket's cookie (owner_linux.c). Where the hook
- * cannot be attached, or its entry is gone, the process costs a search of
+ * connect() under the socket's cookie (owner_linux.c), believed when that
+ * process still holds the socket. Where the hook cannot be attached, or its
+ * entry is gone or not believed, the process costs a search of
  * /proc/<pid>/fd, among that uid's processes only: the processes that
  * opened recent connections are tried first (a browser opens many), then
  * the rest, within a bound; a process not found in time is unknown, and a

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,14 @@ static int
 hook_prog(int map, enum bpf_attach_type type, char *why, size_t whylen)
 {
 	const struct bpf_insn insns[] = {
+	    /* TCP only: a UDP connect() is free and sends nothing, and a flood
+	     * of them must not push the TCP entries out */
+	    INSN(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1,
+		(int16_t)offsetof(struct bpf_sock_addr, type), 0),
+	    INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_2, 0, 16, SOCK_STREAM),
+	    INSN(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1,
+		(int16_t)offsetof(struct bpf_sock_addr, protocol), 0),
+	    INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_2, 0, 14, IPPROTO_TCP),
 	    INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_socket_cookie),  /* r1: the context */
 	    INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0, -8, 0), /* key */
 	    INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_current_pid_tgid),
@@ -159,6 +168,27 @@ hook_close(void)
 	hook.map = -1;
 }
 
+/* The hook records pids as the host sees them: only then are they /proc's. */
+static int
+host_pid_namespace(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "re");
+	int host = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "NSpid:", 6) == 0) {
+			int a, b;
+
+			/* one pid: no nested namespace */
+			host = sscanf(line + 6, "%d %d", &a, &b) == 1;
+			break;
+		}
+	if (f != NULL)
+		fclose(f);
+	return host;
+}
+
 /* Attach the hook (once per process). Under hook.lock. 0, or -1 with why set. */
 static int
 hook_open(char *why, size_t whylen)
@@ -167,6 +197,10 @@ hook_open(char *why, size_t whylen)
 	union bpf_attr a;
 	int cg;
 
+	if (!host_pid_namespace()) {
+		snprintf(why, whylen, "the agent is not in the host's pid namespace");
+		return -1;
+	}
 	memset(&a, 0, sizeof(a));
 	a.map_type = BPF_MAP_TYPE_LRU_HASH;
 	a.key_size = sizeof(uint64_t);
@@ -267,23 +301,30 @@ hook_pid(uint64_t cookie)
 	struct hook_value v;
 	union bpf_attr a;
 	uint64_t start;
-	int pid, map;
+	int pid, rc = -1;
 
-	pthread_mutex_lock(&hook.lock);
-	map = hook.map;
-	pthread_mutex_unlock(&hook.lock);
-	if (map < 0 || cookie == 0)
+	if (cookie == 0)
 		return -1;
-	memset(&a, 0, sizeof(a));
-	a.map_fd = (uint32_t)map;
-	a.key = (uintptr_t)&cookie;
-	a.value = (uintptr_t)&v;
-	if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) != 0)
+	/* Under the lock: the map is not closed under a lookup. Each entry is
+	 * read once (a connection is looked up once) and taken out. */
+	pthread_mutex_lock(&hook.lock);
+	if (hook.map >= 0) {
+		memset(&a, 0, sizeof(a));
+		a.map_fd = (uint32_t)hook.map;
+		a.key = (uintptr_t)&cookie;
+		a.value = (uintptr_t)&v;
+		rc = (int)sys_bpf(BPF_MAP_LOOKUP_ELEM, &a);
+		if (rc == 0)
+			(void)sys_bpf(BPF_MAP_DELETE_ELEM, &a);
+	}
+	pthread_mutex_unlock(&hook.lock);
+	if (rc != 0)
 		return -1;
 	pid = (int)(v.pid_tgid >> 32);
-	/* start times count in clock ticks: a tick's slack */
+	/* The start time is rounded down to a clock tick: a process that started
+	 * later than the connect() is another one with the same pid. */
 	start = started_ns(pid);
-	if (pid <= 0 || start == 0 || start > v.boot_ns + 1000000000ull / 100)
+	if (pid <= 0 || start == 0 || start > v.boot_ns)
 		return -1;
 	return pid;
 }
@@ -411,13 +452,22 @@ budget_left(const struct budget *b)
 }
 
 static int
+cmp_int_desc(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int
 holds(int pid, uint32_t uid, const char *want, const struct budget *b)
 {
 	char path[64], link[64];
 	struct stat sb;
 	DIR *d;
 	struct dirent *e;
-	int found = 0;
+	int found = 0, *fds = NULL;
+	size_t n = 0, cap = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d", pid);
 	if (stat(path, &sb) != 0 || sb.st_uid != uid)
@@ -425,18 +475,35 @@ holds(int pid, uint32_t uid, const char *want, const struct budget *b)
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	if ((d = opendir(path)) == NULL)
 		return 0;
-	while (!found && (e = readdir(d)) != NULL && budget_left(b)) {
-		ssize_t n;
-
+	/* Newest descriptors first: a socket opened for this connection usually
+	 * has the highest number, even in a process that holds thousands. */
+	while ((e = readdir(d)) != NULL && budget_left(b)) {
 		if (e->d_name[0] == '.')
 			continue;
-		n = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = '\0';
+		if (n == cap) {
+			int *bigger = realloc(fds, (cap = cap ? 2 * cap : 64) * sizeof(*fds));
+
+			if (bigger == NULL)
+				break;
+			fds = bigger;
+		}
+		fds[n++] = atoi(e->d_name);
+	}
+	if (n > 0)
+		qsort(fds, n, sizeof(*fds), cmp_int_desc);
+	for (size_t i = 0; i < n && !found && budget_left(b); i++) {
+		char name[16];
+		ssize_t len;
+
+		snprintf(name, sizeof(name), "%d", fds[i]);
+		len = readlinkat(dirfd(d), name, link, sizeof(link) - 1);
+		if (len > 0) {
+			link[len] = '\0';
 			found = strcmp(link, want) == 0;
 		}
 	}
 	closedir(d);
+	free(fds);
 	return found;
 }
 
@@ -503,6 +570,39 @@ find_pid(struct owner_ctx *c, uint32_t uid, uint32_t inode)
 	return pid;
 }
 
+static void
+read_exe(int pid, char *exe, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, exe, len - 1);
+	exe[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * Whether the hook's pid, the one that called connect(), is the owner: it
+ * still holds the socket, and its program is the same before and after that
+ * is checked. A process that called connect() and then exec'd (or passed
+ * the socket on and exited) is not believed: the search decides. exe is
+ * set when it is.
+ */
+static int
+confirm(int pid, uint32_t uid, uint32_t inode, char *exe, size_t len)
+{
+	struct budget b = {
+	    thread_cpu_us() + OWNER_SCAN_MAX_US, clock_mono_us() + OWNER_SCAN_WALL_MAX_US};
+	char want[40], again[OWNER_EXE_MAX];
+
+	snprintf(want, sizeof(want), "socket:[%u]", inode);
+	read_exe(pid, exe, len);
+	if (exe[0] == '\0' || inode == 0 || !holds(pid, uid, want, &b))
+		return 0;
+	read_exe(pid, again, sizeof(again));
+	return strcmp(exe, again) == 0;
+}
+
 int32_t
 owner_uid(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst)
 {
@@ -537,17 +637,16 @@ owner_lookup(struct owner_ctx *c, const struct endpoint *src, const struct endpo
 	if (r != 0)
 		return r == -ENOENT ? 0 : r;
 	out->uid = (int32_t)uid;
-	if (with_process && (out->pid = hook_pid(cookie)) > 0)
+	if (!with_process)
+		return 0;
+	if ((out->pid = hook_pid(cookie)) > 0 &&
+	    confirm(out->pid, uid, inode, out->exe, sizeof(out->exe))) {
 		out->by_hook = 1;
-	else if (with_process && inode != 0)
-		out->pid = find_pid(c, uid, inode);
-	if (out->pid > 0) {
-		char path[64];
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "/proc/%d/exe", out->pid);
-		n = readlink(path, out->exe, sizeof(out->exe) - 1);
-		out->exe[n > 0 ? n : 0] = '\0';
+		return 0;
 	}
+	out->exe[0] = '\0';
+	out->pid = inode != 0 ? find_pid(c, uid, inode) : -1;
+	if (out->pid > 0)
+		read_exe(out->pid, out->exe, sizeof(out->exe));
 	return 0;
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The client's owner: rules on uid and executable, and rows that record uid,
 # pid and exe. curl run as nobody (setpriv) and as root, and a Python client.
-# The process comes from the connect hook (cgroup BPF): one map lookup, even
-# for a client holding 19,000 descriptors (a /proc search reads each one).
-# The first agent runs with the systemd unit's capabilities, no more.
+# The process comes from the connect hook (cgroup BPF), confirmed by the
+# process still holding the socket: a client holding 10,000 descriptors is
+# found so; a child that calls connect() and execs another program is not
+# blamed for its parent's connection. The first agent runs with the systemd
+# unit's capabilities, no more.
 source "$(dirname "$0")/lib.sh"
 
 ctl() { "$CTL" --socket "$WORK/agent.sock" "$@"; }
@@ -48,7 +50,7 @@ check_eq "recorded with python's executable" "allow||0|$py" "$(last "allow||0|$p
 check "each process came from the connect hook" \
 	awk '/owner uid/ { n++; if (/by the connect hook/) h++ } END { exit !(n >= 4 && n == h) }' "$log"
 
-# A client holding 19,000 descriptors: known at once, by its executable.
+# A client holding 10,000 descriptors: known by the hook, by its executable.
 cat >"$WORK/python.json" <<EOF
 {"rules": [{"id": "no-python-on-8080", "match": {"exe_paths": ["$py"], "dst_ports": [8080]},
   "action": "block"}]}
@@ -56,7 +58,7 @@ EOF
 ctl policy set "$WORK/python.json" >/dev/null
 in_c setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" - <<EOF >"$WORK/fat.out" 2>&1 || true
 import os, socket, time
-fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(19000)]
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(10000)]
 t0 = time.monotonic()
 try:
     s = socket.create_connection(("$SRV4", 8080), timeout=5)
@@ -69,11 +71,43 @@ print("pid", os.getpid(), "held", len(fds), "answered" if got else "closed",
 EOF
 true
 cat "$WORK/fat.out"
-check "a python holding 19,000 descriptors is closed" grep -q "held 19000 closed" "$WORK/fat.out"
+check "a python holding 10,000 descriptors is closed" grep -q "held 10000 closed" "$WORK/fat.out"
 fat=$(awk '{ print $2 }' "$WORK/fat.out")
 check_eq "by the executable rule, with its uid and executable" "block|no-python-on-8080|65534|$py" \
 	"$(last "block|no-python-on-8080|65534|$py")"
 check "found by the connect hook" grep -q "owner uid 65534, pid $fat (by the connect hook)" "$log"
+
+# The hook says who called connect(); that process must still hold the
+# socket. Here a child calls connect() (TCP_FASTOPEN_CONNECT: no packet yet)
+# on its parent's socket and execs sleep, closing its copy; the parent then
+# sends. The connection is python's, not sleep's: blocked by the rule.
+# (tcp_fastopen 5: a client may defer its SYN without a cookie, so the
+# connection reaches the agent only after the exec, every time.)
+in_c sysctl -qw net.ipv4.tcp_fastopen=5
+in_c setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" - <<EOF >"$WORK/fork.out" 2>&1 || true
+import os, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+s.setsockopt(socket.IPPROTO_TCP, 30, 1)  # TCP_FASTOPEN_CONNECT
+child = os.fork()
+if child == 0:
+    try:
+        s.connect(("$SRV4", 8080))
+    except OSError:
+        pass
+    os.execv("/usr/bin/sleep", ["sleep", "2"])
+time.sleep(0.5)  # the child has exec'd: only the parent holds the socket
+try:
+    s.settimeout(5)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    got = s.recv(100)
+except OSError:
+    got = b""
+print("answered" if got else "closed")
+EOF
+cat "$WORK/fork.out"
+check "a connect() by a child that then execs is not the child's: closed" grep -qx closed "$WORK/fork.out"
+check_eq "recorded as python's" "block|no-python-on-8080|65534|$py" \
+	"$(last "block|no-python-on-8080|65534|$py")"
 
 # Without a rule that needs it, only the uid is looked up (auto): the fair
 # share between users needs it (max_sessions_per_uid); not the process ...
