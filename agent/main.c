@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "config.h"
 #include "log.h"
+#include "owner_probe.h"
 
 static void
 usage(FILE *f)
@@ -189,6 +190,8 @@ main(int argc, char **argv)
 	uv_timer_t watchdog;
 	uint64_t watchdog_usec = 0;
 
+	if (argc > 0 && strcmp(argv[0], OWNER_HELPER_ARGV0) == 0)
+		return owner_helper_main(argc, argv); /* not an option: owner_probe_linux.c */
 	if ((rc = agent_args_parse(argc, argv, &args, &cfg, usage)) >= 0)
 		return rc;
 	/* Reloads read the file again, after daemonize's chdir("/"): its full path. */
@@ -220,7 +223,16 @@ main(int argc, char **argv)
 		log_warnx(
 		    "redirect_ports or redirect_cidrs is empty: no connection will be redirected");
 
+	/* Before any thread: the helper takes the capabilities to read other
+	 * users' /proc, and this process drops them. */
+	if (cfg.mode == MODE_REDIRECT && cfg.owner_lookup != OWNER_NEVER) {
+		char err[256];
+
+		if (owner_helper_start(OWNER_HELPER_CHANNELS, err, sizeof(err)) != 0)
+			log_warnx("owner: %s; programs are looked up in the agent itself", err);
+	}
 	if ((rc = agent_start(&agent, &cfg)) != 0) {
+		owner_helper_stop();
 		daemon_ready(ready_fd, 1);
 		return rc;
 	}
@@ -240,6 +252,7 @@ main(int argc, char **argv)
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	agent_stop(agent);
+	owner_helper_stop();
 	uv_close((uv_handle_t *)&sigint, NULL);
 	uv_close((uv_handle_t *)&sigterm, NULL);
 	uv_close((uv_handle_t *)&sighup, NULL);

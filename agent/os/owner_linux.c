@@ -21,15 +21,12 @@
 
 #include "clock.h"
 #include "log.h"
-
-#define RECENT 16 /* processes that opened connections lately, tried first */
+#include "owner_probe.h"
 
 struct owner_ctx {
 	pthread_mutex_t lock; /* lookups run on several threads at once */
 	int nl;               /* under lock */
 	uint32_t seq;         /* under lock */
-	int recent[RECENT];   /* under lock */
-	unsigned next;        /* under lock */
 };
 
 /* ---- the connect hook: who called connect(), by socket cookie ---- */
@@ -424,185 +421,6 @@ diag(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst
 	}
 }
 
-/*
- * Whether process pid, running as uid, has the socket with this inode open;
- * 0 once the budget is spent (a process may hold thousands of descriptors).
- * The socket's owner is its creator's uid: only that user's processes are
- * searched, so one user holding many descriptors slows the search for its
- * own connections only, never another user's.
- */
-/* Where a search must stop: OWNER_SCAN_MAX_US of the thread's CPU, or OWNER_SCAN_WALL_MAX_US. */
-struct budget {
-	uint64_t cpu_end, wall_end;
-};
-
-static uint64_t
-thread_cpu_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static int
-budget_left(const struct budget *b)
-{
-	return thread_cpu_us() < b->cpu_end && clock_mono_us() < b->wall_end;
-}
-
-static int
-cmp_int_desc(const void *a, const void *b)
-{
-	int x = *(const int *)a, y = *(const int *)b;
-
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static int
-holds(int pid, uint32_t uid, const char *want, const struct budget *b)
-{
-	char path[64], link[64];
-	struct stat sb;
-	DIR *d;
-	struct dirent *e;
-	int found = 0, *fds = NULL;
-	size_t n = 0, cap = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d", pid);
-	if (stat(path, &sb) != 0 || sb.st_uid != uid)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	if ((d = opendir(path)) == NULL)
-		return 0;
-	/* Newest descriptors first: a socket opened for this connection usually
-	 * has the highest number, even in a process that holds thousands. */
-	while ((e = readdir(d)) != NULL && budget_left(b)) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			int *bigger = realloc(fds, (cap = cap ? 2 * cap : 64) * sizeof(*fds));
-
-			if (bigger == NULL)
-				break;
-			fds = bigger;
-		}
-		fds[n++] = atoi(e->d_name);
-	}
-	if (n > 0)
-		qsort(fds, n, sizeof(*fds), cmp_int_desc);
-	for (size_t i = 0; i < n && !found && budget_left(b); i++) {
-		char name[16];
-		ssize_t len;
-
-		snprintf(name, sizeof(name), "%d", fds[i]);
-		len = readlinkat(dirfd(d), name, link, sizeof(link) - 1);
-		if (len > 0) {
-			link[len] = '\0';
-			found = strcmp(link, want) == 0;
-		}
-	}
-	closedir(d);
-	free(fds);
-	return found;
-}
-
-static int
-cmp_desc(const void *a, const void *b)
-{
-	int x = *(const int *)a, y = *(const int *)b;
-
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/*
- * The process holding the socket: recent owners first, then every process,
- * newest first (a client that just started, like curl, has a high pid). The
- * whole search, listing /proc included, stops when its budget is spent.
- */
-static int
-find_pid(struct owner_ctx *c, uint32_t uid, uint32_t inode)
-{
-	char want[40];
-	struct budget b = {
-	    thread_cpu_us() + OWNER_SCAN_MAX_US, clock_mono_us() + OWNER_SCAN_WALL_MAX_US};
-	DIR *proc;
-	struct dirent *e;
-	int *pids = NULL, pid = -1, recent[RECENT];
-	size_t n = 0, cap = 0;
-
-	snprintf(want, sizeof(want), "socket:[%u]", inode);
-	pthread_mutex_lock(&c->lock);
-	memcpy(recent, c->recent, sizeof(recent));
-	pthread_mutex_unlock(&c->lock);
-	for (unsigned i = 0; i < RECENT; i++)
-		if (recent[i] > 0 && holds(recent[i], uid, want, &b))
-			return recent[i];
-	if ((proc = opendir("/proc")) == NULL)
-		return -1;
-	while ((e = readdir(proc)) != NULL && budget_left(&b)) {
-		char *end;
-		long p = strtol(e->d_name, &end, 10); /* digits only: the rest are not processes */
-
-		if (*end != '\0' || p <= 0 || p == getpid())
-			continue;
-		if (n == cap) {
-			int *bigger = realloc(pids, (cap = cap ? 2 * cap : 512) * sizeof(*pids));
-
-			if (bigger == NULL)
-				break;
-			pids = bigger;
-		}
-		pids[n++] = (int)p;
-	}
-	closedir(proc);
-	qsort(pids, n, sizeof(*pids), cmp_desc);
-	for (size_t i = 0; i < n && budget_left(&b); i++) {
-		if (holds(pids[i], uid, want, &b)) {
-			pid = pids[i];
-			pthread_mutex_lock(&c->lock);
-			c->recent[c->next++ % RECENT] = pid;
-			pthread_mutex_unlock(&c->lock);
-			break;
-		}
-	}
-	free(pids);
-	return pid;
-}
-
-static void
-read_exe(int pid, char *exe, size_t len)
-{
-	char path[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
-	n = readlink(path, exe, len - 1);
-	exe[n > 0 ? n : 0] = '\0';
-}
-
-/*
- * Whether the hook's pid, the one that called connect(), is the owner: it
- * still holds the socket, and its program is the same before and after that
- * is checked. A process that called connect() and then exec'd (or passed
- * the socket on and exited) is not believed: the search decides. exe is
- * set when it is.
- */
-static int
-confirm(int pid, uint32_t uid, uint32_t inode, char *exe, size_t len)
-{
-	struct budget b = {
-	    thread_cpu_us() + OWNER_SCAN_MAX_US, clock_mono_us() + OWNER_SCAN_WALL_MAX_US};
-	char want[40], again[OWNER_EXE_MAX];
-
-	snprintf(want, sizeof(want), "socket:[%u]", inode);
-	read_exe(pid, exe, len);
-	if (exe[0] == '\0' || inode == 0 || !holds(pid, uid, want, &b))
-		return 0;
-	read_exe(pid, again, sizeof(again));
-	return strcmp(exe, again) == 0;
-}
-
 int32_t
 owner_uid(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst)
 {
@@ -637,16 +455,7 @@ owner_lookup(struct owner_ctx *c, const struct endpoint *src, const struct endpo
 	if (r != 0)
 		return r == -ENOENT ? 0 : r;
 	out->uid = (int32_t)uid;
-	if (!with_process)
-		return 0;
-	if ((out->pid = hook_pid(cookie)) > 0 &&
-	    confirm(out->pid, uid, inode, out->exe, sizeof(out->exe))) {
-		out->by_hook = 1;
-		return 0;
-	}
-	out->exe[0] = '\0';
-	out->pid = inode != 0 ? find_pid(c, uid, inode) : -1;
-	if (out->pid > 0)
-		read_exe(out->pid, out->exe, sizeof(out->exe));
+	if (with_process)
+		owner_probe_ask(hook_pid(cookie), uid, inode, out);
 	return 0;
 }

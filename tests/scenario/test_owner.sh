@@ -5,7 +5,8 @@
 # process still holding the socket: a client holding 10,000 descriptors is
 # found so; a child that calls connect() and execs another program is not
 # blamed for its parent's connection. The first agent runs with the systemd
-# unit's capabilities, no more.
+# unit's capabilities, no more; a helper process holds the two that read
+# other users' /proc, and the agent drops them.
 source "$(dirname "$0")/lib.sh"
 
 ctl() { "$CTL" --socket "$WORK/agent.sock" "$@"; }
@@ -25,6 +26,13 @@ echo "the unit's capabilities: $caps"
 AGENT="$WORK/unit-caps.sh" start_agent "$WORK/agent.conf"
 log=$(ls -t "$WORK"/agent*.log | head -1)
 check "the connect hook is attached" grep -q "owner: processes are found by a connect hook" "$log"
+# Reading other users' /proc takes CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: a
+# helper holds those two and nothing else, and the agent has neither.
+capeff() { awk '/^CapEff:/ { print $2 }' "/proc/$1/status"; }
+helper=$(pgrep -P "$AGENT_PID" -x ra-owner || true)
+check "a helper looks programs up" grep -q "owner: programs are looked up by a helper (pid $helper)" "$log"
+check_eq "the helper holds CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH only" 0000000000080004 "$(capeff "$helper")"
+check_eq "the agent has neither" 0 "$(( 0x$(capeff "$AGENT_PID") & 0x80004 ))"
 cat >"$WORK/policy.json" <<EOF
 {"rules": [
   {"id": "nobody-stays-home", "match": {"uids": [65534]}, "action": "block"},
@@ -116,6 +124,7 @@ ctl policy set "$WORK/empty.json" >/dev/null
 in_c curl -sS --max-time 5 -o /dev/null "http://$SRV4/"
 check_eq "auto, no owner rule: the uid, not the process" "allow||0|" "$(last "allow||0|")"
 stop_agent
+check "the helper left with the agent, waited for" [ ! -e "/proc/$helper" ]
 # ... unless owner_lookup = always.
 write_config "$WORK/always.conf" "[proxy]" "redirect_ports = 80, 8080" "owner_lookup = always"
 start_agent "$WORK/always.conf"
