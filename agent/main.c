@@ -224,12 +224,21 @@ main(int argc, char **argv)
 		    "redirect_ports or redirect_cidrs is empty: no connection will be redirected");
 
 	/* Before any thread: the helper takes the capabilities to read other
-	 * users' /proc, and this process drops them. */
-	if (cfg.mode == MODE_REDIRECT && cfg.owner_lookup != OWNER_NEVER) {
+	 * users' /proc, and this process drops them, helper or not. */
+	{
 		char err[256];
 
-		if (owner_helper_start(OWNER_HELPER_CHANNELS, err, sizeof(err)) != 0)
-			log_warnx("owner: %s; programs are looked up in the agent itself", err);
+		if (cfg.mode == MODE_REDIRECT && cfg.owner_lookup != OWNER_NEVER &&
+		    owner_helper_start(OWNER_HELPER_CHANNELS, err, sizeof(err)) != 0)
+			log_warnx("owner: %s; programs are looked up in the agent itself, which "
+				  "cannot read other users' processes",
+			    err);
+		if (owner_drop_caps(err, sizeof(err)) != 0) {
+			log_warnx("%s", err);
+			owner_helper_stop();
+			daemon_ready(ready_fd, 1);
+			return 1;
+		}
 	}
 	if ((rc = agent_start(&agent, &cfg)) != 0) {
 		owner_helper_stop();

@@ -51,6 +51,9 @@ void owner_close(struct owner_ctx *c);
 int owner_lookup(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst,
     int with_process, struct owner *out);
 
+/* Why owner lookups cannot find programs (a health reason), or NULL. */
+const char *owner_problem(void);
+
 /* The uid alone: one netlink round trip, answered at once (no search). -1: unknown. */
 int32_t owner_uid(struct owner_ctx *c, const struct endpoint *src, const struct endpoint *dst);
 

@@ -34,12 +34,17 @@
 void owner_probe_ask(int hint, uint32_t uid, uint32_t inode, struct owner *out);
 
 /*
- * Start the helper with n channels (lookups at once), then drop
- * CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH from this process. Before any
- * thread: capabilities are per thread. 0, or -1 with err set (nothing
- * dropped: lookups run in-process).
+ * Start the helper with n channels (lookups at once). Before any thread.
+ * 0, or -1 with err set (lookups then run in-process).
  */
 int owner_helper_start(unsigned n, char *err, size_t errlen);
+
+/*
+ * Drop CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH from this process for good
+ * (and set no_new_privs), helper or not. Before any thread: capabilities
+ * are per thread. 0, or -1 with err set.
+ */
+int owner_drop_caps(char *err, size_t errlen);
 
 /* At the end, after every lookup: the helper leaves, and is waited for. */
 void owner_helper_stop(void);

@@ -237,11 +237,13 @@ probe(int hint, uint32_t uid, uint32_t inode, struct owner *out)
 /* ---- the helper and its channels ---- */
 
 struct probe_req {
+	uint32_t id; /* echoed: a late answer is never taken for another's */
 	int32_t hint;
 	uint32_t uid, inode;
 };
 
 struct probe_rep {
+	uint32_t id;
 	int32_t pid, by_hook;
 	char exe[OWNER_EXE_MAX];
 };
@@ -250,54 +252,112 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int fd[MAX_CHANNELS];
-	unsigned char busy[MAX_CHANNELS];
-	unsigned n; /* 0: no helper, probe in-process */
-	int gone;   /* the helper stopped answering: said once */
+	unsigned char busy[MAX_CHANNELS], dead[MAX_CHANNELS];
+	unsigned n;     /* 0: no helper, probe in-process (set before any thread) */
+	unsigned alive; /* channels not closed after a failure */
+	uint32_t next_id;
 	pid_t pid;
-} helper = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, {0}, 0, 0, 0};
+	int reaped; /* it died and was waited for */
+} helper = {.lock = PTHREAD_MUTEX_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER};
+
+/* One question on channel i: 0 with r filled, or -1 (no answer in time, or none at all). */
+static int
+exchange(unsigned i, const struct probe_req *q, struct probe_rep *r)
+{
+	uint64_t deadline = clock_mono_us() + (uint64_t)ASK_WAIT_S * 1000000;
+
+	if (send(helper.fd[i], q, sizeof(*q), MSG_NOSIGNAL) != (ssize_t)sizeof(*q))
+		return -1;
+	for (;;) {
+		ssize_t got = recv(helper.fd[i], r, sizeof(*r), 0);
+
+		if (got == (ssize_t)sizeof(*r) && r->id == q->id)
+			return 0;
+		if (clock_mono_us() >= deadline)
+			return -1;
+		if (got == (ssize_t)sizeof(*r) || (got < 0 && errno == EINTR))
+			continue; /* an answer to an earlier question, or a signal */
+		return -1;
+	}
+}
 
 void
 owner_probe_ask(int hint, uint32_t uid, uint32_t inode, struct owner *out)
 {
-	struct probe_req q = {hint, uid, inode};
+	struct probe_req q = {0, hint, uid, inode};
 	struct probe_rep r;
 	unsigned i;
-	ssize_t got = -1;
+	int rc;
 
-	if (helper.n == 0) { /* set once, before any thread */
+	if (helper.n == 0) {
 		probe(hint, uid, inode, out);
 		return;
 	}
-	pthread_mutex_lock(&helper.lock);
-	for (;;) {
-		for (i = 0; i < helper.n && helper.busy[i]; i++)
-			;
-		if (i < helper.n)
-			break;
-		pthread_cond_wait(&helper.idle, &helper.lock);
-	}
-	helper.busy[i] = 1;
-	pthread_mutex_unlock(&helper.lock);
-	if (send(helper.fd[i], &q, sizeof(q), MSG_NOSIGNAL) == (ssize_t)sizeof(q))
-		got = recv(helper.fd[i], &r, sizeof(r), 0);
-	pthread_mutex_lock(&helper.lock);
-	helper.busy[i] = 0;
-	pthread_cond_signal(&helper.idle);
-	if (got != (ssize_t)sizeof(r) && !helper.gone) {
-		helper.gone = 1;
-		log_warnx("owner: the helper does not answer (%s): programs are unknown",
-		    got < 0 ? strerror(errno) : "it is gone");
-	}
-	pthread_mutex_unlock(&helper.lock);
 	out->pid = -1;
 	out->exe[0] = '\0';
 	out->by_hook = 0;
-	if (got == (ssize_t)sizeof(r)) {
+	pthread_mutex_lock(&helper.lock);
+	for (;;) {
+		for (i = 0; i < helper.n && (helper.busy[i] || helper.dead[i]); i++)
+			;
+		if (i < helper.n || helper.alive == 0)
+			break;
+		pthread_cond_wait(&helper.idle, &helper.lock);
+	}
+	if (i == helper.n) { /* every channel failed: the helper is gone */
+		pthread_mutex_unlock(&helper.lock);
+		return;
+	}
+	helper.busy[i] = 1;
+	q.id = ++helper.next_id;
+	pthread_mutex_unlock(&helper.lock);
+	rc = exchange(i, &q, &r);
+	pthread_mutex_lock(&helper.lock);
+	helper.busy[i] = 0;
+	if (rc != 0) {
+		/* Never asked again: whatever it still says is nobody's answer. */
+		helper.dead[i] = 1;
+		close(helper.fd[i]);
+		helper.alive--;
+		if (!helper.reaped && waitpid(helper.pid, NULL, WNOHANG) == helper.pid) {
+			helper.reaped = 1; /* dead: every channel with it */
+			for (unsigned j = 0; j < helper.n; j++)
+				if (!helper.dead[j] && !helper.busy[j]) {
+					helper.dead[j] = 1;
+					close(helper.fd[j]);
+					helper.alive--;
+				}
+		}
+		if (helper.alive == 0)
+			log_warnx(
+			    "owner: the ra-owner helper does not answer: programs are unknown "
+			    "until the agent is restarted");
+		else
+			log_warnx("owner: a lookup got no answer from the helper within %d s: that "
+				  "channel is closed, %u remain",
+			    ASK_WAIT_S, helper.alive);
+	}
+	pthread_cond_broadcast(&helper.idle);
+	pthread_mutex_unlock(&helper.lock);
+	if (rc == 0) {
 		r.exe[sizeof(r.exe) - 1] = '\0';
 		out->pid = r.pid;
 		out->by_hook = r.by_hook;
 		memcpy(out->exe, r.exe, sizeof(out->exe));
 	}
+}
+
+const char *
+owner_problem(void)
+{
+	int gone;
+
+	pthread_mutex_lock(&helper.lock);
+	gone = helper.n > 0 && helper.alive == 0;
+	pthread_mutex_unlock(&helper.lock);
+	return gone ? "the ra-owner helper is gone: the programs of connections are unknown until "
+		      "a restart"
+		    : NULL;
 }
 
 /* Keep (keep = 1) or drop (0) exactly these capabilities in this thread. */
@@ -361,18 +421,24 @@ owner_helper_start(unsigned n, char *err, size_t errlen)
 	}
 	if (made < n) {
 		snprintf(err, errlen, "cannot make the helper's channels: %s", strerror(errno));
-		goto fail;
+		for (i = 0; i < made; i++) {
+			close(ours[i]);
+			close(theirs[i]);
+		}
+		return -1;
 	}
 	snprintf(count, sizeof(count), "%u", n);
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
 	posix_spawn_file_actions_init(&fa);
+	/* nothing of the agent's terminal or pipes: a caller waiting on them is not held */
+	for (int fd = 0; fd < 3; fd++)
+		posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
 	for (i = 0; i < n; i++)
 		posix_spawn_file_actions_adddup2(&fa, theirs[i], 3 + (int)i);
 	rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	for (i = 0; i < n; i++)
 		close(theirs[i]);
-	made = 0; /* theirs are closed */
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the helper: %s", strerror(rc));
 		for (i = 0; i < n; i++)
@@ -384,41 +450,47 @@ owner_helper_start(unsigned n, char *err, size_t errlen)
 	/* It says it is ready once it holds only its two capabilities. */
 	if (recv(ours[0], &ready, 1, 0) != 1 || ready != 'R') {
 		snprintf(err, errlen, "the helper did not start");
-		kill(pid, SIGKILL);
+		kill(pid, SIGKILL); /* not reaped yet: the pid is still its */
 		waitpid(pid, NULL, 0);
 		for (i = 0; i < n; i++)
 			close(ours[i]);
 		return -1;
 	}
 	memcpy(helper.fd, ours, n * sizeof(ours[0]));
-	helper.n = n;
+	helper.n = helper.alive = n;
 	helper.pid = pid;
-	/* The agent no longer needs them; nothing it runs later gets them back. */
-	(void)caps_only(probe_caps, sizeof(probe_caps) / sizeof(probe_caps[0]), 0);
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	log_info("owner: programs are looked up by a helper (pid %d); the agent dropped "
-		 "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
-	    (int)pid);
+	log_info("owner: programs are looked up by the ra-owner helper (pid %d)", (int)pid);
 	return 0;
-fail:
-	for (i = 0; i < made; i++) {
-		close(ours[i]);
-		close(theirs[i]);
+}
+
+int
+owner_drop_caps(char *err, size_t errlen)
+{
+	if (caps_only(probe_caps, sizeof(probe_caps) / sizeof(probe_caps[0]), 0) != 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "cannot drop CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: %s",
+		    strerror(errno));
+		return -1;
 	}
-	return -1;
+	return 0;
 }
 
 void
 owner_helper_stop(void)
 {
+	pid_t reaped = 0;
+
 	if (helper.n == 0)
 		return;
 	for (unsigned i = 0; i < helper.n; i++)
-		close(helper.fd[i]); /* it leaves at the end of its channels */
+		if (!helper.dead[i])
+			close(helper.fd[i]); /* it leaves at the end of its channels */
 	helper.n = 0;
-	for (int i = 0; i < 100 && waitpid(helper.pid, NULL, WNOHANG) == 0; i++)
+	if (helper.reaped)
+		return;
+	for (int i = 0; i < 100 && (reaped = waitpid(helper.pid, NULL, WNOHANG)) == 0; i++)
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	if (kill(helper.pid, 0) == 0) { /* still there after 1 s */
+	if (reaped == 0) { /* still there after 1 s, and still ours: not reaped */
 		kill(helper.pid, SIGKILL);
 		waitpid(helper.pid, NULL, 0);
 	}
@@ -437,6 +509,7 @@ serve(void *arg)
 	while ((got = recv(fd, &q, sizeof(q), 0)) == (ssize_t)sizeof(q)) {
 		probe(q.hint, q.uid, q.inode, &o);
 		memset(&r, 0, sizeof(r));
+		r.id = q.id;
 		r.pid = o.pid;
 		r.by_hook = o.by_hook;
 		memcpy(r.exe, o.exe, sizeof(r.exe));
@@ -451,6 +524,7 @@ owner_helper_main(int argc, char **argv)
 {
 	unsigned n = argc > 2 ? (unsigned)strtoul(argv[1], NULL, 10) : 0;
 	pid_t agent = argc > 2 ? (pid_t)strtol(argv[2], NULL, 10) : 0;
+	struct stat st;
 	pthread_t t;
 
 	if (n == 0 || n > MAX_CHANNELS)
@@ -459,6 +533,9 @@ owner_helper_main(int argc, char **argv)
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != agent) /* the agent died before the line above */
 		return 1;
+	for (unsigned i = 0; i < n; i++) /* what the agent passed, or nothing */
+		if (fstat(3 + (int)i, &st) != 0 || !S_ISSOCK(st.st_mode))
+			return 2;
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

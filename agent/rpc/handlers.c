@@ -18,6 +18,7 @@
 #include "config.h"
 #include "export.h"
 #include "log.h"
+#include "owner.h"
 #include "policies.h"
 #include "policy.h"
 #include "query.h"
@@ -330,6 +331,8 @@ rpc_health(struct rpc_core *core, char (*r)[STORE_PROBLEM_LEN], size_t max, size
 		    core->cfg->agent_id);
 	if (ss.incident[0] != '\0')
 		REASON("%s", ss.incident);
+	if (core->deps.redirect != NULL && owner_problem() != NULL)
+		REASON("%s", owner_problem());
 	if (ss.write_error[0] != '\0')
 		REASON("%s", ss.write_error);
 	if (ss.queue_depth * 2 >= core->cfg->queue_size)

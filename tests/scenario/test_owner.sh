@@ -30,9 +30,13 @@ check "the connect hook is attached" grep -q "owner: processes are found by a co
 # helper holds those two and nothing else, and the agent has neither.
 capeff() { awk '/^CapEff:/ { print $2 }' "/proc/$1/status"; }
 helper=$(pgrep -P "$AGENT_PID" -x ra-owner || true)
-check "a helper looks programs up" grep -q "owner: programs are looked up by a helper (pid $helper)" "$log"
+check "a helper looks programs up" grep -q "owner: programs are looked up by the ra-owner helper (pid $helper)" "$log"
 check_eq "the helper holds CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH only" 0000000000080004 "$(capeff "$helper")"
-check_eq "the agent has neither" 0 "$(( 0x$(capeff "$AGENT_PID") & 0x80004 ))"
+held=0
+for t in /proc/"$AGENT_PID"/task/*; do
+	held=$(( held | (0x$(awk '/^CapEff:/ { print $2 }' "$t/status") & 0x80004) ))
+done
+check_eq "no thread of the agent has either" 0 "$held"
 cat >"$WORK/policy.json" <<EOF
 {"rules": [
   {"id": "nobody-stays-home", "match": {"uids": [65534]}, "action": "block"},
@@ -131,6 +135,12 @@ start_agent "$WORK/always.conf"
 nobody_curl -o /dev/null "http://$SRV4/"
 check_eq "always: every row has the owner" "allow||65534|/usr/bin/curl" \
 	"$(last "allow||65534|/usr/bin/curl")"
+# The helper killed: the next lookup finds it gone, health says so, and the
+# rows have the uid but no program.
+kill -KILL "$(pgrep -P "$AGENT_PID" -x ra-owner)"
+nobody_curl -o /dev/null "http://$SRV4/"
+check_eq "without the helper: the uid, no program" "allow||65534|" "$(last "allow||65534|")"
+check "health is degraded, saying why" grep -q "ra-owner helper is gone" <<<"$(ctl status)"
 stop_agent
 # never, and no fair share: nothing is looked up.
 write_config "$WORK/never.conf" "[proxy]" "redirect_ports = 80, 8080" "owner_lookup = never" \
