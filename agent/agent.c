@@ -299,6 +299,21 @@ hook_call(void *ctx, const char *path, const uint8_t *req, size_t len, uint8_t *
 	    ((struct agent *)ctx)->core, path, req, len, reply, reply_len, msg, msglen);
 }
 
+/* The limits a reload may change: timeouts, retention, the fair share, degraded_after_s. */
+static void
+take_limits(struct config *to, const struct config *from)
+{
+	to->idle_timeout_s = from->idle_timeout_s;
+	to->connect_timeout_ms = from->connect_timeout_ms;
+	to->drain_timeout_ms = from->drain_timeout_ms;
+	to->retention_days = from->retention_days;
+	to->max_rows = from->max_rows;
+	to->policy_history_keep = from->policy_history_keep;
+	to->max_sessions_per_uid = from->max_sessions_per_uid;
+	to->system_uid_max = from->system_uid_max;
+	to->degraded_after_s = from->degraded_after_s;
+}
+
 /*
  * The [fleet] keys a reload may change: all but turning the fleet on or off
  * and the names the export publishes under (subject_prefix, stream,
@@ -509,15 +524,7 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	live->n_exclude_cidrs = next->n_exclude_cidrs;
 	memcpy(live->redirect_ports, next->redirect_ports, sizeof(live->redirect_ports));
 	live->n_redirect_ports = next->n_redirect_ports;
-	live->idle_timeout_s = next->idle_timeout_s;
-	live->connect_timeout_ms = next->connect_timeout_ms;
-	live->drain_timeout_ms = next->drain_timeout_ms;
-	live->retention_days = next->retention_days;
-	live->max_rows = next->max_rows;
-	live->policy_history_keep = next->policy_history_keep;
-	live->max_sessions_per_uid = next->max_sessions_per_uid;
-	live->system_uid_max = next->system_uid_max;
-	live->degraded_after_s = next->degraded_after_s;
+	take_limits(live, next);
 	memcpy(live->admins, next->admins, sizeof(live->admins));
 	live->n_admins = next->n_admins;
 	memcpy(live->readers, next->readers, sizeof(live->readers));
@@ -576,16 +583,9 @@ agent_reload(struct agent *a, struct config *running, struct config *as_loaded,
 	}
 	running->log_level = next->log_level;
 	log_set_level(next->log_level);
-	/* The limits: each part reads its own copy, set here. */
-	running->idle_timeout_s = next->idle_timeout_s;
-	running->connect_timeout_ms = next->connect_timeout_ms;
-	running->drain_timeout_ms = next->drain_timeout_ms;
-	running->retention_days = next->retention_days;
-	running->max_rows = next->max_rows;
-	running->policy_history_keep = next->policy_history_keep;
-	running->max_sessions_per_uid = next->max_sessions_per_uid;
-	running->system_uid_max = next->system_uid_max;
-	running->degraded_after_s = next->degraded_after_s; /* read by GetHealth as is */
+	/* The limits: each part reads its own copy, set here (GetHealth reads
+	 * degraded_after_s as is). */
+	take_limits(running, next);
 	workers_set_limits(a->workers, running);
 	rpc_server_set_roles(a->rpc, running, next);
 	store_set_retention(a->store, running->retention_days, running->max_rows);

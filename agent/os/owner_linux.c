@@ -1,8 +1,8 @@
 #include "owner.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/bpf.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,14 +32,15 @@ struct owner_ctx {
 
 /*
  * A cgroup BPF program on the root of the cgroup v2 hierarchy runs at every
- * IPv4 and IPv6 connect() on the host and puts, under the socket's cookie,
- * the calling process and the time. sock_diag gives the client socket's
- * cookie with its uid, so the process is one map lookup away: no search of
- * /proc, whatever descriptors anyone holds. The map is an LRU of
- * HOOK_ENTRIES: a flood of connections evicts the oldest entries, and
- * those lookups fall back to the search. The programs are attached by
- * links, which the kernel removes when the agent exits, however it exits.
- * One hook serves the whole process (every event loop's owner_ctx).
+ * TCP connect() on the host (IPv4 and IPv6) and puts, under the socket's
+ * cookie, the calling process and the time. sock_diag gives the client
+ * socket's cookie with its uid, so the candidate process is one map lookup
+ * away, whoever else holds how many descriptors; owner_probe then confirms
+ * it still holds the socket. The map is an LRU of HOOK_ENTRIES, each entry
+ * taken out when read: a flood of connections evicts the oldest, and those
+ * lookups fall back to the search. The programs are attached by links,
+ * which the kernel removes when the agent exits, however it exits. One hook
+ * serves the whole process (every event loop's owner_ctx).
  */
 #define HOOK_ENTRIES 16384
 
@@ -326,7 +326,7 @@ hook_pid(uint64_t cookie)
 	return pid;
 }
 
-/* ---- the rest: sock_diag, and the /proc search ---- */
+/* ---- sock_diag, and the lookup ---- */
 
 struct owner_ctx *
 owner_open(void)

@@ -52,6 +52,7 @@ budget_left(const struct budget *b)
 	return thread_cpu_us() < b->cpu_end && clock_mono_us() < b->wall_end;
 }
 
+/* Larger first: the newest descriptors, the newest processes. */
 static int
 cmp_int_desc(const void *a, const void *b)
 {
@@ -115,14 +116,6 @@ holds(int pid, uint32_t uid, const char *want, const struct budget *b)
 	return found;
 }
 
-static int
-cmp_desc(const void *a, const void *b)
-{
-	int x = *(const int *)a, y = *(const int *)b;
-
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
 /*
  * The process holding the socket: recent owners first, then every process,
  * newest first (a client that just started, like curl, has a high pid). The
@@ -170,7 +163,7 @@ find_pid(uint32_t uid, uint32_t inode)
 		pids[n++] = (int)p;
 	}
 	closedir(proc);
-	qsort(pids, n, sizeof(*pids), cmp_desc);
+	qsort(pids, n, sizeof(*pids), cmp_int_desc);
 	for (size_t i = 0; i < n && budget_left(&b); i++) {
 		if (holds(pids[i], uid, want, &b)) {
 			pid = pids[i];
