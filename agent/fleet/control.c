@@ -604,9 +604,8 @@ control_main(void *arg)
 	platform_thread_name("ra-fleet-ctl");
 	for (;;) {
 		struct timespec until;
-		int stopping, dirty, now;
-
 		struct config *next;
+		int stopping, dirty, now;
 
 		clock_deadline_ms(&until, c->change_due_us != 0 ? 100 : CONTROL_TICK_MS);
 		pthread_mutex_lock(&c->lock);
