@@ -163,7 +163,8 @@ find_pid(uint32_t uid, uint32_t inode)
 		pids[n++] = (int)p;
 	}
 	closedir(proc);
-	qsort(pids, n, sizeof(*pids), cmp_int_desc);
+	if (n > 0) /* pids is NULL when nothing was listed */
+		qsort(pids, n, sizeof(*pids), cmp_int_desc);
 	for (size_t i = 0; i < n && budget_left(&b); i++) {
 		if (holds(pids[i], uid, want, &b)) {
 			pid = pids[i];
