@@ -30,6 +30,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: redirect-agent [--config FILE] (--service | --foreground) [--check-config]\n"
+	    "       redirect-agent --stop-service\n"
 	    "       redirect-agent --write-config FILE [section.key=value ...]\n"
 	    "       redirect-agent --print-config | --version | --help\n"
 	    "\n"
@@ -41,6 +42,8 @@ usage(FILE *f)
 	    "                      defaults apply (see README)\n"
 	    "  -s, --service       run under the Service Control Manager (as installed)\n"
 	    "  -f, --foreground    run in this console until Ctrl+C\n"
+	    "      --stop-service  stop the installed service and wait until its process\n"
+	    "                      has exited (the installer, before it removes files)\n"
 	    "  -n, --check-config  check the configuration and exit (0 good, 78 bad)\n"
 	    "  -w, --write-config FILE\n"
 	    "                      write FILE from the settings given, each checked\n"
@@ -113,6 +116,8 @@ main(int argc, char **argv)
 	WSADATA wsa;
 	int rc;
 
+	if (argc == 2 && strcmp(argv[1], "--stop-service") == 0)
+		return service_stop_and_wait(SERVICE_NAME, 2 * SERVICE_STOP_HINT_MS) == 0 ? 0 : 1;
 	if ((rc = agent_args_parse(argc, argv, &args, &cfg, usage)) >= 0)
 		return rc;
 	if (args.service == args.foreground) {

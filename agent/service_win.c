@@ -161,6 +161,37 @@ service_start(const char *name, const struct service_ops *ops)
 }
 
 int
+service_stop_and_wait(const char *name, DWORD timeout_ms)
+{
+	SC_HANDLE scm = OpenSCManagerA(NULL, NULL, SC_MANAGER_CONNECT), svc = NULL;
+	SERVICE_STATUS_PROCESS sp;
+	SERVICE_STATUS st;
+	HANDLE proc = NULL;
+	DWORD need;
+	int rc = 0;
+
+	if (scm != NULL)
+		svc = OpenServiceA(scm, name, SERVICE_STOP | SERVICE_QUERY_STATUS);
+	if (svc != NULL &&
+	    QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (LPBYTE)&sp, sizeof(sp), &need) &&
+	    sp.dwCurrentState != SERVICE_STOPPED && sp.dwProcessId != 0) {
+		/* The process first: its handle is signalled when it is gone. */
+		proc = OpenProcess(SYNCHRONIZE, FALSE, sp.dwProcessId);
+		if (sp.dwCurrentState != SERVICE_STOP_PENDING)
+			(void)ControlService(svc, SERVICE_CONTROL_STOP, &st);
+		if (proc != NULL) {
+			rc = WaitForSingleObject(proc, timeout_ms) == WAIT_OBJECT_0 ? 0 : -1;
+			CloseHandle(proc);
+		}
+	}
+	if (svc != NULL)
+		CloseServiceHandle(svc);
+	if (scm != NULL)
+		CloseServiceHandle(scm);
+	return rc;
+}
+
+int
 service_lock_dir(const char *dir, char *err, size_t errlen)
 {
 	/* P: protected (no inherited entries); OICI: files and folders inside

@@ -39,6 +39,15 @@ struct service_ops {
  */
 DWORD service_start(const char *name, const struct service_ops *ops);
 
+/*
+ * Stop the installed service and wait, up to timeout_ms, for its process to
+ * exit: not only for its SERVICE_STOPPED, after which the process still
+ * holds its executable for a moment (the installer runs this before it
+ * removes the files: `redirect-agent --stop-service`). 0 when it is stopped
+ * (or not installed, or not running); -1 when it did not exit in time.
+ */
+int service_stop_and_wait(const char *name, DWORD timeout_ms);
+
 /* Report SERVICE_RUNNING: the agent is ready. Call once, from run(). */
 void service_ready(void);
 

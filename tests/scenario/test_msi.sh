@@ -60,6 +60,12 @@ check "the config is written after the files ($files) and before the service sta
 check_eq "only on a first install: an upgrade keeps the config" \
 	"NOT Installed AND NOT WIX_UPGRADE_DETECTED" \
 	"$(awk -F'\t' '$1 == "WriteConfig" { print $2 }' <<<"$seq")"
+stop=$(tbl CustomAction | awk -F'\t' '$1 == "StopAgent" { print $2, $4 }')
+check_eq "the stop action: deferred, not impersonated, return ignored, an installed exe (3154)" \
+	"3154 --stop-service" "$stop"
+check_eq "it runs on removal (an upgrade's too), before StopServices and RemoveFiles" \
+	"REMOVE~=\"ALL\" 1890 1900 3500" \
+	"$(awk -F'\t' '$1 == "StopAgent" { c = $2; s = $3 } $1 == "StopServices" { t = $3 } $1 == "RemoveFiles" { r = $3 } END { print c, s, t, r }' <<<"$seq")"
 check_eq "property defaults" "MARK 0x1
 AGENT_ID default" "$(tbl Property | grep -E '^(MARK|AGENT_ID)' | tr '\t' ' ')"
 
@@ -185,6 +191,8 @@ data=$(data_dir)
 rc=0
 msiexec /x "$(winepath -w "$WORK/redirect-agent-0.2.0.msi")" || rc=$?
 check_eq "msiexec /x exits 0" 0 "$rc"
+check "msiexec ran the stop action" \
+	grep -qa 'StopAgent' "$WORK/msi.log"
 check "the service is gone" not service_present
 check "the executables are gone" not test -e "$PF/redirect-agent.exe"
 check "and their folder" not test -e "$PF"
