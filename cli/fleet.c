@@ -579,12 +579,17 @@ call_unary(struct client *c, const char *method, const uint8_t *req, size_t len,
 		return s == NATS_TIMEOUT ? CLIENT_UNREACHABLE : 2;
 	}
 	if (natsMsgHeader_Get(r, "Status", &status) == NATS_OK && status != NULL) {
-		int code = atoi(status);
+		/* a gRPC status code, 1..16; anything else from a peer is UNKNOWN (2) */
+		char *end;
+		long code = strtol(status, &end, 10);
+
+		if (*end != '\0' || end == status || code < 1 || code > 16)
+			code = 2;
 
 		(void)natsMsgHeader_Get(r, "Status-Message", &text);
 		snprintf(msg, msglen, "%s", text != NULL ? text : "");
 		natsMsg_Destroy(r);
-		return code != 0 ? code : 2;
+		return (int)code;
 	}
 	*reply_len = (size_t)natsMsg_GetDataLength(r);
 	if ((*reply = malloc(*reply_len > 0 ? *reply_len : 1)) != NULL)

@@ -26,6 +26,22 @@ one_int(sqlite3 *db, const char *sql, int64_t a, int64_t *out)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Run a DELETE with ?1..?n bound to args: the rows it deleted, or -1. */
+static int
+delete_where(sqlite3 *db, const char *sql, const int64_t *args, int n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(st, i + 1, args[i]);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
+}
+
 /*
  * The newest sequence every configured sink has acknowledged: events after
  * it are still to be shipped by one of them. INT64_MAX with no sink.
@@ -126,7 +142,7 @@ retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_
 				     " ORDER BY seq LIMIT ?3)";
 	int64_t batch = policy->batch > 0 ? policy->batch : 1000;
 	int64_t cap_id = 0, cutoff = INT64_MIN, shipped, head = 0, forced = 0, ev_cap = 0;
-	int64_t max_deleted = 0;
+	int64_t max_deleted = 0, args[5];
 	sqlite3_stmt *st = NULL;
 	int deleted = 0, rc;
 
@@ -179,19 +195,14 @@ retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_
 	 * at most three per kept row (opened, relaying, closed). */
 	if (policy->max_rows > 0)
 		ev_cap = head - 3 * (int64_t)policy->max_rows;
-	if (sqlite3_prepare_v2(db, ev_sql, -1, &st, NULL) != SQLITE_OK)
+	args[0] = policy->days > 0 ? cutoff : INT64_MIN;
+	args[1] = ev_cap;
+	args[2] = batch;
+	args[3] = shipped;
+	args[4] = forced;
+	if ((rc = delete_where(db, ev_sql, args, 5)) < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, policy->days > 0 ? cutoff : INT64_MIN);
-	sqlite3_bind_int64(st, 2, ev_cap);
-	sqlite3_bind_int64(st, 3, batch);
-	sqlite3_bind_int64(st, 4, shipped);
-	sqlite3_bind_int64(st, 5, forced);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc != SQLITE_DONE)
-		goto fail;
-	deleted += sqlite3_changes(db);
+	deleted += rc;
 
 	/* The refusal counts (one row per second, uid and reason) age out with
 	 * the rows, and are capped at max_rows rows too. */
@@ -205,21 +216,16 @@ retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_
 			goto fail;
 		if (cap_at == 0)
 			cap_at = INT64_MIN; /* fewer rows than the cap */
-		if (sqlite3_prepare_v2(db,
-			"DELETE FROM refused_connections WHERE (at_us, uid, reason) IN ("
-			" SELECT at_us, uid, reason FROM refused_connections"
-			" WHERE at_us < ?1 OR at_us <= ?2 ORDER BY at_us LIMIT ?3)",
-			-1, &st, NULL) != SQLITE_OK)
+		args[0] = cutoff;
+		args[1] = cap_at;
+		args[2] = batch;
+		if ((rc = delete_where(db,
+			 "DELETE FROM refused_connections WHERE (at_us, uid, reason) IN ("
+			 " SELECT at_us, uid, reason FROM refused_connections"
+			 " WHERE at_us < ?1 OR at_us <= ?2 ORDER BY at_us LIMIT ?3)",
+			 args, 3)) < 0)
 			goto fail;
-		sqlite3_bind_int64(st, 1, cutoff);
-		sqlite3_bind_int64(st, 2, cap_at);
-		sqlite3_bind_int64(st, 3, batch);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		st = NULL;
-		if (rc != SQLITE_DONE)
-			goto fail;
-		deleted += sqlite3_changes(db);
+		deleted += rc;
 	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		return deleted;

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
@@ -87,8 +88,11 @@ holds(int pid, uint32_t uid, const char *want, const struct budget *b)
 	/* Newest descriptors first: a socket opened for this connection usually
 	 * has the highest number, even in a process that holds thousands. */
 	while ((e = readdir(d)) != NULL && budget_left(b)) {
-		if (e->d_name[0] == '.')
-			continue;
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*end != '\0' || end == e->d_name || fd < 0 || fd > INT_MAX)
+			continue; /* ".", "..": not descriptors */
 		if (n == cap) {
 			int *bigger = realloc(fds, (cap = cap ? 2 * cap : 64) * sizeof(*fds));
 
@@ -96,7 +100,7 @@ holds(int pid, uint32_t uid, const char *want, const struct budget *b)
 				break;
 			fds = bigger;
 		}
-		fds[n++] = atoi(e->d_name);
+		fds[n++] = (int)fd;
 	}
 	if (n > 0)
 		qsort(fds, n, sizeof(*fds), cmp_int_desc);
