@@ -134,8 +134,8 @@ main(int argc, char **argv)
 	r.cfg = &cfg;
 	as_loaded = cfg;
 	r.as_loaded = &as_loaded;
-	r.config_path = args.config_path != NULL &&
-				_fullpath(config_path, args.config_path, sizeof(config_path)) != NULL
+	r.config_path = args.config_path != NULL && _fullpath(config_path, args.config_path,
+							sizeof(config_path)) != NULL
 			    ? config_path
 			    : args.config_path;
 	r.service = args.service;

@@ -99,8 +99,8 @@ read_certs(const char *key, const char *path, X509 **first, char *err, size_t er
 
 /* A certificate and its key: both parse, and the key is the certificate's. */
 static int
-check_pair(const char *section, const char *cert_path, const char *key_path, char *err,
-    size_t errlen)
+check_pair(
+    const char *section, const char *cert_path, const char *key_path, char *err, size_t errlen)
 {
 	char cert_key[64], key_key[64], expired[512] = "";
 	X509 *cert = NULL;
@@ -122,8 +122,9 @@ check_pair(const char *section, const char *cert_path, const char *key_path, cha
 	ERR_clear_error();
 	BIO_free(b);
 	if (pkey == NULL) {
-		snprintf(err, errlen, "%s = %s: no PEM private key in it (or it needs a passphrase)",
-		    key_key, key_path);
+		snprintf(err, errlen,
+		    "%s = %s: no PEM private key in it (or it needs a passphrase)", key_key,
+		    key_path);
 		X509_free(cert);
 		return -1;
 	}
@@ -146,14 +147,14 @@ tls_files_check(const struct config *cfg, char *err, size_t errlen)
 	int rc, worst = 0;
 	char first_warning[512] = "";
 
-#define TAKE(call)                                                                         \
-	do {                                                                                  \
-		if ((rc = (call)) < 0)                                                        \
-			return -1;                                                            \
-		if (rc > 0 && worst == 0) {                                                   \
-			worst = 1;                                                            \
-			snprintf(first_warning, sizeof(first_warning), "%s", err);            \
-		}                                                                             \
+#define TAKE(call)                                                                                 \
+	do {                                                                                       \
+		if ((rc = (call)) < 0)                                                             \
+			return -1;                                                                 \
+		if (rc > 0 && worst == 0) {                                                        \
+			worst = 1;                                                                 \
+			snprintf(first_warning, sizeof(first_warning), "%s", err);                 \
+		}                                                                                  \
 	} while (0)
 
 	if (cfg->remote_listen[0] != '\0') {

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "log.h"
 #include "addr.h"
+#include "clock.h"
 #include "conn.h"
+#include "log.h"
 #include "parse.h"
 #include "paths.h"
 #include "version.h"
@@ -118,14 +118,17 @@ one_of(const char *opt, const char *v, const char *const *names)
 			return v;
 	for (const char *const *n = names; *n != NULL && o < sizeof(listed); n++)
 		o += (size_t)snprintf(listed + o, sizeof(listed) - o, "%s%s",
-		    n == names ? "" : n[1] == NULL ? " or " : ", ", *n);
+		    n == names     ? ""
+		    : n[1] == NULL ? " or "
+				   : ", ",
+		    *n);
 	usage_error("--%s takes %s, not '%s'", opt, listed, v);
 	return NULL;
 }
 
 /* The help rows' lists: test_cli.sh checks each word is accepted. */
-#define STATES "open, relaying, closed, failed or interrupted"
-#define VERDICTS "allow, block, bypass, forward or refuse"
+#define STATES          "open, relaying, closed, failed or interrupted"
+#define VERDICTS        "allow, block, bypass, forward or refuse"
 #define REDIRECT_STATES "none, by_self, by_other or previously_by_self"
 
 static int
@@ -389,11 +392,11 @@ static const struct command commands[] = {
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* The global options: one table for the parser and for the help. */
-#define SET_STRING(fn, field)                                                              \
-	static int fn(struct request *rq, const char *v)                                  \
-	{                                                                                  \
-		rq->field = v;                                                             \
-		return 0;                                                                  \
+#define SET_STRING(fn, field)                                                                      \
+	static int fn(struct request *rq, const char *v)                                           \
+	{                                                                                          \
+		rq->field = v;                                                                     \
+		return 0;                                                                          \
 	}
 SET_STRING(set_socket, socket_path)
 SET_STRING(set_target, target)
@@ -737,15 +740,15 @@ parse_cmd(struct request *rq, int argc, char **argv, int i)
 
 		if (g > 0 && i + g < argc &&
 		    (strcmp(argv[i + g], "--help") == 0 || strcmp(argv[i + g], "-h") == 0))
-			return arg_help(rq, argv + i, (unsigned)g) != 0 ? EXIT_USAGE
-									: (rq->action = ACT_HELP, 0);
+			return arg_help(rq, argv + i, (unsigned)g) != 0
+				   ? EXIT_USAGE
+				   : (rq->action = ACT_HELP, 0);
 		if (g > 0) {
 			const char *sp = g > 1 ? " " : "", *w2 = g > 1 ? argv[i + 1] : "";
 
-			usage_error("'%s%s%s' needs a subcommand (redirectctl help %s%s%s)", argv[i],
-			    sp, w2, argv[i], sp, w2);
-		}
-		else
+			usage_error("'%s%s%s' needs a subcommand (redirectctl help %s%s%s)",
+			    argv[i], sp, w2, argv[i], sp, w2);
+		} else
 			usage_error("unknown command '%s'", argv[i]);
 		return EXIT_USAGE;
 	}

@@ -209,10 +209,10 @@ retention_prune_batch(sqlite3 *db, const struct retention_policy *policy, int64_
 	if (policy->days > 0 || policy->max_rows > 0) {
 		int64_t cap_at = INT64_MIN;
 
-		if (policy->max_rows > 0 &&
-		    one_int(db,
-			"SELECT at_us FROM refused_connections ORDER BY at_us DESC LIMIT 1 OFFSET ?1",
-			(int64_t)policy->max_rows, &cap_at) != 0)
+		if (policy->max_rows > 0 && one_int(db,
+						"SELECT at_us FROM refused_connections ORDER BY "
+						"at_us DESC LIMIT 1 OFFSET ?1",
+						(int64_t)policy->max_rows, &cap_at) != 0)
 			goto fail;
 		if (cap_at == 0)
 			cap_at = INT64_MIN; /* fewer rows than the cap */

@@ -216,7 +216,7 @@ wfp_plan_bypass(struct wfp_plan *p, const struct policy_bypass *rules, size_t n)
 struct wfp_filters {
 	HANDLE engine;
 	FWP_BYTE_BLOB *app_id; /* the engine's memory (FwpmFreeMemory0) */
-	UINT64 *base_ids; /* the base filters (a reload replaces them) */
+	UINT64 *base_ids;      /* the base filters (a reload replaces them) */
 	size_t n_base;
 	UINT64 *bypass_ids;
 	size_t n_bypass;
@@ -458,8 +458,8 @@ wfp_filters_set_bypass(
 		snprintf(err, errlen, "WFP: out of memory");
 		return -1;
 	}
-	if (replace_filters(f->engine, f->bypass_ids, f->n_bypass, &plan, ids, "bypass", err,
-		errlen) != 0) {
+	if (replace_filters(
+		f->engine, f->bypass_ids, f->n_bypass, &plan, ids, "bypass", err, errlen) != 0) {
 		free(ids);
 		wfp_plan_free(&plan);
 		return -1;

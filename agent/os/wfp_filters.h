@@ -101,8 +101,7 @@ int wfp_filters_install(
  * Replace the base filters with cfg's (a reload changed the CIDRs or
  * ports), in one transaction. Returns 0, or -1 with err set (the old stay).
  */
-int wfp_filters_set_base(
-    struct wfp_filters *f, const struct config *cfg, char *err, size_t errlen);
+int wfp_filters_set_base(struct wfp_filters *f, const struct config *cfg, char *err, size_t errlen);
 
 /* Replace the bypass filters, in one transaction. Returns 0, or -1 with err set (the old stay). */
 int wfp_filters_set_bypass(

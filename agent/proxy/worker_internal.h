@@ -66,7 +66,7 @@ struct worker {
 	unsigned n_workers;              /* how many loops share the limits */
 	_Atomic unsigned max_per_uid;    /* this loop's share of the limit; 0: none */
 	_Atomic unsigned system_uid_max; /* [proxy] system_uid_max: a reload may change both */
-	unsigned reserve;     /* the last sessions, for system users only */
+	unsigned reserve;                /* the last sessions, for system users only */
 	/* Refused connections are counted, not recorded one by one (this second's). */
 	struct store_refusal refusals[WORKER_REFUSALS];
 	size_t n_refusals;

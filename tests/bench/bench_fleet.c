@@ -1672,8 +1672,8 @@ phase_real(struct bench *b)
 	{
 		double np50 = median_ms(n, REAL_CALLS); /* sorts n: pct_ms after it */
 
-		printf("  RESULT GetInfo over NATS (%s): p50 %.3f ms  p99 %.3f ms  errors %d\n", url,
-		    np50, pct_ms(n, REAL_CALLS, 0.99), errors);
+		printf("  RESULT GetInfo over NATS (%s): p50 %.3f ms  p99 %.3f ms  errors %d\n",
+		    url, np50, pct_ms(n, REAL_CALLS, 0.99), errors);
 		printf("  RESULT ratio NATS / gRPC (p50): %.2f\n", np50 / gp50);
 	}
 }

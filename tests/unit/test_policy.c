@@ -461,12 +461,14 @@ test_owner_rules(void **state)
 	in.exe = NULL;
 	assert_int_equal(policy_evaluate(p, &in).rule, -1);
 	policy_free(p);
-	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"block\", "
-					   "\"on_unknown\": \"allow\", \"match\": {\"dst_ports\": [1]}}]}"),
-	    "rules[0].on_unknown: only for a rule that matches uids or exe_paths"));
-	assert_non_null(strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"block\", "
-					   "\"on_unknown\": \"forward\", \"match\": {\"uids\": [1]}}]}"),
-	    "rules[0].on_unknown: not one of block, allow"));
+	assert_non_null(
+	    strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"block\", "
+			       "\"on_unknown\": \"allow\", \"match\": {\"dst_ports\": [1]}}]}"),
+		"rules[0].on_unknown: only for a rule that matches uids or exe_paths"));
+	assert_non_null(
+	    strstr(problems_of("{\"rules\": [{\"id\": \"a\", \"action\": \"block\", "
+			       "\"on_unknown\": \"forward\", \"match\": {\"uids\": [1]}}]}"),
+		"rules[0].on_unknown: not one of block, allow"));
 	p = compile_ok("{\"rules\": [{\"id\": \"u\", \"action\": \"block\", \"match\": "
 		       "{\"uids\": [1]}}]}");
 	assert_int_equal(policy_needs_owner(p), POLICY_NEEDS_UID);

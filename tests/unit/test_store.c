@@ -988,8 +988,8 @@ test_readme_record_table(void **state)
 	store_close(st);
 	assert_true(n > 0);
 	db = open_db();
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('connections')",
-			     -1, &q, NULL),
+	assert_int_equal(sqlite3_prepare_v2(
+			     db, "SELECT name FROM pragma_table_info('connections')", -1, &q, NULL),
 	    SQLITE_OK);
 	while (sqlite3_step(q) == SQLITE_ROW) {
 		const char *col = (const char *)sqlite3_column_text(q, 0);
