@@ -9,62 +9,56 @@
 # Changing an agent's groups means a new users.conf and a server reload.
 set -eu
 [ $# -ge 3 ] || { echo "usage: $0 OPERATOR_PW ADMIN_PW READER_PW [UUID:PASSWORD[:GROUP,...]]..." >&2; exit 2; }
-cat <<'LISTS'
-  READER_PUB = [
-    "$JS.API.INFO",
-    "$JS.API.STREAM.NAMES",
-    "$JS.API.STREAM.INFO.REDIRECT_CONN",
-    "$JS.API.STREAM.INFO.KV_REDIRECT_AGENTS",
-    "$JS.API.STREAM.INFO.KV_REDIRECT_POLICY",
-    "$JS.API.STREAM.MSG.GET.REDIRECT_CONN",
-    "$JS.API.CONSUMER.CREATE.REDIRECT_CONN",
-    "$JS.API.CONSUMER.CREATE.REDIRECT_CONN.>",
-    "$JS.API.CONSUMER.INFO.REDIRECT_CONN.*",
-    "$JS.API.CONSUMER.DELETE.REDIRECT_CONN.*",
-    "$JS.API.CONSUMER.MSG.NEXT.REDIRECT_CONN.*",
-    "$JS.ACK.REDIRECT_CONN.>",
-    "$JS.API.DIRECT.GET.KV_REDIRECT_AGENTS.>",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_AGENTS",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_AGENTS.>",
-    "$JS.API.CONSUMER.DELETE.KV_REDIRECT_AGENTS.*",
-    "$JS.API.DIRECT.GET.KV_REDIRECT_POLICY.>",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_POLICY",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_POLICY.>",
-    "$JS.API.CONSUMER.DELETE.KV_REDIRECT_POLICY.*",
-    "$JS.FC.>",
-    "redirect.rpc.*.Agent.GetInfo",
-    "redirect.rpc.*.Agent.GetHealth",
-    "redirect.rpc.*.Telemetry.>"
-  ]
-  # (a list cannot extend another: ADMIN_PUB repeats READER_PUB)
-  ADMIN_PUB = [
-    "$JS.API.INFO",
-    "$JS.API.STREAM.NAMES",
-    "$JS.API.STREAM.INFO.REDIRECT_CONN",
-    "$JS.API.STREAM.INFO.KV_REDIRECT_AGENTS",
-    "$JS.API.STREAM.INFO.KV_REDIRECT_POLICY",
-    "$JS.API.STREAM.MSG.GET.REDIRECT_CONN",
-    "$JS.API.CONSUMER.CREATE.REDIRECT_CONN",
-    "$JS.API.CONSUMER.CREATE.REDIRECT_CONN.>",
-    "$JS.API.CONSUMER.INFO.REDIRECT_CONN.*",
-    "$JS.API.CONSUMER.DELETE.REDIRECT_CONN.*",
-    "$JS.API.CONSUMER.MSG.NEXT.REDIRECT_CONN.*",
-    "$JS.ACK.REDIRECT_CONN.>",
-    "$JS.API.DIRECT.GET.KV_REDIRECT_AGENTS.>",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_AGENTS",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_AGENTS.>",
-    "$JS.API.CONSUMER.DELETE.KV_REDIRECT_AGENTS.*",
-    "$JS.API.DIRECT.GET.KV_REDIRECT_POLICY.>",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_POLICY",
-    "$JS.API.CONSUMER.CREATE.KV_REDIRECT_POLICY.>",
-    "$JS.API.CONSUMER.DELETE.KV_REDIRECT_POLICY.*",
-    "$JS.FC.>",
-    "redirect.rpc.*.Agent.>",
-    "redirect.rpc.*.Telemetry.>",
-    "$KV.REDIRECT_POLICY.>",
-    "redirect.rpc.*.Policy.>"
-  ]
-LISTS
+# What both console users may publish (the stream, the buckets: reading),
+# then what only a reader's and only an admin's list adds.
+BOTH='
+$JS.API.INFO
+$JS.API.STREAM.NAMES
+$JS.API.STREAM.INFO.REDIRECT_CONN
+$JS.API.STREAM.INFO.KV_REDIRECT_AGENTS
+$JS.API.STREAM.INFO.KV_REDIRECT_POLICY
+$JS.API.STREAM.MSG.GET.REDIRECT_CONN
+$JS.API.CONSUMER.CREATE.REDIRECT_CONN
+$JS.API.CONSUMER.CREATE.REDIRECT_CONN.>
+$JS.API.CONSUMER.INFO.REDIRECT_CONN.*
+$JS.API.CONSUMER.DELETE.REDIRECT_CONN.*
+$JS.API.CONSUMER.MSG.NEXT.REDIRECT_CONN.*
+$JS.ACK.REDIRECT_CONN.>
+$JS.API.DIRECT.GET.KV_REDIRECT_AGENTS.>
+$JS.API.CONSUMER.CREATE.KV_REDIRECT_AGENTS
+$JS.API.CONSUMER.CREATE.KV_REDIRECT_AGENTS.>
+$JS.API.CONSUMER.DELETE.KV_REDIRECT_AGENTS.*
+$JS.API.DIRECT.GET.KV_REDIRECT_POLICY.>
+$JS.API.CONSUMER.CREATE.KV_REDIRECT_POLICY
+$JS.API.CONSUMER.CREATE.KV_REDIRECT_POLICY.>
+$JS.API.CONSUMER.DELETE.KV_REDIRECT_POLICY.*
+$JS.FC.>
+'
+READER_ALSO='
+redirect.rpc.*.Agent.GetInfo
+redirect.rpc.*.Agent.GetHealth
+redirect.rpc.*.Telemetry.>
+'
+ADMIN_ALSO='
+redirect.rpc.*.Agent.>
+redirect.rpc.*.Telemetry.>
+$KV.REDIRECT_POLICY.>
+redirect.rpc.*.Policy.>
+'
+# list NAME SUBJECTS...: a nats-server list variable, one quoted subject a line
+list() {
+	name=$1
+	shift
+	echo "  $name = ["
+	printf '%s\n' "$@" | sed 's/.*/    "&"/; $!s/$/,/'
+	echo "  ]"
+}
+set -f # the subjects hold * and >: split them into words, never glob them
+# shellcheck disable=SC2086 # one subject a word
+list READER_PUB $BOTH $READER_ALSO
+# shellcheck disable=SC2086
+list ADMIN_PUB $BOTH $ADMIN_ALSO
+set +f
 echo "users = ["
 echo "  { user: \"operator\", password: \"$1\", permissions: { publish: \">\", subscribe: \">\" } }"
 echo "  { user: \"admin\", password: \"$2\","
